@@ -91,10 +91,10 @@ func classifyErr(err error) Category {
 		return CategoryNetwork
 	}
 	var (
-		ne  net.Error
-		oe  *net.OpError
-		de  *net.DNSError
-		ue  *url.Error
+		ne net.Error
+		oe *net.OpError
+		de *net.DNSError
+		ue *url.Error
 	)
 	if errors.As(err, &oe) || errors.As(err, &de) {
 		return CategoryNetwork

@@ -1,0 +1,77 @@
+// Package store keeps usage snapshots as versions per account. The Store
+// interface lets another backend replace the embedded file store.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/claude-usage/widget/shared"
+)
+
+// Version is one stored snapshot with its place in the account's history.
+type Version struct {
+	ID       string    // xid, never changes
+	Number   int       // 1 = oldest, by ScrapedAt (ties by arrival)
+	Total    int       // versions of the account when read
+	StoredAt time.Time // when the server stored it
+	Snapshot shared.Snapshot
+}
+
+// SaveRequest is one snapshot to store. IdempotencyKey may be empty; when
+// set, BodyHash identifies the request body so that a replay with the same
+// key and the same body returns the original result, and the same key with a
+// different body fails with shared.CodeIdempotencyKeyReused.
+type SaveRequest struct {
+	Snapshot       shared.Snapshot
+	IdempotencyKey string
+	BodyHash       string
+}
+
+// SaveResult is what a save returns; Replayed is true when the idempotency
+// key was seen before and nothing new was written.
+type SaveResult struct {
+	Version  Version
+	Replayed bool
+}
+
+// Status is what health needs to know about the store.
+type Status struct {
+	Dir          string
+	Writable     bool
+	WriteErr     error // why not writable, nil when writable
+	FreeBytes    uint64
+	CorruptFiles int
+	Breaker      shared.State
+}
+
+// Store is the storage contract. Every error returned is a *shared.Error
+// with a storage or not-found code.
+type Store interface {
+	// Save stores a snapshot durably (or replays an idempotent one).
+	Save(ctx context.Context, req SaveRequest) (SaveResult, error)
+	// Latest returns the version with the newest ScrapedAt.
+	// shared.CodeNoData when the account has none.
+	Latest(ctx context.Context, account string) (Version, error)
+	// ByNumber returns version n (1 = oldest; negative counts from the
+	// newest, -1 = latest). shared.CodeVersionNotFound names the range.
+	ByNumber(ctx context.Context, account string, n int) (Version, error)
+	// Nearest returns the version whose ScrapedAt is nearest to t (ties go
+	// to the older one).
+	Nearest(ctx context.Context, account string, t time.Time) (Version, error)
+	// History returns versions with ScrapedAt >= since (zero: all), oldest
+	// first, at most limit of the newest ones.
+	History(ctx context.Context, account string, since time.Time, limit int) ([]Version, error)
+	// Accounts lists accounts that have at least one version, sorted.
+	Accounts() []string
+	// Count is the number of versions of an account.
+	Count(account string) int
+	// CheckWritable is canWriteToStorage: it writes, syncs and removes a
+	// probe file. It must honour ctx.
+	CheckWritable(ctx context.Context) error
+	// Status reports the store's condition for health and metrics; it does
+	// not touch the disk (the last CheckWritable result is cached).
+	Status() Status
+	// Close stops background work (retention) and waits for it.
+	Close() error
+}

@@ -1,0 +1,54 @@
+# Claude usage widget. `make run` and `make test` are the two commands a
+# newcomer needs; see README.md.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin
+WASM_PATH := $(shell $(GO) env GOROOT)/lib/wasm
+export USAGE_BIN_DIR := $(BIN)
+export USAGE_WEB_DIR := $(CURDIR)/web
+
+.PHONY: all build deps run test check bench fuzz chaos clean wasm
+
+all: build
+
+deps:
+	@bash scripts/ensure-chromium.sh
+
+build: bin/usage-server bin/usage-scraper wasm
+
+bin/usage-server: FORCE
+	$(GO) build -o $@ ./cmd/usage-server
+
+bin/usage-scraper: FORCE
+	$(GO) build -o $@ ./cmd/usage-scraper
+
+wasm:
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o web/app.wasm ./cmd/widget
+	$(GO) run ./cmd/precompress web/app.wasm
+
+FORCE:
+
+run: deps build
+	@bash scripts/run-local.sh
+
+# Every test, real Chromium included. Installs Chromium on Debian if missing.
+test: deps build
+	$(GO) test -count=1 -timeout 12m ./...
+	PATH="$$PATH:$(WASM_PATH)" GOOS=js GOARCH=wasm $(GO) test -count=1 ./shared/... ./app/...
+
+check: deps build
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) vet ./shared/... ./app/...
+	$(GO) test -race -count=1 -timeout 14m ./...
+	GOOS=js GOARCH=wasm $(GO) build ./shared/... ./app/... ./cmd/widget
+	PATH="$$PATH:$(WASM_PATH)" GOOS=js GOARCH=wasm $(GO) test -count=1 ./shared/... ./app/...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200x ./server/store/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeSnapshot -fuzztime 30s ./shared/
+
+clean:
+	rm -rf bin web/app.wasm web/app.wasm.br web/app.wasm.gz .artifacts

@@ -23,5 +23,6 @@ func unknownField(msg string) (string, bool) {
 	if j < 0 {
 		return "", false
 	}
-	return rest[:j], true
+	// An empty name would leave the error without a field path.
+	return rest[:j], j > 0
 }

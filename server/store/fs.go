@@ -1,0 +1,66 @@
+package store
+
+import (
+	"io/fs"
+	"os"
+)
+
+// FS is the slice of the filesystem the store uses. It exists so that tests
+// can inject the errors a real disk rarely produces on demand (EBUSY, EIO,
+// a hanging syscall); production uses OSFS.
+type FS interface {
+	MkdirAll(path string, perm fs.FileMode) error
+	// CreateTemp creates a new file in dir like os.CreateTemp.
+	CreateTemp(dir, pattern string) (File, error)
+	Rename(oldpath, newpath string) error
+	Remove(path string) error
+	ReadFile(path string) ([]byte, error)
+	ReadDir(path string) ([]fs.DirEntry, error)
+	Stat(path string) (fs.FileInfo, error)
+	// Statfs returns the bytes available to an unprivileged user on the
+	// filesystem holding path.
+	Statfs(path string) (free uint64, err error)
+	// SyncDir fsyncs a directory so that a rename inside it is durable.
+	SyncDir(path string) error
+}
+
+// File is the part of *os.File the store writes through.
+type File interface {
+	Name() string
+	Write(p []byte) (int, error)
+	Sync() error
+	Close() error
+}
+
+// OSFS returns the real filesystem.
+func OSFS() FS { return osFS{} }
+
+type osFS struct{}
+
+func (osFS) MkdirAll(path string, perm fs.FileMode) error { return os.MkdirAll(path, perm) }
+func (osFS) CreateTemp(dir, pattern string) (File, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+func (osFS) Rename(oldpath, newpath string) error       { return os.Rename(oldpath, newpath) }
+func (osFS) Remove(path string) error                   { return os.Remove(path) }
+func (osFS) ReadFile(path string) ([]byte, error)       { return os.ReadFile(path) }
+func (osFS) ReadDir(path string) ([]fs.DirEntry, error) { return os.ReadDir(path) }
+func (osFS) Stat(path string) (fs.FileInfo, error)      { return os.Stat(path) }
+func (osFS) Statfs(path string) (uint64, error)         { return statfsFree(path) }
+
+func (osFS) SyncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	serr := d.Sync()
+	cerr := d.Close()
+	if serr != nil {
+		return serr
+	}
+	return cerr
+}

@@ -1,0 +1,14 @@
+//go:build !(linux || darwin)
+
+package store
+
+import (
+	"errors"
+	"io/fs"
+)
+
+func statfsFree(path string) (uint64, error) {
+	return 0, &fs.PathError{Op: "statfs", Path: path, Err: errors.ErrUnsupported}
+}
+
+func ownerOf(fs.FileInfo) string { return "unknown" }

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/claude-usage/widget/shared"
+)
+
+// On-disk names. Version files sort lexically in ScrapedAt order because the
+// time comes first in a fixed-width UTC layout.
+const (
+	timeLayout    = "20060102T150405.000000000Z"
+	tmpPrefix     = ".tmp-"
+	probePrefix   = ".probe-"
+	versionsDir   = "versions"
+	corruptDir    = "corrupt"
+	recordSchema  = 1
+	maxKeyLen     = 256
+	maxHashLen    = 256
+	internMaxSize = 4096
+)
+
+var (
+	idPattern   = regexp.MustCompile(`^[0-9a-v]{20}$`)
+	filePattern = regexp.MustCompile(`^([0-9]{8}T[0-9]{6}\.[0-9]{9}Z)-([0-9a-v]{20})\.json$`)
+)
+
+// record is one version file: the snapshot plus what is needed to rebuild the
+// index (arrival order, idempotency) from the files alone.
+type record struct {
+	Schema         int             `json:"schema"`
+	ID             string          `json:"id"`
+	StoredAt       time.Time       `json:"storedAt"`
+	Seq            uint64          `json:"seq"`
+	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+	BodyHash       string          `json:"bodyHash,omitempty"`
+	Snapshot       shared.Snapshot `json:"snapshot"`
+}
+
+func fileName(scrapedAt time.Time, id string) string {
+	return scrapedAt.UTC().Format(timeLayout) + "-" + id + ".json"
+}
+
+// parseRecord decodes and checks one version file named name in account's
+// versions directory. Any error means the file is corrupt.
+func parseRecord(data []byte, account, name string) (record, error) {
+	m := filePattern.FindStringSubmatch(name)
+	if m == nil {
+		return record{}, fmt.Errorf("file name %q is not <time>-<xid>.json", name)
+	}
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return record{}, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if r.Schema != recordSchema {
+		return record{}, fmt.Errorf("schema %d, want %d", r.Schema, recordSchema)
+	}
+	if r.ID != m[2] {
+		return record{}, fmt.Errorf("id %q does not match the file name", r.ID)
+	}
+	if r.Seq == 0 || r.StoredAt.IsZero() {
+		return record{}, errors.New("seq or storedAt missing")
+	}
+	if r.Snapshot.Account != account {
+		return record{}, fmt.Errorf("account %q does not match the directory %q", r.Snapshot.Account, account)
+	}
+	t, err := time.Parse(timeLayout, m[1])
+	if err != nil || !t.Equal(r.Snapshot.ScrapedAt) {
+		return record{}, fmt.Errorf("scrapedAt %s does not match the file name", r.Snapshot.ScrapedAt.Format(time.RFC3339Nano))
+	}
+	// Validate against the snapshot's own time: the future-skew rule was
+	// checked on arrival and must not reject old files after a clock change.
+	if err := r.Snapshot.Validate(r.Snapshot.ScrapedAt); err != nil {
+		return record{}, fmt.Errorf("snapshot invalid: %w", err)
+	}
+	if len(r.IdempotencyKey) > maxKeyLen || len(r.BodyHash) > maxHashLen {
+		return record{}, errors.New("idempotency key or body hash too long")
+	}
+	r.StoredAt = r.StoredAt.UTC()
+	r.Snapshot.ScrapedAt = r.Snapshot.ScrapedAt.UTC()
+	return r, nil
+}

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/claude-usage/widget/shared"
+)
+
+// metrics is the server's own Prometheus registry (not the global one, so
+// that several servers in one test binary do not collide).
+type metrics struct {
+	reg           *prometheus.Registry
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	writeDuration prometheus.Histogram
+	writeFailures *prometheus.CounterVec
+	replays       prometheus.Counter
+	rateLimited   prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usage_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "usage_http_request_duration_seconds", Help: "HTTP request latency by route and method.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+		writeDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "usage_store_write_duration_seconds", Help: "Duration of store saves, failed ones included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		writeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usage_store_write_failures_total", Help: "Failed store saves by error code.",
+		}, []string{"code"}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_idempotent_replays_total", Help: "POSTs answered from an earlier result by Idempotency-Key.",
+		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_rate_limited_total", Help: "POSTs rejected by the rate limit.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.writeDuration, m.writeFailures, m.replays, m.rateLimited,
+		&stateCollector{s: s},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observeRequest(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+func (m *metrics) observeWrite(d time.Duration, err error) {
+	m.writeDuration.Observe(d.Seconds())
+	if err == nil {
+		return
+	}
+	code := shared.CodeInternal
+	var se *shared.Error
+	if errors.As(err, &se) {
+		code = se.Code
+	}
+	m.writeFailures.WithLabelValues(string(code)).Inc()
+}
+
+func (m *metrics) handler() fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+}
+
+// stateCollector reports the cached health state at scrape time, so the
+// gauges are never older than the health cache and never touch the disk.
+type stateCollector struct{ s *Server }
+
+var (
+	descVersions = prometheus.NewDesc("usage_versions", "Stored versions per account.", []string{"account"}, nil)
+	descAge      = prometheus.NewDesc("usage_last_snapshot_age_seconds",
+		"Age of the latest snapshot per account (from scrapedAt, by the server's clock).", []string{"account"}, nil)
+	descBreaker = prometheus.NewDesc("usage_store_breaker_state",
+		"Store circuit breaker state: 0 closed, 1 open, 2 half-open.", nil, nil)
+	descWritable = prometheus.NewDesc("usage_storage_writable", "1 when the last storage check could write.", nil, nil)
+	descFree     = prometheus.NewDesc("usage_storage_free_bytes", "Free bytes in the data directory.", nil, nil)
+	descCorrupt  = prometheus.NewDesc("usage_store_corrupt_files", "Files quarantined as corrupt.", nil, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descVersions, descAge, descBreaker, descWritable, descFree, descCorrupt} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	accounts, sv := c.s.health.view()
+	now := c.s.cfg.Now()
+	for a, v := range accounts {
+		ch <- prometheus.MustNewConstMetric(descVersions, prometheus.GaugeValue, float64(v.count), a)
+		if v.hasLatest {
+			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, max(now.Sub(v.latest), 0).Seconds(), a)
+		}
+	}
+	writable, _ := c.s.health.writable(sv)
+	w := 0.0
+	if writable {
+		w = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, float64(sv.status.Breaker))
+	ch <- prometheus.MustNewConstMetric(descWritable, prometheus.GaugeValue, w)
+	ch <- prometheus.MustNewConstMetric(descFree, prometheus.GaugeValue, float64(sv.status.FreeBytes))
+	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.GaugeValue, float64(sv.status.CorruptFiles))
+}

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/claude-usage/widget/server/store"
+	"github.com/claude-usage/widget/server/widgetmount"
+)
+
+// Version is the build version, set with -ldflags "-X ...server.Version=".
+var Version = "dev"
+
+// Run is the usage-server command: parse flags and environment, open the
+// store, listen, and shut down gracefully when ctx ends (main wires SIGTERM
+// and SIGINT into ctx). In-flight requests, writes included, finish before
+// the store is closed. --help prints the flags and returns nil.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, err := ParseOptions(args, os.Getenv, stdout)
+	if errors.Is(err, ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	level, _ := parseLevel(opts.LogLevel)
+	if opts.Verbose && level > slog.LevelDebug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := logger.With("component", "server")
+	if len(opts.APIKey) < 16 {
+		log.Warn("the write key is shorter than 16 characters; use a long random key in production")
+	}
+
+	st, err := store.Open(ctx, store.Options{
+		Dir:               opts.DataDir,
+		RetentionVersions: opts.RetentionVersions,
+		RetentionDays:     opts.RetentionDays,
+		Now:               time.Now,
+		Logger:            logger,
+	})
+	if err != nil {
+		return fmt.Errorf("server: opening the store in %s: %w", opts.DataDir, err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			log.Error("closing the store", "error", cerr.Error())
+		}
+	}()
+
+	var proxies []string
+	for _, p := range strings.Split(opts.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			proxies = append(proxies, p)
+		}
+	}
+	srv, err := New(Config{
+		APIKey:         opts.APIKey,
+		ReadToken:      opts.ReadToken,
+		PublicRead:     opts.PublicRead,
+		MetricsToken:   opts.MetricsToken,
+		DataDir:        opts.DataDir,
+		RateLimit:      opts.RateLimit,
+		TrustedProxies: proxies,
+		Verbose:        opts.Verbose,
+		Widget: &widgetmount.Options{
+			WebDir:           opts.WebDir,
+			Refresh:          opts.WidgetRefresh,
+			RetryDelay:       opts.WidgetRetryDelay,
+			BreakerThreshold: opts.WidgetThreshold,
+			BreakerCooldown:  opts.WidgetCooldown,
+			Version:          Version,
+		},
+	}, st, logger)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", opts.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listening on %s: %w", opts.Addr, err)
+	}
+	addr := ln.Addr().String()
+	fmt.Fprintf(stdout, "listening on %s\n", addr)
+	log.Info("listening on "+addr, "addr", addr, "dataDir", opts.DataDir, "publicRead", opts.PublicRead,
+		"rateLimit", opts.RateLimit, "version", Version)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.App().Listener(ln) }()
+
+	select {
+	case err := <-served:
+		// The listener failed on its own; nothing is in flight.
+		if err != nil {
+			return fmt.Errorf("server: serving: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", opts.ShutdownTimeout.String())
+	start := time.Now()
+	if err := srv.App().ShutdownWithTimeout(opts.ShutdownTimeout); err != nil {
+		log.Error("shutdown did not finish in time", "error", err.Error())
+	}
+	if err := <-served; err != nil {
+		log.Error("serving ended with an error", "error", err.Error())
+	}
+	log.Info("stopped", "durationMs", time.Since(start).Milliseconds())
+	return nil
+}

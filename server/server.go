@@ -1,0 +1,253 @@
+// Package server is the fiber backend of the usage widget: the snapshot API,
+// scraper status, health, metrics and the widget's page routes. New builds
+// the app around any store.Store; Run is the whole command.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/helmet"
+	recoverer "github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+
+	"github.com/claude-usage/widget/server/store"
+	"github.com/claude-usage/widget/server/widgetmount"
+	"github.com/claude-usage/widget/shared"
+)
+
+// ContentSecurityPolicy lets the go-app PWA run: inline bootstrap script,
+// WebAssembly compilation, same-origin fetches, manifest and service worker.
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; " +
+	"style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; " +
+	"worker-src 'self'; frame-ancestors 'none'; base-uri 'self'"
+
+// Config configures New. Zero durations take the defaults in parentheses.
+type Config struct {
+	APIKey       string // write key, required
+	ReadToken    string // read token; required unless PublicRead
+	PublicRead   bool
+	MetricsToken string // empty: /metrics is open
+
+	// DataDir is where scraper-status.json files are kept per account (the
+	// store's directory). Empty keeps scraper statuses in memory only.
+	DataDir string
+
+	RateLimit      int // POSTs per minute per key+IP; 0 disables
+	TrustedProxies []string
+
+	Now     func() time.Time // injected clock for staleness and validation
+	Verbose bool             // SYNC_VERBOSE: request/response detail, stacks
+
+	ReadTimeout  time.Duration // (10s)
+	WriteTimeout time.Duration // (15s)
+	IdleTimeout  time.Duration // (60s)
+
+	HealthCheckInterval time.Duration // writability probe period (5s)
+	HealthCheckTimeout  time.Duration // bound of one probe (2s)
+	IndexRefresh        time.Duration // refresh of the cached index view (1s)
+
+	// Widget, when set, mounts the go-app widget after the API routes.
+	Widget *widgetmount.Options
+
+	// mono is the wall clock that times storage checks (tests fake it).
+	mono func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.mono == nil {
+		c.mono = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ReadTimeout, 10*time.Second)
+	def(&c.WriteTimeout, 15*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.HealthCheckInterval, 5*time.Second)
+	def(&c.HealthCheckTimeout, 2*time.Second)
+	def(&c.IndexRefresh, time.Second)
+}
+
+// Server is the HTTP layer around a store.
+type Server struct {
+	cfg     Config
+	st      store.Store
+	log     *slog.Logger
+	app     *fiber.App
+	metrics *metrics
+	status  *statusBook
+	health  *healthCache
+
+	// routes maps each API path to its methods, for 405 with Allow.
+	routes map[string][]string
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New builds the fiber app around st and starts the background health
+// checker; Close stops it. st stays owned by the caller.
+func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
+	if st == nil {
+		return nil, errors.New("server: store is nil")
+	}
+	if cfg.APIKey == "" {
+		return nil, errors.New("server: no write key configured")
+	}
+	if cfg.ReadToken == "" && !cfg.PublicRead {
+		return nil, errors.New("server: no read token configured and public read not enabled")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.defaults()
+	s := &Server{
+		cfg:    cfg,
+		st:     st,
+		log:    logger.With("component", "server"),
+		routes: map[string][]string{},
+	}
+	var err error
+	if s.status, err = loadStatusBook(cfg.DataDir, s.log); err != nil {
+		return nil, err
+	}
+	s.health = newHealthCache(s)
+	s.metrics = newMetrics(s)
+
+	fcfg := fiber.Config{
+		AppName:               "usage-server",
+		BodyLimit:             shared.MaxBodyBytes,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		// Values from the context are copied: the idempotency key, labels
+		// and log fields outlive the request, and fasthttp reuses buffers.
+		Immutable: true,
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		fcfg.ProxyHeader = fiber.HeaderXForwardedFor
+		fcfg.EnableTrustedProxyCheck = true
+		fcfg.TrustedProxies = cfg.TrustedProxies
+		fcfg.EnableIPValidation = true
+	}
+	s.app = fiber.New(fcfg)
+	s.middleware()
+	s.register()
+	if cfg.Widget != nil {
+		if err := widgetmount.Mount(s.app, *cfg.Widget); err != nil {
+			return nil, fmt.Errorf("server: mounting the widget: %w", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.health.start(ctx, &s.wg)
+	return s, nil
+}
+
+// App is the fiber app, for Listen and for app.Test in tests.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Close stops the background health checker and waits for it. It does not
+// close the store.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+func (s *Server) middleware() {
+	s.app.Use(sanitizeRequestID)
+	s.app.Use(requestid.New(requestid.Config{
+		Header:     shared.HeaderRequestID,
+		Generator:  newRequestID,
+		ContextKey: localRequestID,
+	}))
+	s.app.Use(s.accessLog)
+	s.app.Use(recoverer.New(recoverer.Config{
+		EnableStackTrace:  true,
+		StackTraceHandler: s.logPanic,
+	}))
+	s.app.Use(helmet.New(helmet.Config{
+		XFrameOptions:         "DENY",
+		ReferrerPolicy:        "no-referrer",
+		ContentSecurityPolicy: ContentSecurityPolicy,
+		PermissionPolicy:      "camera=(), microphone=(), geolocation=()",
+		HSTSMaxAge:            31536000,
+	}))
+}
+
+// handle registers a route and remembers its path for 405 answers.
+func (s *Server) handle(method, path string, hs ...fiber.Handler) {
+	var handlers []fiber.Handler
+	for _, h := range hs {
+		if h != nil {
+			handlers = append(handlers, h)
+		}
+	}
+	s.routes[path] = append(s.routes[path], method)
+	if method == fiber.MethodGet {
+		// app.Get registers HEAD too (fasthttp drops the body).
+		s.app.Get(path, handlers...)
+		s.routes[path] = append(s.routes[path], fiber.MethodHead)
+		return
+	}
+	s.app.Add(method, path, handlers...)
+}
+
+func (s *Server) register() {
+	postLimit := s.rateLimiter()
+	s.handle(fiber.MethodPost, shared.PathUsage, postLimit, s.requireWriteKey, s.postUsage)
+	s.handle(fiber.MethodGet, shared.PathUsage, s.requireReadToken, s.getUsage)
+	s.handle(fiber.MethodGet, shared.PathHistory, s.requireReadToken, s.getHistory)
+	s.handle(fiber.MethodPost, shared.PathScraperStatus, postLimit, s.requireWriteKey, s.postScraperStatus)
+	s.handle(fiber.MethodGet, shared.PathHealth, s.getHealth)
+	s.handle(fiber.MethodGet, shared.PathMetrics, s.requireMetricsToken, s.metrics.handler())
+	// API paths never fall through to the widget's page routes: an unknown
+	// API path is a 404 with the error body, a known one with the wrong
+	// method a 405.
+	s.app.Use(s.apiFallback)
+}
+
+func (s *Server) apiFallback(c *fiber.Ctx) error {
+	p := strings.TrimRight(strings.ToLower(c.Path()), "/")
+	if p != "/api" && !strings.HasPrefix(p, "/api/") && p != shared.PathMetrics {
+		return c.Next()
+	}
+	if methods, ok := s.routes[p]; ok {
+		c.Set(fiber.HeaderAllow, strings.Join(methods, ", "))
+		return &shared.Error{Code: shared.CodeMethodNotAllowed,
+			Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", c.Method(), p, strings.Join(methods, ", "))}
+	}
+	return notFound(c)
+}
+
+func notFound(c *fiber.Ctx) error {
+	return &shared.Error{Code: shared.CodeNotFound,
+		Message: fmt.Sprintf("no route for %s %s", c.Method(), truncateRunes(c.Path(), 200))}
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

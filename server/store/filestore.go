@@ -525,7 +525,7 @@ func (s *FileStore) runProbe(p *probeCall) {
 	defer s.bg.Done()
 	var serr *shared.Error
 	if err := s.retry(s.ctx, "probe", s.probeOnce); err != nil {
-		serr = s.writeError("checking", s.dir, err)
+		serr = s.writeError("writing a probe file in", s.dir, err)
 	}
 	free, ferr := s.fs.Statfs(s.dir)
 	s.stMu.Lock()
@@ -718,7 +718,6 @@ func (s *FileStore) write(ctx context.Context, snap shared.Snapshot, req SaveReq
 	adir := filepath.Join(s.dir, snap.Account)
 	vdir := filepath.Join(adir, versionsDir)
 	final := filepath.Join(vdir, fileName(snap.ScrapedAt, r.ID))
-	errDir := vdir
 	err = s.retry(ctx, "save", func() error {
 		if err := s.ensureDirs(adir, vdir); err != nil {
 			return err
@@ -726,10 +725,7 @@ func (s *FileStore) write(ctx context.Context, snap shared.Snapshot, req SaveReq
 		return s.writeFile(vdir, final, data)
 	})
 	if err != nil {
-		if _, serr := s.fs.Stat(vdir); serr != nil {
-			errDir = adir
-		}
-		return Version{}, s.writeError("writing", errDir, err)
+		return Version{}, s.writeError("writing", vdir, err)
 	}
 
 	e := &entry{id: r.ID, seq: seq, storedAt: r.StoredAt, key: req.IdempotencyKey, hash: req.BodyHash}

@@ -133,8 +133,7 @@ func ParseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.Usage = func() { writeUsage(stdout, docs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return o, ErrHelp
+			return o, ErrHelp // the flag package has printed the usage
 		}
 		return o, fmt.Errorf("server: %w (see --help)", err)
 	}

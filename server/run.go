@@ -95,6 +95,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("listening on "+addr, "addr", addr, "dataDir", opts.DataDir, "publicRead", opts.PublicRead,
 		"rateLimit", opts.RateLimit, "version", Version)
 
+	return serve(ctx, srv, ln, opts.ShutdownTimeout, log)
+}
+
+// serve answers on ln until ctx ends, then stops accepting connections and
+// waits up to timeout for requests in flight (a POST in the middle of its
+// write finishes and gets its answer) before returning.
+func serve(ctx context.Context, srv *Server, ln net.Listener, timeout time.Duration, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.App().Listener(ln) }()
 
@@ -107,9 +114,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", opts.ShutdownTimeout.String())
+	log.Info("shutting down", "timeout", timeout.String())
 	start := time.Now()
-	if err := srv.App().ShutdownWithTimeout(opts.ShutdownTimeout); err != nil {
+	if err := srv.App().ShutdownWithTimeout(timeout); err != nil {
 		log.Error("shutdown did not finish in time", "error", err.Error())
 	}
 	if err := <-served; err != nil {

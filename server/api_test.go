@@ -806,3 +806,29 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Error("CSP blocks WebAssembly")
 	}
 }
+
+func TestRateLimitPerClientBehindTrustedProxy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		proxies []string
+		second  int // status of a POST from another client after one from 1.1.1.1
+	}{
+		// app.Test connects from 0.0.0.0.
+		{"trusted proxy: X-Forwarded-For is the client", []string{"0.0.0.0"}, http.StatusCreated},
+		{"no trusted proxy: the header is ignored", nil, http.StatusTooManyRequests},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, withConfig(func(c *Config) { c.RateLimit = 1; c.TrustedProxies = tt.proxies }))
+			if r := e.post(snap("default", t0, 1), "X-Forwarded-For", "1.1.1.1"); r.status != http.StatusCreated {
+				t.Fatalf("first POST = %d %s", r.status, r.body)
+			}
+			if r := e.post(snap("default", t0.Add(time.Second), 1), "X-Forwarded-For", "2.2.2.2"); r.status != tt.second {
+				t.Errorf("POST from another client = %d, want %d", r.status, tt.second)
+			}
+			wantError(t, e.post(snap("default", t0.Add(2*time.Second), 1), "X-Forwarded-For", "1.1.1.1"),
+				http.StatusTooManyRequests, shared.CodeRateLimited)
+		})
+	}
+}

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -26,7 +28,21 @@ import (
 var serverBin string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
+	code := runTests(m)
+	if code == 0 {
+		// Every server, store, health checker and listener the tests start
+		// must have stopped by now. fasthttp keeps a process-wide date
+		// ticker, and its worker-pool cleaner notices a stopped server only
+		// at its next 10 s tick; both are fasthttp's, not ours.
+		if err := goleak.Find(
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "server tests: goroutines leaked:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 func runTests(m *testing.M) int {

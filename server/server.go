@@ -48,6 +48,7 @@ type Config struct {
 	ReadTimeout  time.Duration // (10s)
 	WriteTimeout time.Duration // (15s)
 	IdleTimeout  time.Duration // (60s)
+	SaveTimeout  time.Duration // bound of one store save, queueing included (10s)
 
 	HealthCheckInterval time.Duration // writability probe period (5s)
 	HealthCheckTimeout  time.Duration // bound of one probe (2s)
@@ -75,6 +76,7 @@ func (c *Config) defaults() {
 	def(&c.ReadTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 15*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.SaveTimeout, 10*time.Second)
 	def(&c.HealthCheckInterval, 5*time.Second)
 	def(&c.HealthCheckTimeout, 2*time.Second)
 	def(&c.IndexRefresh, time.Second)

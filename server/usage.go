@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -74,8 +75,12 @@ func (s *Server) postUsage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Bounded so that a request queued behind a hanging write gives up with
+	// a storage error instead of holding its connection forever.
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.SaveTimeout)
+	defer cancel()
 	start := time.Now()
-	res, err := s.st.Save(c.UserContext(), store.SaveRequest{Snapshot: snap, IdempotencyKey: idem, BodyHash: hash})
+	res, err := s.st.Save(ctx, store.SaveRequest{Snapshot: snap, IdempotencyKey: idem, BodyHash: hash})
 	s.metrics.observeWrite(time.Since(start), err)
 	if err != nil {
 		return err

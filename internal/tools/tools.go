@@ -10,6 +10,7 @@ import (
 	_ "github.com/chromedp/chromedp"
 	_ "github.com/gofiber/fiber/v2"
 	_ "github.com/gofiber/fiber/v2/middleware/adaptor"
+	_ "github.com/gofiber/fiber/v2/middleware/limiter"
 	_ "github.com/maxence-charriere/go-app/v10/pkg/app"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"

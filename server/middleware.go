@@ -6,13 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"log/slog"
-	"math"
 	"net/http"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -316,73 +315,32 @@ func bearer(c *fiber.Ctx) (string, bool) {
 	return tok, tok != ""
 }
 
-// rateLimiter limits POSTs per write key and client IP in fixed one-minute
-// windows. It is our own small middleware because fiber's limiter needs
-// github.com/tinylib/msgp, which is not in go.mod. The key is hashed so
-// that no secret sits in the limiter's map.
+// rateLimiter limits POSTs per write key and client IP with fiber's
+// limiter (fixed one-minute window). The key is hashed so that no secret
+// sits in the limiter's storage. fiber sets only Retry-After when the limit
+// is reached; the X-RateLimit-* headers are added here so that a client
+// sees the same headers on a 429 as on every other POST.
 func (s *Server) rateLimiter() fiber.Handler {
 	if s.cfg.RateLimit <= 0 {
 		return nil
 	}
-	rl := &rateLimit{limit: s.cfg.RateLimit, window: time.Minute, now: s.cfg.Now,
-		m: map[string]*rateWindow{}, nextSweep: rateSweepAt}
-	return func(c *fiber.Ctx) error {
-		h := sha256.Sum256([]byte(c.Get(shared.HeaderAPIKey)))
-		remaining, reset, ok := rl.take(hex.EncodeToString(h[:8]) + "|" + c.IP())
-		secs := strconv.FormatInt(int64(math.Ceil(reset.Seconds())), 10)
-		c.Set("X-RateLimit-Limit", strconv.Itoa(rl.limit))
-		c.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
-		c.Set("X-RateLimit-Reset", secs)
-		if !ok {
+	limit := strconv.Itoa(s.cfg.RateLimit)
+	return limiter.New(limiter.Config{
+		Max:        s.cfg.RateLimit,
+		Expiration: time.Minute,
+		Storage:    newLimitStore(),
+		KeyGenerator: func(c *fiber.Ctx) string {
+			h := sha256.Sum256([]byte(c.Get(shared.HeaderAPIKey)))
+			return hex.EncodeToString(h[:8]) + "|" + c.IP()
+		},
+		LimitReached: func(c *fiber.Ctx) error {
 			s.metrics.rateLimited.Inc()
-			c.Set(fiber.HeaderRetryAfter, secs)
+			secs := string(c.Response().Header.Peek(fiber.HeaderRetryAfter))
+			c.Set("X-RateLimit-Limit", limit)
+			c.Set("X-RateLimit-Remaining", "0")
+			c.Set("X-RateLimit-Reset", secs)
 			return &shared.Error{Code: shared.CodeRateLimited,
-				Message: fmt.Sprintf("more than %d POSTs per minute from this key and address; retry in %s s", rl.limit, secs)}
-		}
-		return c.Next()
-	}
-}
-
-type rateLimit struct {
-	limit  int
-	window time.Duration
-	now    func() time.Time
-
-	mu        sync.Mutex
-	m         map[string]*rateWindow
-	nextSweep int // sweeping at doubling sizes keeps take amortised O(1)
-}
-
-type rateWindow struct {
-	count int
-	reset time.Time
-}
-
-const rateSweepAt = 10000
-
-// take counts one request for key and reports the remaining requests in
-// the window, the time until it resets, and whether the request may pass.
-func (r *rateLimit) take(key string) (remaining int, reset time.Duration, ok bool) {
-	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.m) >= r.nextSweep {
-		for k, w := range r.m {
-			if !now.Before(w.reset) {
-				delete(r.m, k)
-			}
-		}
-		r.nextSweep = max(rateSweepAt, 2*len(r.m))
-	}
-	w, found := r.m[key]
-	if !found || !now.Before(w.reset) {
-		w = &rateWindow{reset: now.Add(r.window)}
-		r.m[key] = w
-	}
-	w.count++
-	reset = max(w.reset.Sub(now), time.Second)
-	if w.count > r.limit {
-		return 0, reset, false
-	}
-	return r.limit - w.count, reset, true
+				Message: fmt.Sprintf("more than %s POSTs per minute from this key and address; retry in %s s", limit, secs)}
+		},
+	})
 }

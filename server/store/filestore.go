@@ -246,34 +246,30 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 	if err != nil {
 		return s.readError("listing", vdir, err)
 	}
-	ix := &accountIndex{entries: make([]*entry, 0, len(ents))}
-	ids := make(map[string]bool, len(ents))
+	var files []string
 	for _, de := range ents {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("storage: opening %s: %w", s.dir, err)
-		}
 		name := de.Name()
 		path := filepath.Join(vdir, name)
-		if strings.HasPrefix(name, tmpPrefix) {
+		switch {
+		case strings.HasPrefix(name, tmpPrefix):
 			s.removeOrphan(path)
-			continue
+		case de.IsDir():
+		case filePattern.MatchString(name):
+			files = append(files, name)
+		case strings.HasSuffix(name, ".json"):
+			s.quarantine(account, name, errors.New("file name is not <time>-<xid>.json"))
+		default:
+			s.log.Warn("ignoring a file that is not a version", "path", path)
 		}
-		if de.IsDir() {
-			continue
-		}
-		if !filePattern.MatchString(name) {
-			if strings.HasSuffix(name, ".json") {
-				s.quarantine(account, name, errors.New("file name is not <time>-<xid>.json"))
-			} else {
-				s.log.Warn("ignoring a file that is not a version", "path", path)
-			}
-			continue
-		}
-		data, err := s.fs.ReadFile(path)
-		if err != nil {
-			return s.readError("reading", path, err)
-		}
-		r, perr := parseRecord(data, account, name)
+	}
+	parsed, err := s.readRecords(ctx, account, vdir, files)
+	if err != nil {
+		return err
+	}
+	ix := &accountIndex{entries: make([]*entry, 0, len(files))}
+	ids := make(map[string]bool, len(files))
+	for i, name := range files {
+		r, perr := parsed[i].r, parsed[i].err
 		if perr == nil && ids[r.ID] {
 			perr = fmt.Errorf("duplicate id %s", r.ID)
 		}
@@ -306,6 +302,57 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 	}
 	s.log.Info("loaded account", "account", account, "versions", len(ix.entries))
 	return nil
+}
+
+type parsed struct {
+	r   record
+	err error // the file's content is corrupt
+}
+
+// readRecords reads and parses files with a few workers: Open of a large
+// store is bound by per-file syscalls, which overlap well. A read error (as
+// opposed to a corrupt file) fails the whole load.
+func (s *FileStore) readRecords(ctx context.Context, account, vdir string, files []string) ([]parsed, error) {
+	out := make([]parsed, len(files))
+	workers := min(4, len(files))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				path := filepath.Join(vdir, files[i])
+				data, err := s.fs.ReadFile(path)
+				if err != nil {
+					cancel(s.readError("reading", path, err))
+					continue
+				}
+				r, perr := parseRecord(data, account, files[i])
+				out[i] = parsed{r, perr}
+			}
+		}()
+	}
+feed:
+	for i := range files {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		var se *shared.Error
+		if errors.As(err, &se) {
+			return nil, se
+		}
+		return nil, fmt.Errorf("storage: opening %s: %w", s.dir, err)
+	}
+	return out, nil
 }
 
 // quarantine moves a file that does not parse to <account>/corrupt/ so that

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestMemoryAt10000Versions checks the index's share of the 40 MB RSS
+// budget: 10 000 versions (three meters each) must fit in 15 MB of heap.
+func TestMemoryAt10000Versions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 10 000 fixture files; skipped with -short")
+	}
+	dir := t.TempDir()
+	writeFixture(t, dir, "default", 10000, t0)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s, err := Open(context.Background(), Options{Dir: dir, Logger: testLogger(), Now: func() time.Time { return t0 }, RetentionVersions: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if got, want := s.Count("default"), 10000; got != want {
+		t.Fatalf("Count = %d, want %d", got, want)
+	}
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap for 10 000 versions: %.1f MB (%d bytes/version)", float64(heap)/1e6, heap/10000)
+	if heap > 15<<20 {
+		t.Errorf("index of 10 000 versions uses %d bytes of heap, want at most 15 MiB", heap)
+	}
+	runtime.KeepAlive(s)
+}
+
+func BenchmarkSave(b *testing.B) {
+	s, _, _ := openTest(b, b.TempDir(), func(o *Options) { o.RetentionVersions = 1 << 30 })
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Save(ctx, SaveRequest{Snapshot: snap("default", t0.Add(time.Duration(i)*time.Second), 1)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchStore(b *testing.B, n int) *FileStore {
+	b.Helper()
+	dir := b.TempDir()
+	writeFixture(b, dir, "default", n, t0)
+	s, _, _ := openTest(b, dir, func(o *Options) { o.RetentionVersions = 1 << 30 })
+	if got := s.Count("default"); got != n {
+		b.Fatalf("Count = %d, want %d", got, n)
+	}
+	return s
+}
+
+func BenchmarkReads(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{100, 1000, 10000} {
+		s := benchStore(b, n)
+		b.Run(fmt.Sprintf("Latest/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := s.Latest(ctx, "default"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("Nearest/%d", n), func(b *testing.B) {
+			at := t0.Add(-time.Duration(n/3) * time.Minute).Add(17 * time.Second)
+			for b.Loop() {
+				if _, err := s.Nearest(ctx, "default", at); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("ByNumber/%d", n), func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.ByNumber(ctx, "default", 1+i%n); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		_ = s.Close()
+	}
+}
+
+func BenchmarkOpen10000(b *testing.B) {
+	dir := b.TempDir()
+	writeFixture(b, dir, "default", 10000, t0)
+	opts := Options{Dir: dir, Logger: testLogger(), Now: func() time.Time { return t0 }, RetentionVersions: 1 << 30}
+	for b.Loop() {
+		s, err := Open(context.Background(), opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := s.Count("default"); got != 10000 {
+			b.Fatalf("Count = %d", got)
+		}
+		_ = s.Close()
+	}
+}

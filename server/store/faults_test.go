@@ -45,7 +45,11 @@ func TestWriteErrorsAndRetries(t *testing.T) {
 			dir := t.TempDir()
 			ffs := newFaultFS()
 			ffs.setFree(1234)
-			s, _, sl := openTest(t, dir, func(o *Options) { o.FS = ffs })
+			var codes []shared.Code
+			s, _, sl := openTest(t, dir, func(o *Options) {
+				o.FS = ffs
+				o.OnWrite = func(_ time.Duration, c shared.Code) { codes = append(codes, c) }
+			})
 			// The version write fails; the write check before it does not.
 			vdir := filepath.Join(s.Dir(), "default", versionsDir)
 			ffs.add(&fault{op: "CreateTemp", path: vdir + "/", err: tc.errno, times: tc.times})
@@ -53,6 +57,9 @@ func TestWriteErrorsAndRetries(t *testing.T) {
 			res, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0, 5)})
 			if got := codeOf(err); got != tc.wantCode {
 				t.Fatalf("code = %q, want %q (err %v)", got, tc.wantCode, err)
+			}
+			if got, want := codes, []shared.Code{tc.wantCode}; !slices.Equal(got, want) {
+				t.Errorf("OnWrite codes = %q, want %q", got, want)
 			}
 			if got, want := sl.Waits(), tc.wantWaits; !slices.Equal(got, want) {
 				t.Errorf("waits = %v, want %v", got, want)

@@ -546,16 +546,39 @@ func (s *FileStore) Close() error {
 // share one probe; a caller whose ctx ends stops waiting while the probe
 // finishes in the background (a hung syscall cannot be interrupted).
 func (s *FileStore) CheckWritable(ctx context.Context) error {
+	// closeMu keeps a probe from starting once Close waits for background
+	// work: a probe after Close would outlive the store.
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return shared.Errorf(shared.CodeStorageUnavailable, "storage: the store is closed")
+	}
+	p := s.startProbe()
+	s.closeMu.RUnlock()
+	return s.waitProbe(ctx, p)
+}
+
+// checkWritable is CheckWritable for a Save in flight: Close waits for
+// saves before it waits for background work, so the probe may start even
+// while Close is waiting.
+func (s *FileStore) checkWritable(ctx context.Context) error {
+	return s.waitProbe(ctx, s.startProbe())
+}
+
+// startProbe starts a probe or joins the one in flight.
+func (s *FileStore) startProbe() *probeCall {
 	s.stMu.Lock()
-	p := s.probe
-	if p == nil {
-		p = &probeCall{done: make(chan struct{})}
-		s.probe = p
+	defer s.stMu.Unlock()
+	if s.probe == nil {
+		s.probe = &probeCall{done: make(chan struct{})}
 		s.probeStart = s.now()
 		s.bg.Add(1)
-		go s.runProbe(p)
+		go s.runProbe(s.probe)
 	}
-	s.stMu.Unlock()
+	return s.probe
+}
+
+func (s *FileStore) waitProbe(ctx context.Context, p *probeCall) error {
 	select {
 	case <-p.done:
 		return p.err
@@ -639,6 +662,17 @@ func (s *FileStore) Save(ctx context.Context, req SaveRequest) (SaveResult, erro
 	snap.ScrapedAt = snap.ScrapedAt.UTC()
 	if y := snap.ScrapedAt.Year(); snap.ScrapedAt.IsZero() || y < 1 || y > 9999 {
 		return SaveResult{}, errValidation("scrapedAt", "scrapedAt must be a time between years 1 and 9999")
+	}
+	// Every file written must load again at Open, where the same check runs:
+	// a snapshot that slipped past the caller's validation would otherwise
+	// be stored now and quarantined at the next restart.
+	if err := snap.Validate(snap.ScrapedAt); err != nil {
+		var ve *shared.ValidationError
+		field := ""
+		if errors.As(err, &ve) {
+			field = ve.Field()
+		}
+		return SaveResult{}, errValidation(field, "snapshot: %s", err.Error())
 	}
 	if len(req.IdempotencyKey) > maxKeyLen || len(req.BodyHash) > maxHashLen {
 		return SaveResult{}, errValidation("Idempotency-Key", "idempotency key must be at most %d characters", maxKeyLen)
@@ -745,7 +779,7 @@ func (s *FileStore) replay(account string, req SaveRequest) (SaveResult, bool, e
 // write stores one snapshot durably and adds it to the index. The caller
 // holds writeSem.
 func (s *FileStore) write(ctx context.Context, snap shared.Snapshot, req SaveRequest) (Version, error) {
-	if err := s.CheckWritable(ctx); err != nil {
+	if err := s.checkWritable(ctx); err != nil {
 		return Version{}, err
 	}
 	s.mu.Lock()
@@ -793,17 +827,18 @@ func (s *FileStore) write(ctx context.Context, snap shared.Snapshot, req SaveReq
 	return ix.version(i), nil
 }
 
-// ensureDirs creates an account's directories once per process and syncs
-// their parents so that a new account survives a crash.
+// ensureDirs creates an account's directories (again, should someone have
+// removed them) and, the first time in this process, syncs their parents so
+// that a new account survives a crash.
 func (s *FileStore) ensureDirs(adir, vdir string) error {
+	if err := s.fs.MkdirAll(vdir, 0o750); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	made := s.madeDirs[vdir]
 	s.mu.RUnlock()
 	if made {
 		return nil
-	}
-	if err := s.fs.MkdirAll(vdir, 0o750); err != nil {
-		return err
 	}
 	if err := s.fs.SyncDir(s.dir); err != nil {
 		return err

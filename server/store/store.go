@@ -41,7 +41,7 @@ type Status struct {
 	Writable     bool
 	WriteErr     error // why not writable, nil when writable
 	FreeBytes    uint64
-	CorruptFiles int
+	CorruptFiles int // files in <account>/corrupt/ at Open, earlier runs included
 	Breaker      shared.State
 }
 

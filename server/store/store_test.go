@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -183,6 +184,20 @@ func TestNoDataAndBadAccount(t *testing.T) {
 		_, err := s.Save(ctx, SaveRequest{Snapshot: snap("default", time.Time{}, 1)})
 		if got, want := codeOf(err), shared.CodeValidationFailed; got != want {
 			t.Errorf("code = %s, want %s", got, want)
+		}
+	})
+	t.Run("Save rejects a snapshot that would not load again", func(t *testing.T) {
+		sn := snap("default", t0.Add(time.Hour), 1)
+		sn.Meters[1].PercentUsed = 140
+		_, err := s.Save(ctx, SaveRequest{Snapshot: sn})
+		if got, want := codeOf(err), shared.CodeValidationFailed; got != want {
+			t.Fatalf("code = %s, want %s (err %v)", got, want, err)
+		}
+		if got, want := err.(*shared.Error).Field, "meters[1].percentUsed"; got != want {
+			t.Errorf("field = %q, want %q", got, want)
+		}
+		if got, want := s.Count("default"), 1; got != want {
+			t.Errorf("Count = %d, want %d", got, want)
 		}
 	})
 	t.Run("empty account reads as default", func(t *testing.T) {
@@ -489,7 +504,81 @@ func TestSaveAfterClose(t *testing.T) {
 	if got, want := codeOf(err), shared.CodeStorageUnavailable; got != want {
 		t.Errorf("Save after Close: code = %s, want %s", got, want)
 	}
+	if got, want := codeOf(s.CheckWritable(context.Background())), shared.CodeStorageUnavailable; got != want {
+		t.Errorf("CheckWritable after Close: code = %s, want %s", got, want)
+	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestSaveRecreatesRemovedAccountDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, _, _ := openTest(t, dir, nil)
+	mustSave(t, s, snap("default", t0, 1))
+	if err := os.RemoveAll(filepath.Join(dir, "default")); err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, s, snap("default", t0.Add(time.Minute), 2))
+	if got, want := len(listVersions(t, dir, "default")), 1; got != want {
+		t.Errorf("files = %d, want %d", got, want)
+	}
+}
+
+// TestCloseWaitsForInFlightSave holds a save at its rename, starts Close,
+// and checks that Close returns only after the save finished and that the
+// save was not cut short.
+func TestCloseWaitsForInFlightSave(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ffs := newFaultFS()
+	s, _, _ := openTest(t, dir, func(o *Options) { o.FS = ffs })
+	release := make(chan struct{})
+	ft := ffs.add(&fault{op: "Rename", path: versionsDir, block: release, times: 1})
+
+	saveErr := make(chan error, 1)
+	go func() {
+		_, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0, 1)})
+		saveErr <- err
+	}()
+	<-ft.entered
+	closed := make(chan struct{})
+	go func() {
+		_ = s.Close()
+		close(closed)
+	}()
+	for i := 0; ; i++ { // until Close has marked the store closed
+		s.closeMu.RLock()
+		c := s.closed
+		s.closeMu.RUnlock()
+		if c {
+			break
+		}
+		if i > 1e7 {
+			t.Fatal("Close never started")
+		}
+		runtime.Gosched()
+	}
+	if _, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0.Add(time.Minute), 1)}); codeOf(err) != shared.CodeStorageUnavailable {
+		t.Errorf("Save while closing = %v, want STORAGE_UNAVAILABLE", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a save was in flight")
+	default:
+	}
+	close(release)
+	<-closed
+	select {
+	case err := <-saveErr:
+		if err != nil {
+			t.Errorf("in-flight save failed: %v", err)
+		}
+	default:
+		t.Fatal("Close returned before the in-flight save")
+	}
+	if got, want := len(listVersions(t, dir, "default")), 1; got != want {
+		t.Errorf("files = %d, want %d", got, want)
 	}
 }

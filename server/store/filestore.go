@@ -650,7 +650,10 @@ func (s *FileStore) retry(ctx context.Context, what string, op func() error) err
 	}
 }
 
-// Save implements Store.
+// Save implements Store. Keys are remembered as long as their version is
+// kept: once retention removed a version its key is forgotten, which is
+// harmless because a replay of it is older than what retention keeps and is
+// removed again by the next run.
 func (s *FileStore) Save(ctx context.Context, req SaveRequest) (SaveResult, error) {
 	snap := req.Snapshot
 	if snap.Account == "" {

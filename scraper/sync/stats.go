@@ -1,0 +1,242 @@
+package sync
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	gosync "sync"
+	"time"
+
+	"github.com/claude-usage/widget/shared"
+)
+
+// StatsWindow is how many recent syncs the statistics cover (DESIGN.md).
+const StatsWindow = 10
+
+// SyncRecord is one Send: all its attempts and waits.
+type SyncRecord struct {
+	At         time.Time       `json:"at"`
+	OK         bool            `json:"ok"`
+	Attempts   int             `json:"attempts"`
+	DurationMs int64           `json:"durationMs"`
+	Category   shared.Category `json:"category,omitempty"`
+}
+
+// ErrorRecord is the latest failure, of a sync or of a scrape.
+type ErrorRecord struct {
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"` // "sync" or "scrape"
+	Category string    `json:"category"`
+	Message  string    `json:"message"`
+}
+
+// ScrapeRecord is the latest scrape's outcome.
+type ScrapeRecord struct {
+	At       time.Time `json:"at"`
+	OK       bool      `json:"ok"`
+	Category string    `json:"category"`
+	Message  string    `json:"message,omitempty"`
+}
+
+// State is what `usage-scraper status` shows; it is kept in a small JSON
+// file so that a separate process can read it.
+type State struct {
+	LastSuccess *time.Time    `json:"lastSuccess,omitempty"` // last acknowledged snapshot
+	LastError   *ErrorRecord  `json:"lastError,omitempty"`
+	LastScrape  *ScrapeRecord `json:"lastScrape,omitempty"`
+	Recent      []SyncRecord  `json:"recent"` // the last StatsWindow syncs, oldest first
+}
+
+// Stats summarises the recent syncs.
+type Stats struct {
+	Syncs       int     `json:"syncs"`
+	SuccessRate float64 `json:"successRate"` // 0..1
+	RetryRate   float64 `json:"retryRate"`   // share of syncs that needed a retry, 0..1
+	MinMs       int64   `json:"minMs"`
+	MaxMs       int64   `json:"maxMs"`
+	AvgMs       int64   `json:"avgMs"`
+}
+
+// Stats computes the statistics over s.Recent.
+func (s State) Stats() Stats {
+	var st Stats
+	st.Syncs = len(s.Recent)
+	if st.Syncs == 0 {
+		return st
+	}
+	var ok, retried int
+	var sum int64
+	st.MinMs = s.Recent[0].DurationMs
+	for _, r := range s.Recent {
+		if r.OK {
+			ok++
+		}
+		if r.Attempts > 1 {
+			retried++
+		}
+		sum += r.DurationMs
+		st.MinMs = min(st.MinMs, r.DurationMs)
+		st.MaxMs = max(st.MaxMs, r.DurationMs)
+	}
+	n := float64(st.Syncs)
+	st.SuccessRate = float64(ok) / n
+	st.RetryRate = float64(retried) / n
+	st.AvgMs = sum / int64(st.Syncs)
+	return st
+}
+
+// LogAttrs renders the statistics as slog key/value pairs.
+func (st Stats) LogAttrs() []any {
+	return []any{"syncs", st.Syncs, "successRate", st.SuccessRate, "retryRate", st.RetryRate,
+		"minMs", st.MinMs, "maxMs", st.MaxMs, "avgMs", st.AvgMs}
+}
+
+// Tracker keeps State in memory and in its file. It is safe for
+// concurrent use; a failed save is logged, never fatal: the statistics must
+// not stop the scraper.
+type Tracker struct {
+	path string
+	log  *slog.Logger
+	mu   gosync.Mutex
+	st   State
+}
+
+// OpenTracker loads the state file at path (empty path: memory only). A
+// file that does not parse is logged and replaced.
+func OpenTracker(path string, log *slog.Logger) (*Tracker, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Tracker{path: path, log: log.With("component", "sync")}
+	if path == "" {
+		return t, nil
+	}
+	st, err := ReadState(path)
+	var se *stateError
+	switch {
+	case errors.As(err, &se):
+		t.log.Warn("state file unreadable, starting fresh statistics", "file", path, "error", err.Error())
+	case err != nil:
+		return nil, err
+	default:
+		t.st = st
+	}
+	return t, nil
+}
+
+type stateError struct{ err error }
+
+func (e *stateError) Error() string { return e.err.Error() }
+func (e *stateError) Unwrap() error { return e.err }
+
+// ReadState reads a state file; a missing file is the zero State.
+func ReadState(path string) (State, error) {
+	var st State
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("sync: reading state %s: %w", path, err)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return State{}, &stateError{fmt.Errorf("sync: state %s does not parse: %w", path, err)}
+	}
+	if len(st.Recent) > StatsWindow {
+		st.Recent = st.Recent[len(st.Recent)-StatsWindow:]
+	}
+	return st, nil
+}
+
+// State returns a copy of the current state.
+func (t *Tracker) State() State {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.copyLocked()
+}
+
+func (t *Tracker) copyLocked() State {
+	st := t.st
+	st.Recent = append([]SyncRecord(nil), t.st.Recent...)
+	return st
+}
+
+// RecordSync adds one sync to the window and returns the new statistics.
+func (t *Tracker) RecordSync(r SyncRecord, errMsg string) Stats {
+	t.mu.Lock()
+	t.st.Recent = append(t.st.Recent, r)
+	if len(t.st.Recent) > StatsWindow {
+		t.st.Recent = append([]SyncRecord(nil), t.st.Recent[len(t.st.Recent)-StatsWindow:]...)
+	}
+	if r.OK {
+		at := r.At.Add(time.Duration(r.DurationMs) * time.Millisecond)
+		t.st.LastSuccess = &at
+	} else {
+		t.st.LastError = &ErrorRecord{At: r.At, Kind: "sync", Category: string(r.Category), Message: errMsg}
+	}
+	st := t.copyLocked()
+	t.mu.Unlock()
+	t.save(st)
+	return st.Stats()
+}
+
+// RecordScrape notes a scrape's outcome; a failure is also the last error.
+func (t *Tracker) RecordScrape(r ScrapeRecord) {
+	t.mu.Lock()
+	t.st.LastScrape = &r
+	if !r.OK {
+		t.st.LastError = &ErrorRecord{At: r.At, Kind: "scrape", Category: r.Category, Message: r.Message}
+	}
+	st := t.copyLocked()
+	t.mu.Unlock()
+	t.save(st)
+}
+
+func (t *Tracker) save(st State) {
+	if t.path == "" {
+		return
+	}
+	raw, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = writeFileAtomic(t.path, raw)
+	}
+	if err != nil {
+		t.log.Warn("state file not saved", "file", t.path, "error", err.Error())
+	}
+}
+
+// writeFileAtomic replaces path with data so a reader sees the old or the
+// new state, never half of one.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sync: creating %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-state-*")
+	if err != nil {
+		return fmt.Errorf("sync: creating a temp file in %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("sync: writing %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync: syncing %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sync: closing %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("sync: renaming to %s: %w", path, err)
+	}
+	return nil
+}

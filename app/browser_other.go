@@ -1,0 +1,7 @@
+//go:build !(js && wasm)
+
+package app
+
+// browserDeps has no browser to talk to on the host: go-app never mounts
+// (OnMount) there, so the server's render keeps the loading state.
+func browserDeps() *Deps { return nil }

@@ -1,0 +1,81 @@
+//go:build !(js && wasm)
+
+package app
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// HandlerOptions configure NewHandler.
+type HandlerOptions struct {
+	Settings Settings
+	// Version names the build; it must change when app.wasm changes so
+	// that the service worker replaces its cache.
+	Version string
+	// WasmRawSize is the size of the uncompressed app.wasm, 0 when unknown.
+	WasmRawSize int64
+}
+
+// Theme colours, also in web/widget.css.
+const (
+	ThemeColor      = "#1f6f5c"
+	BackgroundColor = "#f7f7f5"
+)
+
+// NewHandler returns the go-app handler for the widget. Everything it
+// references is local: go-app's default icon lives on another host, which
+// would fail offline and break the "no other host" rule.
+func NewHandler(o HandlerOptions) *app.Handler {
+	RegisterRoutes()
+	h := &app.Handler{
+		Name:            "Claude usage widget",
+		ShortName:       "Claude usage",
+		Title:           "Claude usage",
+		Description:     "How much of your Claude plan limits you have used, and when they reset.",
+		Lang:            "en",
+		BackgroundColor: BackgroundColor,
+		ThemeColor:      ThemeColor,
+		LoadingLabel:    "Loading the widget… {progress}%",
+		Icon: app.Icon{
+			Default:  "/web/icon-192.png",
+			Large:    "/web/icon-512.png",
+			SVG:      "/web/icon.svg",
+			Maskable: "/web/icon-maskable.png",
+		},
+		Styles:             []string{"/web/widget.css"},
+		CacheableResources: []string{"/web/icon.svg", "/web/icon-maskable.png"},
+		Env:                o.Settings.Env(),
+		Version:            o.Version,
+		// Resources resolves /web/... to the same path on this server; the
+		// server serves /web/ itself (app.wasm precompressed), so go-app
+		// does not need to be a file server.
+		Resources: localWeb{},
+	}
+	if o.WasmRawSize > 0 {
+		// go-app's loader counts the bytes it reads from the response
+		// body, which the browser has already decompressed: the progress
+		// must divide by the raw size, not by the br/gzip Content-Length.
+		h.WasmContentLength = strconv.FormatInt(o.WasmRawSize, 10)
+	}
+	return h
+}
+
+// localWeb resolves resources to paths on the serving host, like
+// app.LocalDir(""), without serving files itself.
+type localWeb struct{}
+
+func (localWeb) Resolve(location string) string {
+	if location == "" || location == "/" {
+		return "/"
+	}
+	if strings.HasPrefix(location, "http://") || strings.HasPrefix(location, "https://") {
+		return location
+	}
+	if location == "/web" || location == "web" || strings.HasPrefix(location, "/web/") || strings.HasPrefix(location, "web/") {
+		return "/" + strings.Trim(location, "/")
+	}
+	return location
+}

@@ -1,0 +1,15 @@
+// Command widget is the WASM side of the usage widget
+// (GOOS=js GOARCH=wasm, built into web/app.wasm by `make wasm`).
+package main
+
+import (
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	widget "github.com/claude-usage/widget/app"
+)
+
+func main() {
+	widget.RegisterRoutes()
+	// Returns at once on the host; in the browser it runs the UI loop.
+	app.RunWhenOnBrowser()
+}

@@ -1,0 +1,411 @@
+// Package runner is the scraper's scheduler: every interval it scrapes the
+// usage page, puts the snapshot in the outbox, drains the outbox oldest
+// first and reports the scrape's outcome to the server. Scraping goes on
+// whatever the sync does; repeated scrape failures back off and trip a
+// breaker so that a signed-out scraper does not hammer claude.ai.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/xid"
+
+	"github.com/claude-usage/widget/scraper/outbox"
+	"github.com/claude-usage/widget/scraper/scrapeerr"
+	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/shared"
+)
+
+// Scraper reads the usage page once. The browser implements it; errors
+// are *scrapeerr.Error.
+type Scraper interface {
+	Scrape(ctx context.Context, url string) (shared.Snapshot, error)
+}
+
+// Defaults.
+const (
+	DefaultInterval         = 5 * time.Minute
+	DefaultJitter           = 0.1
+	DefaultScrapeTimeout    = 2 * time.Minute
+	DefaultMaxSkip          = 12
+	DefaultBreakerThreshold = 3
+	// DefaultBreakerCooldown is longer than the widget's 60 s: a login
+	// problem needs a human, and claude.ai should not see a retry storm.
+	DefaultBreakerCooldown = 30 * time.Minute
+	maxStatusMessage       = 500
+)
+
+// Config configures a Runner. Scraper, Outbox and Client are required;
+// zero values of the rest take the defaults.
+type Config struct {
+	Scraper  Scraper
+	Outbox   *outbox.Outbox
+	Client   *sync.Client
+	UsageURL string
+	Account  string // written into every snapshot (shared.DefaultAccount)
+
+	Interval time.Duration // between cycle starts (DefaultInterval)
+	Jitter   float64       // ± fraction of Interval (DefaultJitter); negative disables
+	Rand     func() float64
+	// Sleep waits between cycles; nil waits on a timer.
+	Sleep  func(ctx context.Context, d time.Duration) error
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	ScrapeTimeout time.Duration // bounds one scrape (DefaultScrapeTimeout)
+	// DrainBudget bounds how long one cycle spends draining a backlog
+	// (Interval/2); the rest waits for the next cycle.
+	DrainBudget      time.Duration
+	MaxSkip          int // most cycles skipped after repeated scrape failures (DefaultMaxSkip)
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
+}
+
+// Runner runs cycles. Cycle and Run must not be called concurrently.
+type Runner struct {
+	cfg     Config
+	log     *slog.Logger
+	breaker *shared.Breaker
+
+	failures int // consecutive failed scrapes
+	skipLeft int // cycles still to skip
+}
+
+// New checks cfg and returns a Runner.
+func New(cfg Config) (*Runner, error) {
+	switch {
+	case cfg.Scraper == nil:
+		return nil, errors.New("runner: a scraper is required")
+	case cfg.Outbox == nil:
+		return nil, errors.New("runner: an outbox is required")
+	case cfg.Client == nil:
+		return nil, errors.New("runner: a sync client is required")
+	case cfg.UsageURL == "":
+		return nil, errors.New("runner: the usage page URL is required")
+	}
+	if cfg.Account == "" {
+		cfg.Account = shared.DefaultAccount
+	}
+	if !shared.AccountPattern.MatchString(cfg.Account) {
+		return nil, fmt.Errorf("runner: account %q must match %s", cfg.Account, shared.AccountPattern)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.Jitter == 0 {
+		cfg.Jitter = DefaultJitter
+	}
+	cfg.Jitter = min(max(cfg.Jitter, 0), 0.5)
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepTimer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ScrapeTimeout <= 0 {
+		cfg.ScrapeTimeout = DefaultScrapeTimeout
+	}
+	if cfg.DrainBudget <= 0 {
+		cfg.DrainBudget = cfg.Interval / 2
+	}
+	if cfg.MaxSkip <= 0 {
+		cfg.MaxSkip = DefaultMaxSkip
+	}
+	if cfg.BreakerThreshold <= 0 {
+		cfg.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if cfg.BreakerCooldown <= 0 {
+		cfg.BreakerCooldown = DefaultBreakerCooldown
+	}
+	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner")}
+	r.breaker = shared.NewBreaker(shared.BreakerConfig{
+		Name: "scrape", Threshold: cfg.BreakerThreshold, Cooldown: cfg.BreakerCooldown, Now: cfg.Now,
+		OnTransition: func(t shared.Transition) {
+			r.log.Warn("scrape breaker transition", "breaker", t.Name, "from", t.From.String(), "to", t.To.String(),
+				"failures", t.Failures, "at", t.At)
+		},
+	})
+	return r, nil
+}
+
+func sleepTimer(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Breaker is the scrape breaker, for status and tests.
+func (r *Runner) Breaker() *shared.Breaker { return r.breaker }
+
+// CycleResult is what one cycle did.
+type CycleResult struct {
+	Scraped   bool   // a scrape was attempted
+	Skipped   string // why the scrape was skipped, if it was
+	Snapshot  shared.Snapshot
+	ID        string // outbox id of the new snapshot
+	ScrapeErr error
+	Drain     DrainResult
+	Reported  bool // the scrape's outcome reached the server
+}
+
+// DrainResult is what one drain did.
+type DrainResult struct {
+	Sent, Rejected, Corrupt, Remaining int
+	// Err is the failure that stopped the drain: a retryable one after its
+	// retries, or AUTH/NOT_FOUND, which need the user. Everything not sent
+	// stays in the outbox.
+	Err error
+}
+
+// Run loops until ctx ends: a cycle at once, then one every Interval
+// (± jitter) measured from cycle start, so a slow sync does not shift the
+// scrape schedule. It returns nil when ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	r.log.Info("scraper started", "interval", r.cfg.Interval.String(), "account", r.cfg.Account, "usageUrl", r.cfg.UsageURL)
+	for {
+		start := r.cfg.Now()
+		r.Cycle(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		wait := max(r.nextInterval()-r.cfg.Now().Sub(start), 0)
+		r.log.Debug("next cycle", "inMs", wait.Milliseconds())
+		if err := r.cfg.Sleep(ctx, wait); err != nil {
+			break
+		}
+	}
+	r.log.Info("scraper stopped", "reason", context.Cause(ctx).Error())
+	return nil
+}
+
+func (r *Runner) nextInterval() time.Duration {
+	f := 1 + r.cfg.Jitter*(2*r.cfg.Rand()-1)
+	return time.Duration(float64(r.cfg.Interval) * f)
+}
+
+// Cycle scrapes (unless backing off), stores, drains and reports.
+func (r *Runner) Cycle(ctx context.Context) CycleResult {
+	var res CycleResult
+	if done, skip := r.admit(); skip != "" {
+		res.Skipped = skip
+		r.log.Info("scrape skipped", "reason", skip, "failures", r.failures)
+	} else {
+		res.Scraped = true
+		r.scrapeAndStore(ctx, done, &res)
+	}
+	if ctx.Err() != nil {
+		return res
+	}
+	res.Drain = r.Drain(ctx)
+	if res.Scraped && ctx.Err() == nil {
+		if res.Drain.Err != nil {
+			// The server just failed us; another request now would only
+			// wait again. The next cycle reports its own outcome.
+			r.log.Info("scrape status not reported: server unavailable", "category", string(sync.CategoryOf(res.Drain.Err)))
+		} else {
+			res.Reported = r.report(ctx, res.ScrapeErr)
+		}
+	}
+	return res
+}
+
+// admit decides whether this cycle scrapes. done records the outcome in
+// the breaker.
+func (r *Runner) admit() (done func(bool), skip string) {
+	if r.skipLeft > 0 {
+		r.skipLeft--
+		return nil, fmt.Sprintf("backing off after %d failed scrapes, %d more cycle(s) to skip", r.failures, r.skipLeft)
+	}
+	done, err := r.breaker.Allow()
+	if err != nil {
+		return nil, fmt.Sprintf("scrape breaker open after %d failed scrapes, next try in %s",
+			r.failures, r.breaker.RetryIn().Round(time.Second))
+	}
+	return done, ""
+}
+
+func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *CycleResult) {
+	sctx, cancel := context.WithTimeout(ctx, r.cfg.ScrapeTimeout)
+	snap, err := r.cfg.Scraper.Scrape(sctx, r.cfg.UsageURL)
+	if err != nil && ctx.Err() == nil && errors.Is(sctx.Err(), context.DeadlineExceeded) && scrapeerr.ClassOf(err) == scrapeerr.Unknown {
+		err = scrapeerr.New(scrapeerr.Network, err, "the usage page did not load within %s", r.cfg.ScrapeTimeout)
+	}
+	cancel()
+	at := r.cfg.Now()
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutdown is not the page's fault: the breaker does not count
+			// it, and the runner is not used again.
+			res.ScrapeErr = err
+			return
+		}
+		done(false)
+		r.failures++
+		r.skipLeft = skipFor(r.failures, r.cfg.MaxSkip)
+		class := scrapeerr.ClassOf(err)
+		res.ScrapeErr = err
+		r.log.Error("scrape failed", "category", string(class), "nextStep", class.NextStep(), "failures", r.failures,
+			"skipCycles", r.skipLeft, "error", err.Error())
+		r.track(sync.ScrapeRecord{At: at, OK: false, Category: string(class), Message: statusMessage(err)})
+		return
+	}
+	done(true)
+	if r.failures > 0 {
+		r.log.Info("scraping recovered", "failures", r.failures)
+	}
+	r.failures, r.skipLeft = 0, 0
+	snap.Account = r.cfg.Account
+	res.Snapshot = snap
+	r.log.Info("scraped", "meters", len(snap.Meters), "partial", snap.Partial, "capture", snap.Capture, "scrapedAt", snap.ScrapedAt)
+	if verr := snap.Validate(at); verr != nil {
+		// Still queued: the server decides, and a rejected snapshot is kept
+		// in rejected/ for a human to look at.
+		r.log.Warn("snapshot fails local validation", "error", verr.Error())
+	}
+	r.track(sync.ScrapeRecord{At: at, OK: true, Category: shared.ScrapeOK, Message: partialMessage(snap)})
+	id, err := r.cfg.Outbox.Put(snap)
+	if err != nil {
+		// Not durable, but not lost yet either: try to deliver it now.
+		r.log.Error("outbox write failed; sending the snapshot directly", "error", err.Error())
+		id = xid.New().String()
+		if _, serr := r.cfg.Client.Send(ctx, id, snap); serr != nil {
+			r.log.Error("snapshot lost: neither stored nor sent", "scrapedAt", snap.ScrapedAt, "error", serr.Error())
+		}
+		return
+	}
+	res.ID = id
+}
+
+// skipFor is how many cycles to skip after n consecutive failures:
+// 1, 2, 4, 8, … up to max.
+func skipFor(n, maxSkip int) int {
+	s := 1
+	for i := 1; i < n && s < maxSkip; i++ {
+		s *= 2
+	}
+	return min(s, maxSkip)
+}
+
+func (r *Runner) track(rec sync.ScrapeRecord) {
+	if r.cfg.Client.Tracker != nil {
+		r.cfg.Client.Tracker.RecordScrape(rec)
+	}
+}
+
+func partialMessage(s shared.Snapshot) string {
+	if !s.Partial {
+		return ""
+	}
+	return fmt.Sprintf("partial: %d meter(s) could not be read", len(s.ExtractionErrors))
+}
+
+func statusMessage(err error) string {
+	class := scrapeerr.ClassOf(err)
+	msg := class.NextStep() + " (" + err.Error() + ")"
+	if utf8.RuneCountInString(msg) > maxStatusMessage {
+		msg = string([]rune(msg)[:maxStatusMessage-1]) + "…"
+	}
+	return msg
+}
+
+// report sends the scrape's outcome; a failure is logged, never fatal.
+func (r *Runner) report(ctx context.Context, scrapeErr error) bool {
+	st := shared.ScraperStatus{Account: r.cfg.Account, At: r.cfg.Now().UTC(), OK: scrapeErr == nil, Category: shared.ScrapeOK}
+	if scrapeErr != nil {
+		st.Category, st.Message = string(scrapeerr.ClassOf(scrapeErr)), statusMessage(scrapeErr)
+	}
+	if err := r.cfg.Client.ReportStatus(ctx, st); err != nil {
+		r.log.Warn("scrape status not reported", "category", string(sync.CategoryOf(err)), "error", err.Error())
+		return false
+	}
+	return true
+}
+
+// Drain sends pending snapshots oldest first until the outbox is empty,
+// a send fails, or the drain budget is spent.
+func (r *Runner) Drain(ctx context.Context) DrainResult {
+	var res DrainResult
+	items, err := r.cfg.Outbox.List()
+	if err != nil {
+		res.Err = err
+		r.log.Error("outbox unreadable", "error", err.Error())
+		return res
+	}
+	start := r.cfg.Now()
+loop:
+	for i, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		if i > 0 && r.cfg.Now().Sub(start) >= r.cfg.DrainBudget {
+			r.log.Info("drain budget spent; the rest waits for the next cycle", "budget", r.cfg.DrainBudget.String(), "sent", res.Sent)
+			break
+		}
+		snap, err := r.cfg.Outbox.Load(it.ID)
+		switch {
+		case errors.Is(err, outbox.ErrCorrupt):
+			res.Corrupt++
+			continue
+		case errors.Is(err, outbox.ErrNotFound):
+			continue // another process sent it meanwhile
+		case err != nil:
+			res.Err = err
+			r.log.Error("outbox read failed", "id", it.ID, "error", err.Error())
+			break loop
+		}
+		_, err = r.cfg.Client.Send(ctx, it.ID, snap)
+		cat := sync.CategoryOf(err)
+		switch {
+		case err == nil:
+			if rerr := r.cfg.Outbox.Remove(it.ID); rerr != nil {
+				// Sent but still queued: the next drain replays it and the
+				// Idempotency-Key makes that harmless.
+				r.log.Error("sent snapshot not removed from the outbox", "id", it.ID, "error", rerr.Error())
+			}
+			res.Sent++
+		case cat == shared.CategoryValidation:
+			if rerr := r.cfg.Outbox.Reject(it.ID, err.Error()); rerr != nil {
+				res.Err = rerr
+				break loop
+			}
+			res.Rejected++
+		default:
+			res.Err = err
+			attrs := []any{"category", string(cat), "id", it.ID, "error", err.Error()}
+			switch cat {
+			case shared.CategoryAuth:
+				attrs = append(attrs, "nextStep", "the server refused the key: check --api-key / --api-key-file against the server's key")
+			case shared.CategoryNotFound:
+				attrs = append(attrs, "nextStep", "check --server: it must be the usage-server's base URL")
+			default:
+				attrs = append(attrs, "nextStep", "the snapshots stay in the outbox and are sent on the next cycle")
+			}
+			r.log.Warn("drain stopped", attrs...)
+			break loop
+		}
+	}
+	if n, err := r.cfg.Outbox.Len(); err == nil {
+		res.Remaining = n
+	}
+	if res.Sent+res.Rejected > 0 || res.Err != nil {
+		r.log.Info("drain done", "sent", res.Sent, "rejected", res.Rejected, "corrupt", res.Corrupt, "remaining", res.Remaining)
+	}
+	return res
+}

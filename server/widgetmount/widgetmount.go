@@ -32,8 +32,8 @@ type Options struct {
 	BreakerThreshold int           // --widget-breaker-threshold (3)
 	BreakerCooldown  time.Duration // --widget-breaker-cooldown (60s)
 	Version          string        // build version, busts the service worker cache
-	// Logger receives the warning about a missing app.wasm (slog.Default()
-	// when nil).
+	// Logger receives the warning about a missing app.wasm (JSON on
+	// stderr when nil, like the server's own log).
 	Logger *slog.Logger
 }
 
@@ -58,7 +58,7 @@ type wasmFile struct {
 func Mount(f *fiber.App, opts Options) error {
 	log := opts.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	log = log.With("component", "widgetmount")
 	dir := opts.WebDir

@@ -1,0 +1,239 @@
+package parse
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/claude-usage/widget/shared"
+)
+
+// maxSectionLines bounds how far below a label the parser looks for the
+// reset and the percentage, so a meter never borrows another's numbers.
+const maxSectionLines = 8
+
+var (
+	percentRe = regexp.MustCompile(`(?i)(\d{1,3}(?:[.,]\d+)?)\s*%\s*used`)
+	anyPctRe  = regexp.MustCompile(`(?i)%\s*used|\bused\b`)
+	onlyRe    = regexp.MustCompile(`(?i)^([a-z][a-z0-9 .\-]{0,30}?)\s+only$`)
+	relRe     = regexp.MustCompile(`(?i)^resets\s+in\s+(.+)$`)
+	relPartRe = regexp.MustCompile(`(?i)(\d+)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b`)
+	absRe     = regexp.MustCompile(`(?i)^resets\s+(?:on\s+)?(?:(today|tomorrow|mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?(?:at\s+)?(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?$`)
+)
+
+var weekdays = map[string]time.Weekday{
+	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
+}
+
+// domLabel recognises a meter heading in the page text.
+func domLabel(line string) (id, label string, known bool) {
+	switch strings.ToLower(line) {
+	case "current session":
+		return shared.MeterSession, LabelSession, true
+	case "all models":
+		return shared.MeterWeeklyAll, LabelWeeklyAll, true
+	}
+	m := onlyRe.FindStringSubmatch(line)
+	if m == nil {
+		return "", "", false
+	}
+	if id, label := scopedMeter(m[1]); id != "" {
+		return id, label, true
+	}
+	id = SanitizeID(m[1])
+	if id == "" {
+		return "", "", false
+	}
+	return trimID("weekly_" + id), line, false
+}
+
+// ParseDOM parses the rendered text of the usage page (document.body
+// innerText), the fallback when the JSON was not captured. Reset times are
+// computed relative to now, in loc (the page's time zone) for weekday
+// forms; the text itself is kept in ResetsText.
+func ParseDOM(text string, now time.Time, loc *time.Location) (shared.Snapshot, error) {
+	if loc == nil {
+		loc = time.Local
+	}
+	s := newSnapshot(now, shared.CaptureDOM)
+	b := builder{snap: &s}
+
+	var lines []string
+	for _, l := range strings.Split(strings.ReplaceAll(text, "\r", ""), "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	type heading struct {
+		at           int
+		id, label    string
+		known, found bool
+	}
+	var hs []heading
+	for i, l := range lines {
+		if id, label, known := domLabel(l); id != "" {
+			hs = append(hs, heading{at: i, id: id, label: label, known: known})
+		}
+	}
+	for k, h := range hs {
+		end := len(lines)
+		if k+1 < len(hs) {
+			end = hs[k+1].at
+		}
+		end = min(end, h.at+1+maxSectionLines)
+		section := lines[h.at+1 : end]
+
+		var m shared.Meter
+		var pctErr error
+		pctSeen := false
+		for _, l := range section {
+			if strings.HasPrefix(strings.ToLower(l), "resets") && m.ResetsText == "" {
+				m.ResetsText = clip(l, 200)
+				m.ResetsAt = resetTime(l, now, loc)
+				continue
+			}
+			if pm := percentRe.FindStringSubmatch(l); pm != nil && !pctSeen {
+				pctSeen = true
+				f, err := strconv.ParseFloat(strings.ReplaceAll(pm[1], ",", "."), 64)
+				switch {
+				case err != nil:
+					pctErr = fmt.Errorf("percent %q is not a number", pm[1])
+				case f < 0 || f > 100 || math.IsNaN(f):
+					pctErr = fmt.Errorf("percent %g is outside 0-100", f)
+				default:
+					m.PercentUsed = f
+				}
+			}
+		}
+		// A generic "X only" line without any usage nearby is ordinary prose,
+		// not a meter, so it is ignored rather than reported.
+		if !h.known && !pctSeen && m.ResetsText == "" && !anyUsageWord(section) {
+			continue
+		}
+		id := b.uniqueID(h.id)
+		switch {
+		case pctErr != nil:
+			b.fail(id, pctErr.Error())
+		case !pctSeen:
+			b.fail(id, fmt.Sprintf("no \"%% used\" under %q", h.label))
+		default:
+			m.ID, m.Label = id, h.label
+			b.add(m)
+		}
+	}
+	return b.finish("page text")
+}
+
+func anyUsageWord(section []string) bool {
+	for _, l := range section {
+		if anyPctRe.MatchString(l) {
+			return true
+		}
+	}
+	return false
+}
+
+// resetTime reads "Resets in 2 hr 10 min" or "Resets Thu 9:00 AM"; it
+// returns nil for any other wording, which is not an error: the text is
+// kept and shown as is.
+func resetTime(line string, now time.Time, loc *time.Location) *time.Time {
+	line = strings.TrimSpace(line)
+	if m := relRe.FindStringSubmatch(line); m != nil {
+		var d time.Duration
+		parts := relPartRe.FindAllStringSubmatch(m[1], -1)
+		if len(parts) == 0 {
+			return nil
+		}
+		for _, p := range parts {
+			n, err := strconv.Atoi(p[1])
+			if err != nil || n > 10000 {
+				return nil
+			}
+			switch u := strings.ToLower(p[2]); {
+			case strings.HasPrefix(u, "d"):
+				d += time.Duration(n) * 24 * time.Hour
+			case strings.HasPrefix(u, "h"):
+				d += time.Duration(n) * time.Hour
+			case strings.HasPrefix(u, "m"):
+				d += time.Duration(n) * time.Minute
+			default:
+				d += time.Duration(n) * time.Second
+			}
+		}
+		t := now.Add(d).UTC()
+		return &t
+	}
+	m := absRe.FindStringSubmatch(line)
+	if m == nil {
+		return nil
+	}
+	hour, _ := strconv.Atoi(m[2])
+	minute := 0
+	if m[3] != "" {
+		minute, _ = strconv.Atoi(m[3])
+	}
+	if ampm := strings.ToLower(strings.ReplaceAll(m[4], ".", "")); ampm != "" {
+		if hour < 1 || hour > 12 {
+			return nil
+		}
+		hour %= 12
+		if ampm == "pm" {
+			hour += 12
+		}
+	}
+	if hour > 23 || minute > 59 {
+		return nil
+	}
+	local := now.In(loc)
+	at := func(days int) time.Time {
+		return time.Date(local.Year(), local.Month(), local.Day()+days, hour, minute, 0, 0, loc)
+	}
+	var t time.Time
+	switch day := strings.ToLower(m[1]); day {
+	case "today":
+		t = at(0)
+	case "tomorrow":
+		t = at(1)
+	case "":
+		// A bare time is the next time the clock shows it.
+		if t = at(0); !t.After(now) {
+			t = at(1)
+		}
+	default:
+		wd := weekdays[day[:3]]
+		days := (int(wd) - int(local.Weekday()) + 7) % 7
+		if t = at(days); !t.After(now) {
+			t = at(days + 7)
+		}
+	}
+	t = t.UTC()
+	return &t
+}
+
+// Compare lists where the two captures disagree: a meter only one of them
+// has, or a percentage that differs by more than one point.
+func Compare(api, dom shared.Snapshot) []string {
+	var out []string
+	for _, a := range api.Meters {
+		d, ok := dom.Meter(a.ID)
+		if !ok {
+			out = append(out, fmt.Sprintf("meter %s: in JSON (%g%%) but not on the page", a.ID, a.PercentUsed))
+			continue
+		}
+		if math.Abs(a.PercentUsed-d.PercentUsed) > 1 {
+			out = append(out, fmt.Sprintf("meter %s: JSON says %g%%, page says %g%%", a.ID, a.PercentUsed, d.PercentUsed))
+		}
+	}
+	for _, d := range dom.Meters {
+		if _, ok := api.Meter(d.ID); !ok {
+			out = append(out, fmt.Sprintf("meter %s: on the page (%g%%) but not in JSON", d.ID, d.PercentUsed))
+		}
+	}
+	sort.Strings(out)
+	return out
+}

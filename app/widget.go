@@ -76,6 +76,7 @@ type Widget struct {
 	deps *Deps
 
 	started      bool
+	ctx          app.Context // the widget's own context, for callbacks
 	runCtx       context.Context
 	stopRun      context.CancelFunc
 	stopTimers   context.CancelFunc
@@ -138,6 +139,7 @@ func (w *Widget) start(ctx app.Context) {
 		return
 	}
 	w.started = true
+	w.ctx = ctx
 	d := w.deps
 	w.runCtx, w.stopRun = context.WithCancel(context.Background())
 	w.now = d.Now()
@@ -452,7 +454,11 @@ func (w *Widget) renderAccounts(data *shared.UsageResponse) app.UI {
 			}).
 			Body(app.Range(data.Accounts).Slice(func(i int) app.UI {
 				a := data.Accounts[i]
-				return app.Option().Value(a).Selected(a == current).Text(a)
+				o := app.Option().Value(a).Text(a)
+				if a == current {
+					o = o.Selected(true)
+				}
+				return o
 			})),
 	)
 }

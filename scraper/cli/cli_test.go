@@ -1,0 +1,367 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claude-usage/widget/scraper/outbox"
+	"github.com/claude-usage/widget/scraper/scrapeerr"
+	ssync "github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/shared"
+)
+
+// testDeps runs the command with env as the whole environment and no
+// browser: a test that reaches for one fails.
+func testDeps(t *testing.T, env map[string]string) deps {
+	return deps{
+		getenv:     func(k string) string { return env[k] },
+		goos:       "linux",
+		executable: func() (string, error) { return "/opt/usage/bin/usage-scraper", nil },
+		newBrowser: func(context.Context, BrowserOptions) (Browser, error) {
+			t.Error("the command started a browser")
+			return nil, errors.New("no browser in this test")
+		},
+		startDemo: func(context.Context, string) (string, error) {
+			t.Error("the command started the demo")
+			return "", errors.New("no demo in this test")
+		},
+	}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, d deps, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), d, args, strings.NewReader(""), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func keyFile(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "api-key")
+	if err := os.WriteFile(p, []byte("k-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBadUsageExitsTwo(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	kf := keyFile(t, home)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // in stderr
+	}{
+		{"no command", nil, nil, "Usage: usage-scraper <command>"},
+		{"unknown command", nil, []string{"scrape"}, `unknown command "scrape"`},
+		{"unknown flag", nil, []string{"once", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"stray argument", nil, []string{"status", "extra"}, `unexpected argument "extra"`},
+		{"interval too short", nil, []string{"run", "--interval", "1s"}, "--interval 1s is too short"},
+		{"bad interval env", map[string]string{"USAGE_INTERVAL": "often"}, []string{"run"}, `USAGE_INTERVAL="often" is not a duration`},
+		{"bad headless env", map[string]string{"USAGE_HEADLESS": "maybe"}, []string{"once"}, `USAGE_HEADLESS="maybe" is not a boolean`},
+		{"bad server", nil, []string{"once", "--server", "ftp://x"}, "--server"},
+		{"bad usage url", nil, []string{"once", "--usage-url", "claude.ai"}, "--usage-url"},
+		{"bad account", nil, []string{"once", "--account", "Bad Name"}, "--account"},
+		{"bad log level", nil, []string{"status", "--log-level", "loud"}, "--log-level"},
+		{"once without a key", nil, []string{"once"}, "no write key"},
+		{"run without a key", nil, []string{"run", "--outbox-dir", filepath.Join(home, "ob")}, "no write key"},
+		{"missing key file", nil, []string{"once", "--api-key-file", filepath.Join(home, "nope")}, "reading --api-key-file"},
+		{"install with inline key", nil, []string{"install-launchd", "--print", "--api-key", "secret"}, "pass the key as --api-key-file"},
+		{"install without key file", nil, []string{"install-systemd", "--print"}, "--api-key-file is required"},
+		{"install relative program", nil, []string{"install-systemd", "--print", "--api-key-file", kf, "--program", "bin/usage-scraper"}, "must be an absolute path"},
+		{"launchd without log dir", nil, []string{"install-launchd", "--print", "--api-key-file", kf, "--log-dir", ""}, "--log-dir must not be empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"HOME": home}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			r := runCLI(t, testDeps(t, env), tc.args...)
+			if r.code != scrapeerr.ExitUsage {
+				t.Errorf("exit = %d, want %d\nstderr: %s", r.code, scrapeerr.ExitUsage, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr = %q, want it to contain %q", r.stderr, tc.want)
+			}
+			if strings.Contains(r.stderr, "secret") || strings.Contains(r.stdout, "secret") {
+				t.Error("the key was echoed")
+			}
+		})
+	}
+}
+
+func TestHelpDocumentsEverything(t *testing.T) {
+	t.Parallel()
+	d := testDeps(t, map[string]string{"HOME": "/home/ada", "USAGE_API_KEY": "env-secret"})
+	r := runCLI(t, d, "--help")
+	if r.code != 0 {
+		t.Fatalf("--help exit = %d", r.code)
+	}
+	for _, want := range []string{"run", "once", "login", "status", "install-launchd", "install-systemd", "--dry-run", "--demo",
+		"3 NOT_LOGGED_IN", "4 CHALLENGE", "5 LAYOUT_CHANGED", "6 BROWSER", "7 NETWORK"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	for cmd := range commands {
+		r := runCLI(t, d, cmd, "--help")
+		if r.code != 0 {
+			t.Errorf("%s --help exit = %d", cmd, r.code)
+		}
+		for _, want := range []string{"--server", "USAGE_SERVER_URL", "--api-key", "USAGE_API_KEY", "--api-key-file", "--usage-url",
+			"https://claude.ai/settings/usage", "--profile-dir", "/home/ada/.config/usage-scraper/profile", "--outbox-dir",
+			"/home/ada/.local/share/usage-scraper/outbox", "--account", "--chrome-path", "--headless", "--interval", "5m0s",
+			"--log-level", "SYNC_VERBOSE"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("%s --help lacks %q", cmd, want)
+			}
+		}
+		if strings.Contains(r.stdout, "env-secret") {
+			t.Errorf("%s --help shows the key from the environment", cmd)
+		}
+	}
+}
+
+func TestDefaultPathsPerOS(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"HOME": "/Users/ada"}
+	get := func(k string) string { return env[k] }
+	if p := defaultPaths("darwin", get); p.configDir != "/Users/ada/Library/Application Support/usage-scraper" || p.dataDir != p.configDir {
+		t.Errorf("darwin = %+v", p)
+	}
+	env = map[string]string{"HOME": "/home/ada", "XDG_DATA_HOME": "/data/ada", "XDG_CONFIG_HOME": "relative/ignored"}
+	if p := defaultPaths("linux", get); p.configDir != "/home/ada/.config/usage-scraper" || p.dataDir != "/data/ada/usage-scraper" {
+		t.Errorf("linux = %+v", p)
+	}
+}
+
+func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "outbox")
+	ob, err := outbox.Open(dir, outbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	for i := range 3 {
+		if _, err := ob.Put(shared.Snapshot{ScrapedAt: now.Add(time.Duration(i-10) * time.Minute), Capture: "api",
+			Meters: []shared.Meter{{ID: "session", Label: "Current session", PercentUsed: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := ssync.OpenTracker(stateFile(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.RecordSync(ssync.SyncRecord{At: now.Add(-20 * time.Minute), OK: true, Attempts: 1, DurationMs: 40}, "")
+	tr.RecordSync(ssync.SyncRecord{At: now.Add(-15 * time.Minute), OK: true, Attempts: 2, DurationMs: 10040}, "")
+	tr.RecordSync(ssync.SyncRecord{At: now.Add(-10 * time.Minute), OK: false, Attempts: 4, DurationMs: 70100, Category: shared.CategoryNetwork},
+		"sync: NETWORK after 4 attempt(s): connection refused")
+	tr.RecordScrape(ssync.ScrapeRecord{At: now.Add(-5 * time.Minute), OK: false, Category: shared.ScrapeNotLoggedIn, Message: "redirected to login"})
+
+	d := testDeps(t, map[string]string{"HOME": t.TempDir()})
+	r := runCLI(t, d, "status", "--outbox-dir", dir)
+	if r.code != 0 {
+		t.Fatalf("status exit = %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"outbox:        3 snapshot(s) waiting in " + dir,
+		"last success:  ",
+		"last error:    ", "scrape NOT_LOGGED_IN: redirected to login",
+		"next step: " + scrapeerr.NotLoggedIn.NextStep(),
+		"sync stats:    last 3 syncs: success 67%, retried 67%, duration min 40ms / avg 26.726s / max 1m10.1s",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = runCLI(t, d, "status", "--outbox-dir", dir, "--json")
+	var rep statusReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 {
+		t.Fatalf("status --json = %d %q: %v", r.code, r.stdout, err)
+	}
+	if rep.Outbox.Pending != 3 || rep.Stats.Syncs != 3 || rep.State.LastError.Category != shared.ScrapeNotLoggedIn {
+		t.Errorf("status --json = %+v", rep)
+	}
+	// A fresh machine: nothing yet, and nothing created.
+	empty := filepath.Join(t.TempDir(), "none")
+	r = runCLI(t, d, "status", "--outbox-dir", empty)
+	if r.code != 0 || !strings.Contains(r.stdout, "0 snapshot(s) waiting") || !strings.Contains(r.stdout, "last success:  never") ||
+		!strings.Contains(r.stdout, "no syncs yet") {
+		t.Errorf("empty status = %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
+		t.Error("status created the outbox directory")
+	}
+}
+
+func TestInstallLaunchdPrintParses(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	kf := keyFile(t, home)
+	d := testDeps(t, map[string]string{"HOME": home, "USAGE_SERVER_URL": "https://usage.example.com", "USAGE_API_KEY": "env-secret"})
+	d.goos = "darwin"
+	r := runCLI(t, d, "install-launchd", "--print", "--api-key-file", kf, "--account", "work", "--interval", "10m")
+	if r.code != 0 {
+		t.Fatalf("exit = %d: %s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout, "env-secret") || strings.Contains(r.stdout, "k-0123456789abcdef") {
+		t.Fatal("the key is in the plist")
+	}
+	pl := decodePlist(t, []byte(r.stdout))
+	support := filepath.Join(home, "Library", "Application Support", "usage-scraper")
+	wantArgs := []string{"/opt/usage/bin/usage-scraper", "run", "--api-key-file", kf, "--account", "work", "--interval", "10m0s",
+		"--profile-dir", filepath.Join(support, "profile"), "--outbox-dir", filepath.Join(support, "outbox")}
+	if strings.Join(pl.Args, "\x00") != strings.Join(wantArgs, "\x00") {
+		t.Errorf("ProgramArguments = %q\nwant %q", pl.Args, wantArgs)
+	}
+	if pl.Strings["Label"] != "com.claude-usage.scraper" || pl.Env["USAGE_SERVER_URL"] != "https://usage.example.com" ||
+		pl.Strings["StandardErrorPath"] != filepath.Join(home, "Library", "Logs", "usage-scraper", "usage-scraper.log") ||
+		!pl.Bools["RunAtLoad"] || !pl.Bools["KeepAlive"] {
+		t.Errorf("plist = %+v", pl)
+	}
+	if _, err := os.Stat(filepath.Join(home, "Library", "LaunchAgents")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("--print wrote a file")
+	}
+}
+
+func TestInstallLaunchdWritesFile(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	kf := keyFile(t, home)
+	d := testDeps(t, map[string]string{"HOME": home})
+	d.goos = "darwin"
+	r := runCLI(t, d, "install-launchd", "--api-key-file", kf, "--label", "com.example.usage")
+	if r.code != 0 {
+		t.Fatalf("exit = %d: %s", r.code, r.stderr)
+	}
+	dest := filepath.Join(home, "Library", "LaunchAgents", "com.example.usage.plist")
+	raw, err := os.ReadFile(dest)
+	if err != nil {
+		t.Fatalf("plist not written: %v", err)
+	}
+	if pl := decodePlist(t, raw); pl.Strings["Label"] != "com.example.usage" {
+		t.Errorf("Label = %q", pl.Strings["Label"])
+	}
+	if !strings.Contains(r.stdout, "launchctl bootstrap gui/$(id -u) \""+dest+"\"") {
+		t.Errorf("next steps missing: %s", r.stdout)
+	}
+	if fi, err := os.Stat(filepath.Join(home, "Library", "Logs", "usage-scraper")); err != nil || !fi.IsDir() {
+		t.Errorf("log directory not created: %v", err)
+	}
+	if fi, _ := os.Stat(dest); fi.Mode().Perm() != 0o644 {
+		t.Errorf("plist mode = %v, want 0644", fi.Mode().Perm())
+	}
+}
+
+func TestInstallSystemd(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	kf := keyFile(t, home)
+	d := testDeps(t, map[string]string{"HOME": home, "USAGE_SERVER_URL": "http://10.0.0.5:8080"})
+	r := runCLI(t, d, "install-systemd", "--print", "--api-key-file", kf, "--usage-url", "https://claude.ai/settings/usage?x=1")
+	if r.code != 0 {
+		t.Fatalf("exit = %d: %s", r.code, r.stderr)
+	}
+	sections := map[string]map[string]string{}
+	cur := ""
+	for _, line := range strings.Split(r.stdout, "\n") {
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "["):
+			cur = strings.Trim(line, "[]")
+			sections[cur] = map[string]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || cur == "" {
+				t.Fatalf("not key=value in a section: %q", line)
+			}
+			sections[cur][k] = v
+		}
+	}
+	svc := sections["Service"]
+	if want := `"/opt/usage/bin/usage-scraper" "run" "--api-key-file" "` + kf + `"`; !strings.HasPrefix(svc["ExecStart"], want) {
+		t.Errorf("ExecStart = %s, want prefix %s", svc["ExecStart"], want)
+	}
+	if !strings.Contains(svc["ExecStart"], `"--usage-url" "https://claude.ai/settings/usage?x=1"`) {
+		t.Errorf("ExecStart lacks the custom usage URL: %s", svc["ExecStart"])
+	}
+	if svc["Environment"] != `"USAGE_SERVER_URL=http://10.0.0.5:8080"` || sections["Install"]["WantedBy"] != "default.target" {
+		t.Errorf("unit = %+v", sections)
+	}
+	r = runCLI(t, d, "install-systemd", "--api-key-file", kf)
+	dest := filepath.Join(home, ".config", "systemd", "user", "usage-scraper.service")
+	if raw, err := os.ReadFile(dest); r.code != 0 || err != nil || !bytes.Contains(raw, []byte("ExecStart=")) {
+		t.Fatalf("install-systemd = %d (%s), file: %v", r.code, r.stderr, err)
+	}
+	if !strings.Contains(r.stdout, "systemctl --user enable --now usage-scraper.service") || !strings.Contains(r.stdout, "journalctl --user -u usage-scraper") {
+		t.Errorf("next steps = %s", r.stdout)
+	}
+}
+
+// plistDoc is the part of a LaunchAgent plist the tests look at.
+type plistDoc struct {
+	Strings map[string]string
+	Bools   map[string]bool
+	Args    []string
+	Env     map[string]string
+}
+
+// decodePlist reads the top-level dict of a plist with encoding/xml.
+func decodePlist(t *testing.T, data []byte) plistDoc {
+	t.Helper()
+	var doc struct {
+		XMLName xml.Name `xml:"plist"`
+		Dict    struct {
+			Items []struct {
+				XMLName xml.Name
+				Text    string   `xml:",chardata"`
+				Strings []string `xml:"string"`
+				Keys    []string `xml:"key"`
+			} `xml:",any"`
+		} `xml:"dict"`
+	}
+	if err := xml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("plist does not parse: %v\n%s", err, data)
+	}
+	if !bytes.Contains(data, []byte(`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN"`)) {
+		t.Error("plist lacks its DOCTYPE")
+	}
+	p := plistDoc{Strings: map[string]string{}, Bools: map[string]bool{}, Env: map[string]string{}}
+	items := doc.Dict.Items
+	for i := 0; i+1 < len(items); i += 2 {
+		if items[i].XMLName.Local != "key" {
+			t.Fatalf("dict item %d is <%s>, want <key>", i, items[i].XMLName.Local)
+		}
+		k, v := items[i].Text, items[i+1]
+		switch v.XMLName.Local {
+		case "string":
+			p.Strings[k] = v.Text
+		case "true", "false":
+			p.Bools[k] = v.XMLName.Local == "true"
+		case "array":
+			p.Args = v.Strings
+		case "dict":
+			for j := range v.Keys {
+				p.Env[v.Keys[j]] = v.Strings[j]
+			}
+		}
+	}
+	return p
+}

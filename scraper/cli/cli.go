@@ -1,6 +1,3 @@
-// Package cli is the usage-scraper command: run, once, login, status,
-// install-launchd and install-systemd. Run returns the exit code, so the
-// main package stays a line long and tests drive the real command.
 package cli
 
 import (

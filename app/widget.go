@@ -233,10 +233,15 @@ func (w *Widget) refreshNow(ctx app.Context) {
 	w.fetch(ctx, true)
 }
 
-func (w *Widget) fetch(ctx app.Context, manual bool) {
+func (w *Widget) fetch(_ app.Context, manual bool) {
 	if !w.started {
 		return
 	}
+	// Always the widget's own context: a click handler's context belongs
+	// to its button, and go-app drops dispatches of an element that the
+	// next render removed (the token form's Save button), which would
+	// leave the cycle's result unapplied and the widget stuck.
+	ctx := w.ctx
 	if w.phase != phIdle {
 		if !manual {
 			return
@@ -491,7 +496,7 @@ func (w *Widget) renderMeters(data *shared.UsageResponse) app.UI {
 					),
 					app.Div().Class("meter-bar "+Level(pct)).Role("progressbar").
 						Aria("labelledby", "label-"+m.ID).
-						Aria("valuemin", 0).Aria("valuemax", 100).Aria("valuenow", PercentText(pct)[:len(PercentText(pct))-1]).
+						Aria("valuemin", 0).Aria("valuemax", 100).Aria("valuenow", strings.TrimSuffix(PercentText(pct), "%")).
 						Body(app.Div().Class("meter-fill").Style("width", FormatPercentWidth(width))),
 					app.P().Class("meter-reset").Text(ResetText(m.ResetsAt, m.ResetsText, now, loc)),
 				)
@@ -512,19 +517,31 @@ func (w *Widget) renderSettings() app.UI {
 	if !w.showSettings {
 		return app.Div().ID("settings").Hidden(true)
 	}
-	return app.Form().ID("settings").Class("settings").
-		OnSubmit(func(ctx app.Context, e app.Event) {
-			e.PreventDefault()
-			w.saveToken(ctx, w.tokenInput)
-		}).
-		Body(
-			app.Label().For("token-input").Text("Read token"),
-			app.Input().ID("token-input").Type("password").Name("token").
-				AutoComplete(false).Placeholder("paste the server's read token").
-				Value(w.tokenInput).
-				OnInput(func(ctx app.Context, e app.Event) {
-					w.tokenInput = ctx.JSSrc().Get("value").String()
-				}),
-			app.Button().ID("token-save").Class("btn").Type("submit").Text("Save"),
-		)
+	// Not a <form>: go-app runs Go handlers after the JS event returns, so
+	// PreventDefault would come too late and a submit would put the token
+	// into the URL.
+	save := func(ctx app.Context) {
+		v := w.tokenInput
+		if el := app.Window().GetElementByID("token-input"); el.Truthy() {
+			v = el.Get("value").String()
+		}
+		w.saveToken(ctx, v)
+	}
+	return app.Div().ID("settings").Class("settings").Role("form").Aria("label", "Access token").Body(
+		app.Label().For("token-input").Text("Read token"),
+		app.Input().ID("token-input").Type("password").Name("token").
+			AutoComplete(false).Placeholder("paste the server's read token").
+			Value(w.tokenInput).
+			OnInput(func(ctx app.Context, e app.Event) {
+				w.tokenInput = ctx.JSSrc().Get("value").String()
+			}).
+			OnKeyUp(func(ctx app.Context, e app.Event) {
+				if e.Get("key").String() == "Enter" {
+					save(ctx)
+				}
+			}),
+		app.Button().ID("token-save").Class("btn").Type("button").
+			OnClick(func(ctx app.Context, e app.Event) { save(ctx) }).
+			Text("Save"),
+	)
 }

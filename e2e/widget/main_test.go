@@ -1,0 +1,508 @@
+//go:build !js
+
+// Package widget_test drives the real widget in real headless Chromium
+// against the real usage-server binary: data appears, the server goes away
+// and comes back, the breaker opens and counts down, no data, stale data,
+// an offline reload, and the refresh button while the breaker is open.
+package widget_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+const (
+	apiKey    = "e2e-write-key-0123456789"
+	readToken = "e2e-read-token"
+)
+
+var (
+	serverBin string // usage-server
+	webDir    string // with app.wasm(.br/.gz), icons, CSS
+	repoRoot  string
+	shotDir   string
+	browser   context.Context // one Chromium for the whole package
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	var err error
+	if repoRoot, err = findRepoRoot(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "widget-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+
+	if serverBin, err = locateServer(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if webDir, err = locateWeb(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	shotDir = filepath.Join(repoRoot, ".artifacts", "screenshots")
+	if err := os.MkdirAll(shotDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+
+	chrome := os.Getenv("CHROME_PATH")
+	if chrome == "" {
+		chrome = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chrome); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: Chromium not found at %s (run scripts/ensure-chromium.sh or set CHROME_PATH): %v\n", chrome, err)
+		return 1
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(filepath.Join(tmp, "profile")),
+		chromedp.WindowSize(480, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(bctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: starting Chromium:", err)
+		return 1
+	}
+	browser = bctx
+	return m.Run()
+}
+
+func findRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("go.mod not found above " + dir)
+		}
+	}
+}
+
+// locateServer uses $USAGE_BIN_DIR/usage-server (the Makefile sets it),
+// else builds it.
+func locateServer(tmp string) (string, error) {
+	if d := os.Getenv("USAGE_BIN_DIR"); d != "" {
+		p := filepath.Join(d, "usage-server")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p := filepath.Join(tmp, "usage-server")
+	cmd := exec.Command("go", "build", "-o", p, "./cmd/usage-server")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building usage-server: %v\n%s", err, out)
+	}
+	return p, nil
+}
+
+// locateWeb uses $USAGE_WEB_DIR when it holds app.wasm, else builds the
+// widget and precompresses it into a copy of web/.
+func locateWeb(tmp string) (string, error) {
+	if d := os.Getenv("USAGE_WEB_DIR"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "app.wasm")); err == nil {
+			return d, nil
+		}
+	}
+	dir := filepath.Join(tmp, "web")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	src := filepath.Join(repoRoot, "web")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.IsDir() || strings.HasPrefix(e.Name(), "app.wasm") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	wasm := filepath.Join(dir, "app.wasm")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", wasm, "./cmd/widget")
+	build.Dir = repoRoot
+	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building app.wasm: %v\n%s", err, out)
+	}
+	pre := exec.Command("go", "run", "./cmd/precompress", wasm)
+	pre.Dir = repoRoot
+	if out, err := pre.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("precompressing app.wasm: %v\n%s", err, out)
+	}
+	return dir, nil
+}
+
+// server is one usage-server process.
+type server struct {
+	t       *testing.T
+	addr    string
+	dataDir string
+	args    []string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	done    chan struct{}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// startServer runs usage-server on a free 127.0.0.1 port with short widget
+// timings; extra flags override them.
+func startServer(t *testing.T, extra ...string) *server {
+	t.Helper()
+	s := &server{t: t, addr: freePort(t), dataDir: t.TempDir()}
+	s.args = append([]string{
+		"--api-key", apiKey, "--read-token", readToken, "--web-dir", webDir,
+		"--widget-refresh", "2s", "--widget-retry-delay", "300ms",
+		"--widget-breaker-threshold", "3", "--widget-breaker-cooldown", "5s",
+		"--rate-limit", "0",
+	}, extra...)
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) url() string { return "http://" + s.addr }
+
+// start launches the process on s.addr and waits until it answers.
+func (s *server) start() {
+	s.t.Helper()
+	args := append([]string{"--addr", s.addr, "--data-dir", s.dataDir}, s.args...)
+	s.cmd = exec.Command(serverBin, args...)
+	s.log = &bytes.Buffer{}
+	s.cmd.Stdout = s.log
+	s.cmd.Stderr = s.log
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.url() + "/api/health")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case <-s.done:
+			s.t.Fatalf("usage-server exited at start:\n%s", s.log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.t.Fatalf("usage-server did not answer on %s:\n%s", s.addr, s.log)
+}
+
+// stop ends the process (SIGTERM, then SIGKILL after 5 s).
+func (s *server) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+type meter struct {
+	ID          string     `json:"id"`
+	Label       string     `json:"label"`
+	PercentUsed float64    `json:"percentUsed"`
+	ResetsAt    *time.Time `json:"resetsAt,omitempty"`
+}
+
+// post stores a snapshot scraped age ago.
+func (s *server) post(age time.Duration, meters ...meter) {
+	s.t.Helper()
+	now := time.Now().UTC()
+	if len(meters) == 0 {
+		r1 := now.Add(2*time.Hour + 10*time.Minute)
+		r2 := now.Add(5 * 24 * time.Hour)
+		meters = []meter{
+			{"session", "Current session", 42, &r1},
+			{"weekly_all", "All models", 78, &r2},
+			{"weekly_opus", "Opus only", 93, &r2},
+		}
+	}
+	body, _ := json.Marshal(map[string]any{
+		"account": "default", "scrapedAt": now.Add(-age).Format(time.RFC3339), "capture": "api",
+		"meters":     meters,
+		"extraUsage": map[string]any{"enabled": true, "usedCents": 1250, "limitCents": 5000, "currency": "USD"},
+	})
+	s.postJSON("/api/claude/console-usage", body, http.StatusCreated)
+}
+
+func (s *server) postJSON(path string, body []byte, want int) {
+	s.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.url()+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		b, _ := io.ReadAll(resp.Body)
+		s.t.Fatalf("POST %s = %d, want %d: %s", path, resp.StatusCode, want, b)
+	}
+}
+
+// tab is one browser tab with its console and request records.
+type tab struct {
+	t      *testing.T
+	ctx    context.Context
+	origin string
+
+	mu       sync.Mutex
+	errors   []string
+	logs     []string
+	requests []string
+}
+
+func newTab(t *testing.T, origin string) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	tb := &tab{t: t, ctx: ctx, origin: origin}
+	t.Cleanup(func() {
+		cancel()
+		tb.checkClean()
+	})
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Listen(ctx, tb.record); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func (tb *tab) record(ev any) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	switch ev := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		var parts []string
+		for _, a := range ev.Args {
+			if len(a.Value) > 0 {
+				var s string
+				if json.Unmarshal(a.Value, &s) == nil {
+					parts = append(parts, s)
+					continue
+				}
+				parts = append(parts, string(a.Value))
+			} else {
+				parts = append(parts, a.Description)
+			}
+		}
+		line := strings.Join(parts, " ")
+		tb.logs = append(tb.logs, line)
+		if ev.Type == runtime.ConsoleAPICalledTypeError || strings.Contains(line, `"level":"ERROR"`) ||
+			strings.Contains(line, "panic:") {
+			tb.errors = append(tb.errors, "console: "+line)
+		}
+	case *runtime.EventExceptionThrown:
+		msg := ev.ExceptionDetails.Text
+		if ev.ExceptionDetails.Exception != nil {
+			msg += " " + ev.ExceptionDetails.Exception.Description
+		}
+		tb.errors = append(tb.errors, "exception: "+msg)
+	case *network.EventRequestWillBeSent:
+		tb.requests = append(tb.requests, ev.Request.URL)
+	}
+}
+
+// checkClean fails the test on console errors, uncaught exceptions and any
+// request to a host other than the server.
+func (tb *tab) checkClean() {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, e := range tb.errors {
+		tb.t.Errorf("page error: %s", e)
+	}
+	for _, r := range tb.requests {
+		u, err := url.Parse(r)
+		if err != nil {
+			tb.t.Errorf("unparsable request URL %q", r)
+			continue
+		}
+		if u.Scheme == "data" || u.Scheme == "blob" {
+			continue
+		}
+		if u.Scheme+"://"+u.Host != tb.origin {
+			tb.t.Errorf("request to another host: %s", r)
+		}
+	}
+	if len(tb.requests) == 0 {
+		tb.t.Error("no request recorded: the network listener is not working")
+	}
+}
+
+func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	if err := chromedp.Do(tb.ctx, actions...); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+func (tb *tab) eval(js string) string {
+	tb.t.Helper()
+	v, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		tb.t.Fatalf("evaluating %s: %v", js, err)
+	}
+	return v
+}
+
+const statusJS = `(document.getElementById("status-text") || {}).textContent || ""`
+
+func (tb *tab) status() string { return tb.eval(statusJS) }
+
+func (tb *tab) text() string { return tb.eval(`document.body ? document.body.innerText : ""`) }
+
+// waitFor polls the page's JS predicate (a string result) until ok accepts
+// it, every 25 ms, at most timeout.
+func (tb *tab) waitFor(what, js string, timeout time.Duration, ok func(string) bool) string {
+	tb.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		v, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](js))
+		if err == nil {
+			last = v
+			if ok(v) {
+				return v
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.shot("timeout-" + sanitize(tb.t.Name()))
+			tb.mu.Lock()
+			logs := strings.Join(tb.logs, "\n")
+			tb.mu.Unlock()
+			tb.t.Fatalf("waiting %v for %s: last value %q\npage: %s\nconsole:\n%s", timeout, what, last, tb.text(), logs)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (tb *tab) waitStatus(want string, timeout time.Duration) {
+	tb.t.Helper()
+	tb.waitFor("status "+want, statusJS, timeout, func(s string) bool { return s == want })
+}
+
+func (tb *tab) waitMeters(n int, timeout time.Duration) {
+	tb.t.Helper()
+	tb.waitFor(fmt.Sprintf("%d meters", n), `String(document.querySelectorAll("li.meter").length)`, timeout,
+		func(s string) bool { return s == fmt.Sprint(n) })
+}
+
+func (tb *tab) shot(name string) {
+	buf, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		tb.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(shotDir, name+".png")
+	if err := os.WriteFile(p, buf, 0o644); err != nil {
+		tb.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func (tb *tab) open(path string) {
+	tb.t.Helper()
+	tb.do(chromedp.Navigate(tb.origin + path))
+}
+
+func (tb *tab) emulate(width int64, dark bool) {
+	tb.t.Helper()
+	scheme := "light"
+	if dark {
+		scheme = "dark"
+	}
+	if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+	}); err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.do(chromedp.EmulateViewport(width, 800))
+}

@@ -1,0 +1,246 @@
+//go:build !js
+
+package widget_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The texts are DESIGN.md's "Widget states", spelled out here on purpose:
+// the test checks what a user reads, not the constants of the code.
+const (
+	textRetrying    = "Connection error - retrying"
+	textUnavailable = "Data unavailable"
+	textOpenPrefix  = "Service temporarily unavailable - retrying in "
+	textNoData      = "No data available"
+	textNoDataHint  = "Waiting for data — start the scraper on your laptop"
+	textUnauth      = "Access token missing or invalid"
+)
+
+const firstLoad = 45 * time.Second // compiling app.wasm in a busy headless tab
+
+func openWithData(t *testing.T, s *server) *tab {
+	t.Helper()
+	tb := newTab(t, s.url())
+	tb.open("/#token=" + readToken)
+	tb.waitMeters(3, firstLoad)
+	return tb
+}
+
+func openCount(s string) (int, bool) {
+	if !strings.HasPrefix(s, textOpenPrefix) || !strings.HasSuffix(s, "s") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(s, textOpenPrefix), "s"))
+	return n, err == nil
+}
+
+func TestDataAppears(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.post(time.Minute)
+	tb := newTab(t, s.url())
+	start := time.Now()
+	tb.open("/#token=" + readToken)
+	tb.waitMeters(3, firstLoad)
+	t.Logf("time to first data: %v", time.Since(start).Round(time.Millisecond))
+	tb.waitStatus("", 5*time.Second)
+
+	page := tb.text()
+	for _, want := range []string{"Current session", "42% used", "All models", "78% used", "Opus only", "93% used",
+		"Resets in 2 h", "Extra usage: $12.50 of $50.00"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	for _, bad := range []string{"Loading...", "Cached", "min old"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("page shows %q:\n%s", bad, page)
+		}
+	}
+	if got, want := tb.eval(`Array.from(document.querySelectorAll(".meter-bar")).map(e => e.className).join("|")`),
+		"meter-bar level-ok|meter-bar level-warn|meter-bar level-critical"; got != want {
+		t.Errorf("bar classes = %q, want %q", got, want)
+	}
+	if got := tb.eval(`location.hash`); got != "" {
+		t.Errorf("the token stays in the address bar: hash %q", got)
+	}
+	if got := tb.eval(`localStorage.getItem("usage-widget.token") || ""`); got != readToken {
+		t.Errorf("stored token = %q, want the read token", got)
+	}
+	tb.mu.Lock()
+	logged := strings.Join(tb.logs, "\n")
+	tb.mu.Unlock()
+	if !strings.Contains(logged, `"msg":"fetch ok"`) || !strings.Contains(logged, `"component":"widget"`) {
+		t.Errorf("no JSON fetch log line in the console:\n%s", logged)
+	}
+	tb.shot("data")
+
+	// 320 px wide and dark: nothing overflows sideways.
+	tb.emulate(320, true)
+	tb.waitFor("dark scheme", `getComputedStyle(document.body).backgroundColor`, 5*time.Second,
+		func(s string) bool { return s == "rgb(22, 22, 21)" })
+	if got := tb.eval(`String(document.documentElement.scrollWidth)`); got != "320" {
+		t.Errorf("page is %s px wide at a 320 px viewport", got)
+	}
+	tb.shot("data-320-dark")
+
+	// The manifest makes it installable with local icons.
+	manifest, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](
+		`fetch("/manifest.webmanifest").then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"display":"standalone"`, `"/web/icon-512.png"`, `"/web/icon-192.png"`, `"purpose":"maskable"`} {
+		if !strings.Contains(manifest, want) {
+			t.Errorf("manifest lacks %s: %s", want, manifest)
+		}
+	}
+}
+
+func TestServerStoppedBreakerOpensAndRecovers(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.post(time.Minute)
+	tb := openWithData(t, s)
+
+	s.stop()
+	tb.waitStatus(textRetrying, 10*time.Second)
+	tb.shot("connection-error")
+	tb.waitStatus(textUnavailable, 5*time.Second)
+	if page := tb.text(); !strings.Contains(page, "Cached 0 min ago") || !strings.Contains(page, "42% used") {
+		t.Errorf("the last data is not shown as cached:\n%s", page)
+	}
+	tb.shot("data-unavailable")
+
+	// Three failed cycles open the breaker: its countdown starts at the
+	// cooldown (5 s here) and goes down each second.
+	first := tb.waitFor("open breaker", statusJS, 15*time.Second, func(s string) bool { _, ok := openCount(s); return ok })
+	n1, _ := openCount(first)
+	if n1 > 5 || n1 < 3 {
+		t.Errorf("countdown starts at %d s, want about 5 s", n1)
+	}
+	tb.waitFor("countdown", statusJS, 3*time.Second, func(s string) bool { n, ok := openCount(s); return ok && n < n1 })
+	tb.shot("breaker-open")
+
+	// The server comes back on the same port: the widget recovers by
+	// itself, without a reload.
+	s.start()
+	tb.waitStatus("", 15*time.Second)
+	tb.waitMeters(3, 5*time.Second)
+	if page := tb.text(); strings.Contains(page, "Cached") {
+		t.Errorf("still marked cached after recovery:\n%s", page)
+	}
+	tb.mu.Lock()
+	logged := strings.Join(tb.logs, "\n")
+	tb.mu.Unlock()
+	for _, want := range []string{`"msg":"fetch retry"`, `"msg":"breaker transition"`, `"to":"OPEN"`, `"to":"CLOSED"`} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("console log lacks %s", want)
+		}
+	}
+	tb.shot("recovered")
+}
+
+func TestNoData(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	tb := newTab(t, s.url())
+	tb.open("/#token=" + readToken)
+	tb.waitStatus(textNoData, firstLoad)
+	if page := tb.text(); !strings.Contains(page, textNoDataHint) {
+		t.Errorf("page lacks the hint %q:\n%s", textNoDataHint, page)
+	}
+	tb.shot("no-data")
+
+	// The first snapshot arrives: the next auto-refresh shows it.
+	s.post(0)
+	tb.waitMeters(3, 10*time.Second)
+	tb.waitStatus("", 2*time.Second)
+}
+
+func TestStaleDataAndScraperProblem(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.post(20 * time.Minute)
+	at := time.Now().UTC().Format(time.RFC3339)
+	s.postJSON("/api/claude/scraper-status",
+		[]byte(`{"account":"default","at":"`+at+`","ok":false,"category":"NOT_LOGGED_IN","message":"redirected to /login"}`), 204)
+	tb := openWithData(t, s)
+	page := tb.text()
+	for _, want := range []string{"Data is 20 min old", "Scraper signed out — run `usage-scraper login`"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	tb.shot("stale")
+}
+
+func TestOfflineReloadShowsCachedData(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.post(time.Minute)
+	tb := openWithData(t, s)
+	// The service worker must control the page (and hold the shell) first.
+	tb.waitFor("service worker", `String(!!navigator.serviceWorker.controller)`, 30*time.Second,
+		func(s string) bool { return s == "true" })
+
+	s.stop()
+	tb.do(chromedp.Reload())
+	tb.waitMeters(3, firstLoad)
+	page := tb.text()
+	if !strings.Contains(page, "Cached 0 min ago") && !strings.Contains(page, "Cached 1 min ago") {
+		t.Errorf("offline reload does not mark the data cached:\n%s", page)
+	}
+	tb.waitFor("a failure status", statusJS, 15*time.Second, func(s string) bool {
+		_, open := openCount(s)
+		return s == textRetrying || s == textUnavailable || open
+	})
+	tb.shot("offline-reload")
+}
+
+func TestRefreshButtonTriesWhileOpen(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--widget-breaker-cooldown", "60s")
+	s.post(time.Minute)
+	tb := openWithData(t, s)
+
+	s.stop()
+	tb.waitFor("open breaker", statusJS, 20*time.Second, func(s string) bool { _, ok := openCount(s); return ok })
+	s.start()
+	before := tb.status()
+	n, ok := openCount(before)
+	if !ok || n < 45 {
+		t.Fatalf("before the click: status %q, want the open breaker with most of 60 s left", before)
+	}
+	clicked := time.Now()
+	tb.do(chromedp.Click(chromedp.ID("refresh")))
+	tb.waitStatus("", 5*time.Second)
+	t.Logf("recovered %v after the click, %d s before the probe was due", time.Since(clicked).Round(time.Millisecond), n)
+	tb.waitMeters(3, 2*time.Second)
+	tb.shot("refresh-while-open")
+}
+
+func TestTokenForm(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.post(time.Minute)
+	tb := newTab(t, s.url())
+	tb.open("/")
+	tb.waitStatus(textUnauth, firstLoad)
+	tb.shot("token-missing")
+	tb.do(
+		chromedp.SendKeys(chromedp.ID("token-input"), readToken),
+		chromedp.Click(chromedp.ID("token-save")),
+	)
+	tb.waitMeters(3, 10*time.Second)
+	tb.waitStatus("", 2*time.Second)
+	if got := tb.eval(`location.search + location.hash`); got != "" {
+		t.Errorf("the token leaked into the URL: %q", got)
+	}
+}

@@ -21,6 +21,9 @@ import (
 	"time"
 	_ "time/tzdata" // the page's time zone must load on any laptop
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -177,6 +180,11 @@ func (b *Browser) allocatorOptions() []chromedp.ExecAllocatorOption {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.NoFirstRun,
+		// claude.ai sits behind Cloudflare, which challenges browsers that
+		// announce automation; the scraper reads one page every few
+		// minutes on the user's own login, so it looks like the browser it is.
+		chromedp.Flag("enable-automation", false),
+		chromedp.Flag("disable-blink-features", "AutomationControlled"),
 	)
 	// The sandbox needs kernel features that containers and root lack; a
 	// laptop keeps it.
@@ -214,6 +222,18 @@ func (b *Browser) openTabLocked() error {
 	b.tabCtx, b.tabCancel = chromedp.NewContext(b.browserCtx)
 	if err := chromedp.Do(b.tabCtx); err != nil {
 		return scrapeerr.New(scrapeerr.Browser, err, "browser: open a tab")
+	}
+	// Headless Chromium says "HeadlessChrome" in its user agent, which
+	// Cloudflare answers with a challenge; the same browser's ordinary
+	// agent is sent instead.
+	v, err := chromedp.CallBrowser(b.tabCtx, cdpbrowser.GetVersion, cdp.Empty{})
+	if err != nil {
+		return scrapeerr.New(scrapeerr.Browser, err, "browser: read the browser version")
+	}
+	if ua := strings.Replace(v.UserAgent, "HeadlessChrome/", "Chrome/", 1); ua != v.UserAgent {
+		if _, err := chromedp.Call(b.tabCtx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
+			return scrapeerr.New(scrapeerr.Browser, err, "browser: set the user agent")
+		}
 	}
 	return nil
 }
@@ -466,7 +486,9 @@ func (b *Browser) scrape(ctx context.Context, usageURL string) (shared.Snapshot,
 			return shared.Snapshot{}, b.classify(ctx, tabCtx, err, "read the page")
 		}
 		state = st
-		if parse.DetectPage(st.URL, st.Title, st.Text) != "" {
+		// A sign-in page stays one; a challenge often passes by itself
+		// after a few seconds, so it gets until the deadline.
+		if class := parse.DetectPage(st.URL, st.Title, st.Text); class == scrapeerr.NotLoggedIn {
 			break
 		}
 		meters := strings.Contains(st.Text, "% used")

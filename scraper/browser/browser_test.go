@@ -105,6 +105,8 @@ func TestScrapeVariants(t *testing.T) {
 		{variant: fixture.VariantNoMeters, wantClass: scrapeerr.LayoutChanged},
 		{variant: fixture.VariantLogin, wantClass: scrapeerr.NotLoggedIn},
 		{variant: fixture.VariantChallenge, wantClass: scrapeerr.Challenge},
+		// The check passes by itself within the meter wait: no failure.
+		{variant: fixture.VariantChallengePass, wantCapture: "api", wantMeters: all, wantExtra: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.variant, func(t *testing.T) {
@@ -198,10 +200,10 @@ func TestScrapeReusesTab(t *testing.T) {
 	}
 }
 
-func TestScrapeLogsDisagreement(t *testing.T) {
-	// The limits variant renders "Opus only" from the JSON, so both agree;
-	// the missing variant has no Sonnet percent on the page and none in
-	// JSON: no disagreement either. A canceled scrape must not log one.
+func TestScrapeAgreeingCapturesLogNoDisagreement(t *testing.T) {
+	// The page renders what its JSON says, so the two captures agree and
+	// no disagreement may be logged (TestBuildComparesCaptures covers one
+	// that is); every line carries the component.
 	logBuf.Reset()
 	if _, err := scrape(t, shared1, fixture.UsageURL(site.URL, fixture.VariantLegacy)); err != nil {
 		t.Fatal(err)
@@ -450,5 +452,30 @@ func TestBuildComparesCaptures(t *testing.T) {
 	}
 	if got, want := snap.Meters[0].PercentUsed, 50.0; got != want {
 		t.Errorf("session percent = %g, want the page's %g", got, want)
+	}
+}
+
+// TestLooksLikeOrdinaryChrome checks what Cloudflare looks at first: no
+// "HeadlessChrome" in the user agent and navigator.webdriver not set.
+func TestLooksLikeOrdinaryChrome(t *testing.T) {
+	if _, err := scrape(t, shared1, fixture.UsageURL(site.URL, fixture.VariantLegacy)); err != nil {
+		t.Fatal(err)
+	}
+	shared1.mu.Lock()
+	tabCtx := shared1.tabCtx
+	shared1.mu.Unlock()
+	type nav struct {
+		UA        string `json:"ua"`
+		Webdriver bool   `json:"webdriver"`
+	}
+	got, err := chromedp.Run(tabCtx, chromedp.Evaluate[nav](`({ua: navigator.userAgent, webdriver: !!navigator.webdriver})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(got.UA, "Headless") || !strings.Contains(got.UA, "Chrome/") {
+		t.Errorf("user agent = %q, want an ordinary Chrome agent", got.UA)
+	}
+	if got.Webdriver {
+		t.Error("navigator.webdriver = true, want false")
 	}
 }

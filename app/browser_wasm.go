@@ -5,7 +5,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"syscall/js"
@@ -22,7 +21,7 @@ import (
 // (each log line is one JSON object, printed by wasm_exec.js with
 // console.log).
 func browserDeps() *Deps {
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("component", "widget")
+	logger := NewConsoleLogger(os.Stdout, "widget", time.Now)
 	s := ParseSettings(app.Getenv)
 
 	var st Storage

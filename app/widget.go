@@ -2,7 +2,7 @@ package app
 
 import (
 	"context"
-	"log/slog"
+	"io"
 	"strings"
 	"time"
 
@@ -38,7 +38,7 @@ type Deps struct {
 	Settings Settings
 	Now      func() time.Time
 	Location *time.Location
-	Logger   *slog.Logger
+	Logger   client.Logger
 	// Every calls f every d until ctx ends.
 	Every func(ctx context.Context, d time.Duration, f func())
 	Page  Page
@@ -127,9 +127,9 @@ func (w *Widget) OnDismount() {
 	w.started = false
 }
 
-func (w *Widget) log() *slog.Logger {
+func (w *Widget) log() client.Logger {
 	if w.deps == nil || w.deps.Logger == nil {
-		return slog.New(slog.DiscardHandler)
+		return NewConsoleLogger(io.Discard, "widget", nil)
 	}
 	return w.deps.Logger
 }

@@ -3,6 +3,8 @@
 package widget_test
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,6 +103,38 @@ func TestDataAppears(t *testing.T) {
 			t.Errorf("manifest lacks %s: %s", want, manifest)
 		}
 	}
+}
+
+// TestWasmBudget holds app.wasm to 1.6 MB brotli (the issue's budget) and
+// checks that the browser gets it brotli-encoded.
+func TestWasmBudget(t *testing.T) {
+	t.Parallel()
+	sizes := map[string]int64{}
+	for _, n := range []string{"app.wasm", "app.wasm.gz", "app.wasm.br"} {
+		info, err := os.Stat(filepath.Join(webDir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[n] = info.Size()
+	}
+	t.Logf("app.wasm: raw %d, gzip %d, brotli %d bytes", sizes["app.wasm"], sizes["app.wasm.gz"], sizes["app.wasm.br"])
+	if got, max := sizes["app.wasm.br"], int64(1_600_000); got > max {
+		t.Errorf("app.wasm.br is %d bytes, budget %d", got, max)
+	}
+
+	s := startServer(t)
+	tb := newTab(t, s.url())
+	tb.open("/")
+	got, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](
+		`fetch("/web/app.wasm").then(r => [r.status, r.headers.get("content-encoding"), r.headers.get("content-type")].join(" "))`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "200 br application/wasm"; got != want {
+		t.Errorf("app.wasm as the browser gets it: %q, want %q", got, want)
+	}
+	tb.waitStatus(textUnauth, firstLoad) // no token: the page still loads cleanly
 }
 
 func TestServerStoppedBreakerOpensAndRecovers(t *testing.T) {

@@ -206,10 +206,14 @@ func (e *attemptError) Unwrap() error { return e.err }
 // answers from a healthy server and count as successes.
 func (c *Client) Fetch(ctx context.Context, req Request) Result {
 	log := c.cfg.Logger
-	var done func(bool)
+	var (
+		done  func(bool)
+		probe bool // this cycle is the half-open probe
+	)
 	if req.Manual {
 		done = c.cfg.Breaker.Bypass()
 	} else {
+		probe = c.cfg.Breaker.State() == shared.StateHalfOpen
 		d, err := c.cfg.Breaker.Allow()
 		if err != nil {
 			retryIn := c.cfg.Breaker.RetryIn()
@@ -270,7 +274,18 @@ func (c *Client) Fetch(ctx context.Context, req Request) Result {
 		res.Kind = KindOK
 		return res
 	}
-	if last == nil { // ctx ended before the first attempt
+	if ctx.Err() != nil {
+		// The caller gave up (dismount, or a manual refresh replaced this
+		// cycle): that says nothing about the server, so it is no
+		// failure. Only a probe must report, or the breaker would wait
+		// for it forever.
+		if probe {
+			done(false)
+		}
+		log.Info("fetch cancelled", "attempt", attempt)
+		return Result{Kind: KindUnavailable, Err: ctx.Err(), Category: shared.CategoryUnknown, Attempts: attempt}
+	}
+	if last == nil {
 		done(false)
 		return Result{Kind: KindUnavailable, Err: err, Category: shared.Classify(0, err), Attempts: attempt}
 	}

@@ -410,6 +410,36 @@ func TestFetchStopsWhenContextEnds(t *testing.T) {
 	if got, want := s.hits.Load(), int32(1); got != want {
 		t.Errorf("hits = %d, want %d: no attempt after the context ended", got, want)
 	}
+	if got, want := c.Breaker().Failures(), 0; got != want {
+		t.Errorf("breaker failures = %d, want %d: a cancelled cycle says nothing about the server", got, want)
+	}
+}
+
+func TestCancelledProbeReleasesTheBreaker(t *testing.T) {
+	t.Parallel()
+	s := &script{statuses: []int{500}}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	ft := newFakeTime()
+	br := shared.NewBreaker(shared.BreakerConfig{Threshold: 1, Cooldown: time.Second, Now: ft.Now})
+	c := newClient(t, srv.URL, ft, func(cfg *Config) { cfg.Breaker = br })
+	c.Fetch(context.Background(), Request{}) // opens
+	ft.Advance(time.Second)                  // half-open: the next cycle is the probe
+
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cfg.Sleep = func(ctx context.Context, d time.Duration) error { cancel(); return ctx.Err() }
+	c.Fetch(ctx, Request{})
+	if got, want := br.State(), shared.StateOpen; got != want {
+		t.Fatalf("after a cancelled probe: %v, want %v (the probe reported)", got, want)
+	}
+	ft.Advance(time.Second)
+	c.cfg.Sleep = ft.Sleep
+	s.mu.Lock()
+	s.statuses = []int{200}
+	s.mu.Unlock()
+	if res := c.Fetch(context.Background(), Request{}); res.Kind != KindOK {
+		t.Fatalf("the next probe = %v, want OK: the breaker must not wait for the cancelled one", res.Kind)
+	}
 }
 
 func TestRealSleepHonoursContext(t *testing.T) {

@@ -25,7 +25,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -345,6 +347,11 @@ func newTab(t *testing.T, origin string) *tab {
 	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
 		t.Fatal(err)
 	}
+	// The Log domain carries the browser's own errors, CSP violations
+	// among them, which never reach the console API.
+	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
 	return tb
 }
 
@@ -378,6 +385,12 @@ func (tb *tab) record(ev any) {
 			msg += " " + ev.ExceptionDetails.Exception.Description
 		}
 		tb.errors = append(tb.errors, "exception: "+msg)
+	case *cdplog.EventEntryAdded:
+		// Failed requests (401, 404, refused while the server is down)
+		// are part of the scenarios; everything else is a page error.
+		if ev.Entry.Level == cdplog.EntryLevelError && ev.Entry.Source != cdplog.EntrySourceNetwork {
+			tb.errors = append(tb.errors, "browser: "+string(ev.Entry.Source)+": "+ev.Entry.Text)
+		}
 	case *network.EventRequestWillBeSent:
 		tb.requests = append(tb.requests, ev.Request.URL)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
 
 	"github.com/claude-usage/widget/scraper/fixture"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
@@ -64,6 +65,13 @@ func TestMain(m *testing.M) {
 		code = 1
 	}
 	site.Close()
+	// Close must leave nothing running: no chromedp reader, no timer.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutines left after Close: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -22,6 +22,7 @@ var (
 	onlyRe    = regexp.MustCompile(`(?i)^([a-z][a-z0-9 .\-]{0,30}?)\s+only$`)
 	relRe     = regexp.MustCompile(`(?i)^resets\s+in\s+(.+)$`)
 	relPartRe = regexp.MustCompile(`(?i)(\d+)\s*(days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b`)
+	dateRe    = regexp.MustCompile(`(?i)^resets\s+(?:on\s+)?(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d{1,2}),?\s+(?:at\s+)?(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?$`)
 	absRe     = regexp.MustCompile(`(?i)^resets\s+(?:on\s+)?(?:(today|tomorrow|mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?(?:at\s+)?(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?$`)
 )
 
@@ -93,7 +94,7 @@ func ParseDOM(text string, now time.Time, loc *time.Location) (shared.Snapshot, 
 		pctSeen := false
 		for _, l := range section {
 			if strings.HasPrefix(strings.ToLower(l), "resets") && m.ResetsText == "" {
-				m.ResetsText = clip(l, 200)
+				m.ResetsText = clip(l, 197) // 200 with the ellipsis, the wire limit
 				m.ResetsAt = resetTime(l, now, loc)
 				continue
 			}
@@ -168,25 +169,34 @@ func resetTime(line string, now time.Time, loc *time.Location) *time.Time {
 		t := now.Add(d).UTC()
 		return &t
 	}
+	if m := dateRe.FindStringSubmatch(line); m != nil {
+		hour, minute, ok := clockTime(m[3], m[4], m[5])
+		day, _ := strconv.Atoi(m[2])
+		month := time.Month(strings.Index("janfebmaraprmayjunjulaugsepoctnovdec", strings.ToLower(m[1]))/3 + 1)
+		if !ok || day < 1 || day > 31 {
+			return nil
+		}
+		// The text has no year: it is the next such date, which may be in
+		// January of next year.
+		local := now.In(loc)
+		for y := local.Year(); y <= local.Year()+1; y++ {
+			t := time.Date(y, month, day, hour, minute, 0, 0, loc)
+			if t.Month() != month { // Feb 30 and the like
+				return nil
+			}
+			if t.After(now) {
+				t = t.UTC()
+				return &t
+			}
+		}
+		return nil
+	}
 	m := absRe.FindStringSubmatch(line)
 	if m == nil {
 		return nil
 	}
-	hour, _ := strconv.Atoi(m[2])
-	minute := 0
-	if m[3] != "" {
-		minute, _ = strconv.Atoi(m[3])
-	}
-	if ampm := strings.ToLower(strings.ReplaceAll(m[4], ".", "")); ampm != "" {
-		if hour < 1 || hour > 12 {
-			return nil
-		}
-		hour %= 12
-		if ampm == "pm" {
-			hour += 12
-		}
-	}
-	if hour > 23 || minute > 59 {
+	hour, minute, ok := clockTime(m[2], m[3], m[4])
+	if !ok {
 		return nil
 	}
 	local := now.In(loc)
@@ -213,6 +223,27 @@ func resetTime(line string, now time.Time, loc *time.Location) *time.Time {
 	}
 	t = t.UTC()
 	return &t
+}
+
+// clockTime reads "9", "9:30", "9:30 PM", "21:00".
+func clockTime(h, m, ampm string) (hour, minute int, ok bool) {
+	hour, _ = strconv.Atoi(h)
+	if m != "" {
+		minute, _ = strconv.Atoi(m)
+	}
+	if ampm = strings.ToLower(strings.ReplaceAll(ampm, ".", "")); ampm != "" {
+		if hour < 1 || hour > 12 {
+			return 0, 0, false
+		}
+		hour %= 12
+		if ampm == "pm" {
+			hour += 12
+		}
+	}
+	if hour > 23 || minute > 59 {
+		return 0, 0, false
+	}
+	return hour, minute, true
 }
 
 // Compare lists where the two captures disagree: a meter only one of them

@@ -166,6 +166,11 @@ func TestParseDOMResets(t *testing.T) {
 		{"24-hour clock", "Resets Tue 21:00", "2026-12-02T02:00:00Z"},
 		{"bare time", "Resets 8:00 AM", "2026-11-29T13:00:00Z"},
 		{"tomorrow", "Resets tomorrow at 9 AM", "2026-11-29T14:00:00Z"},
+		{"month and day", "Resets Dec 4, 9:00 AM", "2026-12-04T14:00:00Z"},
+		{"month and day with at", "Resets on December 4 at 9 PM", "2026-12-05T02:00:00Z"},
+		{"date already passed is next year", "Resets Jan 2, 12:00 AM", "2027-01-02T05:00:00Z"},
+		{"date earlier this year is next year", "Resets Nov 1, 9:00 AM", "2027-11-01T13:00:00Z"},
+		{"impossible date", "Resets Feb 30, 9:00 AM", ""},
 		{"unknown wording", "Resets soon", ""},
 		{"bad hour", "Resets Thu 13:00 PM", ""},
 	}
@@ -205,6 +210,7 @@ func TestParseDOMMeters(t *testing.T) {
 		{"scoped model label", "Claude Sonnet 4.5 only\n7% used", []string{"weekly_sonnet"}, []float64{7}, 0, ""},
 		{"empty text", "", nil, nil, 0, scrapeerr.LayoutChanged},
 		{"labels without numbers", "Current session\nAll models\n", nil, nil, 2, scrapeerr.LayoutChanged},
+		{"very long reset text is clipped to the wire limit", "Current session\nResets " + strings.Repeat("x", 300) + "\n5% used", []string{"session"}, []float64{5}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +231,13 @@ func TestParseDOMMeters(t *testing.T) {
 			}
 			if got, want := s.Capture, shared.CaptureDOM; got != want {
 				t.Errorf("capture = %q, want %q", got, want)
+			}
+			if err == nil {
+				v := s
+				v.Normalize()
+				if vErr := v.Validate(testNow); vErr != nil {
+					t.Errorf("snapshot fails shared validation: %v", vErr)
+				}
 			}
 		})
 	}

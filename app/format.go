@@ -12,17 +12,17 @@ import (
 // Widget texts from DESIGN.md ("Widget states"); tests and the e2e suite
 // compare against these exactly.
 const (
-	TextLoading          = "Loading..."
-	TextNoData           = "No data available"
-	TextNoDataHint       = "Waiting for data — start the scraper on your laptop"
-	TextRetrying         = "Connection error - retrying"
-	TextUnavailable      = "Data unavailable"
-	TextUnauthorized     = "Access token missing or invalid"
-	textBreakerOpenFmt   = "Service temporarily unavailable - retrying in %ds"
-	textStaleFmt         = "Data is %d min old"
-	textCachedFmt        = "Cached %d min ago"
-	TextPartial          = "Partial data — some limits could not be read"
-	TextScraperProblemBy = "Scraper: "
+	TextLoading        = "Loading..."
+	TextNoData         = "No data available"
+	TextNoDataHint     = "Waiting for data — start the scraper on your laptop"
+	TextRetrying       = "Connection error - retrying"
+	TextUnavailable    = "Data unavailable"
+	TextUnauthorized   = "Access token missing or invalid"
+	textBreakerOpenFmt = "Service temporarily unavailable - retrying in %ds"
+	textStaleFmt       = "Data is %d min old"
+	textCachedFmt      = "Cached %d min ago"
+	TextPartial        = "Partial data — some limits could not be read"
+	TextUpdateReady    = "A new version of the widget is ready."
 )
 
 // BreakerOpenText is the open-breaker line for the time left.

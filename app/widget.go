@@ -93,6 +93,7 @@ type Widget struct {
 	tokenInput   string
 	showSettings bool
 	storageNote  string
+	updateReady  bool
 	now          time.Time
 }
 
@@ -113,6 +114,13 @@ func (w *Widget) OnPreRender(ctx app.Context) {
 	if w.deps != nil && w.deps.startOnPreRender {
 		w.start(ctx)
 	}
+}
+
+// OnAppUpdate is called by go-app when the service worker has installed a
+// newer build: the page offers a reload instead of forcing one.
+func (w *Widget) OnAppUpdate(ctx app.Context) {
+	w.updateReady = true
+	w.log().Info("a new version of the widget is ready")
 }
 
 // OnDismount stops every timer, listener and fetch.
@@ -423,6 +431,14 @@ func (w *Widget) layout(v view, data *shared.UsageResponse) app.UI {
 			}),
 			app.If(w.storageNote != "", func() app.UI {
 				return app.P().Class("note").Text(w.storageNote)
+			}),
+			app.If(w.updateReady, func() app.UI {
+				return app.P().ID("update").Class("note").Body(
+					app.Text(TextUpdateReady+" "),
+					app.Button().ID("reload").Class("btn").Type("button").
+						OnClick(func(ctx app.Context, e app.Event) { ctx.Reload() }).
+						Text("Reload"),
+				)
 			}),
 		),
 		w.renderAccounts(data),

@@ -689,3 +689,16 @@ func TestServerRenderShowsLoading(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestUpdateReadyOffersReload(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, ok(usage(10)))
+	h.load()
+	h.settle()
+	h.wantNoText(TextUpdateReady)
+	h.on(func(ctx app.Context) { h.w.OnAppUpdate(ctx) })
+	h.wantText(TextUpdateReady)
+	if !strings.Contains(h.html(), `id="reload"`) {
+		t.Errorf("no reload button:\n%s", h.html())
+	}
+}

@@ -421,7 +421,7 @@ func (w *Widget) layout(v view, data *shared.UsageResponse) app.UI {
 				return app.P().ID("cached").Class("note note-cached").Text(v.cached)
 			}),
 			app.If(v.stale != "", func() app.UI {
-				return app.P().ID("stale").Class("note note-stale").Role("alert").Text(v.stale)
+				return app.P().ID("stale").Class("note note-stale").Text(v.stale)
 			}),
 			app.If(data != nil && data.Partial, func() app.UI {
 				return app.P().ID("partial").Class("note note-partial").Text(TextPartial)

@@ -209,6 +209,9 @@ func (b *Browser) startLocked(ctx context.Context) error {
 	select {
 	case err := <-started:
 		if err != nil {
+			if _, lerr := os.Lstat(filepath.Join(b.opts.ProfileDir, "SingletonLock")); lerr == nil {
+				return scrapeerr.New(scrapeerr.Browser, err, "browser: start %s: the profile %s may be in use by another Chromium (is `usage-scraper run` or `login` running?)", b.path, b.opts.ProfileDir)
+			}
 			return scrapeerr.New(scrapeerr.Browser, err, "browser: start %s", b.path)
 		}
 	case <-ctx.Done():

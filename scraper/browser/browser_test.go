@@ -41,7 +41,7 @@ func testOptions() Options {
 	return Options{
 		Headless:    true,
 		PageTimeout: 15 * time.Second,
-		MeterWait:   2 * time.Second,
+		MeterWait:   3 * time.Second,
 		Now:         clock,
 		Logger:      slog.New(slog.NewJSONHandler(logBuf, nil)),
 	}
@@ -485,5 +485,31 @@ func TestLooksLikeOrdinaryChrome(t *testing.T) {
 	}
 	if got.Webdriver {
 		t.Error("navigator.webdriver = true, want false")
+	}
+}
+
+// TestProfileInUse starts a second browser on the profile of a running one:
+// Chromium hands over to the first process and exits, and the error says
+// which profile is busy.
+func TestProfileInUse(t *testing.T) {
+	opts := testOptions()
+	opts.ProfileDir = t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	first, err := New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := New(ctx, opts)
+	if err == nil {
+		second.Close()
+		t.Fatal("a second browser started on a profile that is in use")
+	}
+	if got, want := scrapeerr.ClassOf(err), scrapeerr.Browser; got != want {
+		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
+	}
+	if !strings.Contains(err.Error(), "in use") {
+		t.Errorf("error %q does not say the profile is in use", err)
 	}
 }

@@ -191,13 +191,14 @@ func installFlags(f *flags, c *config, logDir string) {
 	f.str(&c.LogDir, "log-dir", "", logDir, doc)
 }
 
-// lazyBrowser starts Chromium on the first scrape and starts a new one
-// after a BROWSER failure (crash), so `run` keeps one browser but survives
-// losing it.
+// lazyBrowser starts Chromium at the first scrape rather than at start-up,
+// so that `run` with Chromium missing keeps running, reports BROWSER to the
+// server (the widget says why data stopped) and picks Chromium up once it
+// is installed. Once started, the browser restarts a crashed Chromium
+// itself and reuses its tab.
 type lazyBrowser struct {
 	d    deps
 	opts BrowserOptions
-	log  *slog.Logger
 	mu   sync.Mutex
 	b    Browser
 }
@@ -210,7 +211,7 @@ func (l *lazyBrowser) get(ctx context.Context) (Browser, error) {
 	}
 	b, err := l.d.newBrowser(ctx, l.opts)
 	if err != nil {
-		if scrapeerr.ClassOf(err) == scrapeerr.Unknown {
+		if scrapeerr.ClassOf(err) == scrapeerr.Unknown && ctx.Err() == nil {
 			err = scrapeerr.New(scrapeerr.Browser, err, "starting Chromium")
 		}
 		return nil, err
@@ -224,22 +225,7 @@ func (l *lazyBrowser) Scrape(ctx context.Context, usageURL string) (shared.Snaps
 	if err != nil {
 		return shared.Snapshot{}, err
 	}
-	snap, err := b.Scrape(ctx, usageURL)
-	if err != nil && scrapeerr.ClassOf(err) == scrapeerr.Browser {
-		l.log.Warn("restarting Chromium after a browser failure", "component", "cli", "error", err.Error())
-		l.reset()
-	}
-	return snap, err
-}
-
-func (l *lazyBrowser) reset() {
-	l.mu.Lock()
-	b := l.b
-	l.b = nil
-	l.mu.Unlock()
-	if b != nil {
-		_ = b.Close()
-	}
+	return b.Scrape(ctx, usageURL)
 }
 
 func (l *lazyBrowser) Close() error {
@@ -254,7 +240,7 @@ func (l *lazyBrowser) Close() error {
 }
 
 func (e *cmdEnv) browser(headless bool) *lazyBrowser {
-	return &lazyBrowser{d: e.d, log: e.log, opts: BrowserOptions{ChromePath: e.cfg.ChromePath, ProfileDir: e.cfg.ProfileDir,
+	return &lazyBrowser{d: e.d, opts: BrowserOptions{ChromePath: e.cfg.ChromePath, ProfileDir: e.cfg.ProfileDir,
 		Headless: headless, PageTimeout: e.cfg.PageTimeout, Logger: e.log}}
 }
 

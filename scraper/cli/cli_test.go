@@ -125,7 +125,7 @@ func TestHelpDocumentsEverything(t *testing.T) {
 			t.Errorf("%s --help exit = %d", cmd, r.code)
 		}
 		for _, want := range []string{"--server", "USAGE_SERVER_URL", "--api-key", "USAGE_API_KEY", "--api-key-file", "--usage-url",
-			"https://claude.ai/settings/usage", "--profile-dir", "/home/ada/.config/usage-scraper/profile", "--outbox-dir",
+			"https://claude.ai/settings/usage", "--profile-dir", "/home/ada/.config/usage-scraper/chromium-profile", "--outbox-dir",
 			"/home/ada/.local/share/usage-scraper/outbox", "--account", "--chrome-path", "--headless", "--interval", "5m0s",
 			"--log-level", "SYNC_VERBOSE"} {
 			if !strings.Contains(r.stdout, want) {
@@ -227,7 +227,7 @@ func TestInstallLaunchdPrintParses(t *testing.T) {
 	pl := decodePlist(t, []byte(r.stdout))
 	support := filepath.Join(home, "Library", "Application Support", "usage-scraper")
 	wantArgs := []string{"/opt/usage/bin/usage-scraper", "run", "--api-key-file", kf, "--account", "work", "--interval", "10m0s",
-		"--profile-dir", filepath.Join(support, "profile"), "--outbox-dir", filepath.Join(support, "outbox")}
+		"--profile-dir", filepath.Join(support, "chromium-profile"), "--outbox-dir", filepath.Join(support, "outbox")}
 	if strings.Join(pl.Args, "\x00") != strings.Join(wantArgs, "\x00") {
 		t.Errorf("ProgramArguments = %q\nwant %q", pl.Args, wantArgs)
 	}
@@ -364,4 +364,36 @@ func decodePlist(t *testing.T, data []byte) plistDoc {
 		}
 	}
 	return p
+}
+
+func TestFailExitCodes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{scrapeerr.New(scrapeerr.NotLoggedIn, nil, "x"), 3},
+		{scrapeerr.New(scrapeerr.Challenge, nil, "x"), 4},
+		{scrapeerr.New(scrapeerr.LayoutChanged, nil, "x"), 5},
+		{scrapeerr.New(scrapeerr.Browser, nil, "x"), 6},
+		{scrapeerr.New(scrapeerr.Network, nil, "x"), 7},
+		{scrapeerr.New(scrapeerr.Unknown, nil, "x"), 1},
+		{usagef("bad"), 2},
+		{errors.New("other"), 1},
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			var errb bytes.Buffer
+			e := &cmdEnv{name: "once", stderr: &errb}
+			if got := e.fail(tc.err); got != tc.want {
+				t.Errorf("exit = %d, want %d", got, tc.want)
+			}
+			if !strings.HasPrefix(errb.String(), "usage-scraper once: ") {
+				t.Errorf("stderr = %q", errb.String())
+			}
+			var se *scrapeerr.Error
+			if errors.As(tc.err, &se) && !strings.Contains(errb.String(), "next step: "+se.Class.NextStep()) {
+				t.Errorf("no next step in %q", errb.String())
+			}
+		})
+	}
 }

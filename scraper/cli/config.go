@@ -165,7 +165,7 @@ func (f *flags) common(c *config, p paths) {
 	f.str(&c.APIKey, "api-key", "USAGE_API_KEY", "", "write key sent as X-API-Key (prefer --api-key-file)")
 	f.str(&c.APIKeyFile, "api-key-file", "USAGE_API_KEY_FILE", "", "file holding the write key")
 	f.str(&c.UsageURL, "usage-url", "USAGE_PAGE_URL", DefaultUsageURL, "the Claude usage page to scrape")
-	f.str(&c.ProfileDir, "profile-dir", "USAGE_PROFILE_DIR", filepath.Join(p.configDir, "profile"), "Chromium profile that holds the claude.ai login")
+	f.str(&c.ProfileDir, "profile-dir", "USAGE_PROFILE_DIR", filepath.Join(p.configDir, "chromium-profile"), "Chromium profile that holds the claude.ai login")
 	f.str(&c.OutboxDir, "outbox-dir", "USAGE_OUTBOX_DIR", filepath.Join(p.dataDir, "outbox"), "durable queue of unsent snapshots (and the status file)")
 	f.str(&c.Account, "account", "USAGE_ACCOUNT", shared.DefaultAccount, "account name written into every snapshot")
 	f.str(&c.ChromePath, "chrome-path", "USAGE_CHROME_PATH", "", "Chrome/Chromium binary (empty: search the usual places)")

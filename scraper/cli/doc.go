@@ -23,8 +23,8 @@ file, never the key. On Linux, install-systemd writes a user unit instead
 # Where things are
 
   - profile (the claude.ai login): --profile-dir, default
-    ~/Library/Application Support/usage-scraper/profile (Linux:
-    ~/.config/usage-scraper/profile)
+    ~/Library/Application Support/usage-scraper/chromium-profile (Linux:
+    ~/.config/usage-scraper/chromium-profile)
   - outbox (unsent snapshots, oldest first): --outbox-dir, default
     ~/Library/Application Support/usage-scraper/outbox (Linux:
     ~/.local/share/usage-scraper/outbox); rejected/ holds snapshots the

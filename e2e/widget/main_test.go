@@ -281,8 +281,13 @@ type meter struct {
 	ResetsAt    *time.Time `json:"resetsAt,omitempty"`
 }
 
-// post stores a snapshot scraped age ago.
+// post stores a snapshot of the default account scraped age ago.
 func (s *server) post(age time.Duration, meters ...meter) {
+	s.t.Helper()
+	s.postAccount("default", age, meters...)
+}
+
+func (s *server) postAccount(account string, age time.Duration, meters ...meter) {
 	s.t.Helper()
 	now := time.Now().UTC()
 	if len(meters) == 0 {
@@ -295,7 +300,7 @@ func (s *server) post(age time.Duration, meters ...meter) {
 		}
 	}
 	body, _ := json.Marshal(map[string]any{
-		"account": "default", "scrapedAt": now.Add(-age).Format(time.RFC3339), "capture": "api",
+		"account": account, "scrapedAt": now.Add(-age).Format(time.RFC3339), "capture": "api",
 		"meters":     meters,
 		"extraUsage": map[string]any{"enabled": true, "usedCents": 1250, "limitCents": 5000, "currency": "USD"},
 	})
@@ -420,6 +425,19 @@ func (tb *tab) checkClean() {
 	if len(tb.requests) == 0 {
 		tb.t.Error("no request recorded: the network listener is not working")
 	}
+}
+
+// apiRequests counts the widget's requests for usage so far.
+func (tb *tab) apiRequests() int {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	n := 0
+	for _, r := range tb.requests {
+		if strings.Contains(r, "/api/claude/console-usage") {
+			n++
+		}
+	}
+	return n
 }
 
 func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {

@@ -278,3 +278,52 @@ func TestTokenForm(t *testing.T) {
 		t.Errorf("the token leaked into the URL: %q", got)
 	}
 }
+
+func TestAccountSwitcher(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.post(time.Minute)
+	s.postAccount("work", time.Minute, meter{"session", "Current session", 7, nil})
+	tb := openWithData(t, s)
+	tb.waitFor("account switcher", `String(document.querySelectorAll("#account-select option").length)`, 5*time.Second,
+		func(s string) bool { return s == "2" })
+	tb.eval(`(() => { const s = document.getElementById("account-select"); s.value = "work";
+		s.dispatchEvent(new Event("change", {bubbles: true})); return ""; })()`)
+	tb.waitMeters(1, 5*time.Second)
+	if page := tb.text(); !strings.Contains(page, "7% used") {
+		t.Errorf("the work account is not shown:\n%s", page)
+	}
+	if got := tb.eval(`localStorage.getItem("usage-widget.account") || ""`); got != "work" {
+		t.Errorf("stored account = %q, want work", got)
+	}
+	tb.shot("account-work")
+	// The choice survives a reload.
+	tb.do(chromedp.Reload())
+	tb.waitMeters(1, firstLoad)
+	tb.waitFor("work selected", `document.getElementById("account-select") ? document.getElementById("account-select").value : ""`,
+		10*time.Second, func(s string) bool { return s == "work" })
+}
+
+func TestHiddenPagePausesRefresh(t *testing.T) {
+	t.Parallel()
+	s := startServer(t) // refresh every 2 s
+	s.post(time.Minute)
+	tb := openWithData(t, s)
+	tb.eval(`(() => { Object.defineProperty(document, "visibilityState", {configurable: true,
+		get: () => window.__visibility || "visible"}); return ""; })()`)
+	setVisibility := func(v string) {
+		tb.eval(`(() => { window.__visibility = "` + v + `"; document.dispatchEvent(new Event("visibilitychange")); return ""; })()`)
+	}
+
+	setVisibility("hidden")
+	time.Sleep(200 * time.Millisecond) // let a request already on its way land
+	before := tb.apiRequests()
+	time.Sleep(5 * time.Second) // two and a half refresh periods
+	if got := tb.apiRequests(); got != before {
+		t.Errorf("%d requests while hidden, want none", got-before)
+	}
+	shown := time.Now()
+	setVisibility("visible")
+	tb.waitFor("a refresh on showing", `String(1)`, 2*time.Second, func(string) bool { return tb.apiRequests() > before })
+	t.Logf("refreshed %v after the page was shown", time.Since(shown).Round(time.Millisecond))
+}

@@ -6,10 +6,13 @@
 package widgetmount
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -17,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/andybalholm/brotli"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
@@ -70,7 +74,9 @@ func Mount(f *fiber.App, opts Options) error {
 		return fmt.Errorf("widgetmount: web dir %q: %w", opts.WebDir, err)
 	}
 
-	wasm, err := loadWasm(dir)
+	wasm, err := loadWasm(dir, func(name string) {
+		log.Warn(name+" does not match app.wasm and is not served: run `make wasm` to rebuild it", "webDir", dir)
+	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		log.Warn("app.wasm is not built: the widget page will not start; run `make wasm`",
@@ -110,7 +116,20 @@ func Mount(f *fiber.App, opts Options) error {
 	return nil
 }
 
-func loadWasm(dir string) (*wasmFile, error) {
+// decodesTo reports whether compressed decodes to exactly raw. It reads at
+// most one byte past len(raw), so a bogus file cannot blow up memory.
+func decodesTo(compressed, raw []byte, decode func(io.Reader) (io.Reader, error)) bool {
+	r, err := decode(bytes.NewReader(compressed))
+	if err != nil {
+		return false
+	}
+	// One byte more than raw: a longer stream ends in a full buffer.
+	buf := make([]byte, len(raw)+1)
+	n, err := io.ReadFull(r, buf)
+	return errors.Is(err, io.ErrUnexpectedEOF) && n == len(raw) && bytes.Equal(buf[:n], raw)
+}
+
+func loadWasm(dir string, staleLog func(name string)) (*wasmFile, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "app.wasm"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -123,19 +142,28 @@ func loadWasm(dir string) (*wasmFile, error) {
 	w.etag = hex.EncodeToString(sum[:])
 	// The compressed files are optional (a plain `go build` has none) but
 	// must belong to this app.wasm: a stale .br would serve an old build.
-	rawInfo, _ := os.Stat(filepath.Join(dir, "app.wasm"))
+	// Their content decides, not their mtimes: `cp -r web` (the README's
+	// install step) gives every copy a new mtime in directory order, which
+	// would wrongly drop a good .br and send 8 MB raw to every phone.
 	for _, enc := range []struct {
-		ext string
-		dst *[]byte
-	}{{".br", &w.br}, {".gz", &w.gz}} {
+		ext    string
+		dst    *[]byte
+		decode func(io.Reader) (io.Reader, error)
+	}{
+		{".br", &w.br, func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil }},
+		{".gz", &w.gz, func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+	} {
 		p := filepath.Join(dir, "app.wasm"+enc.ext)
-		info, err := os.Stat(p)
-		if err != nil || (rawInfo != nil && info.ModTime().Before(rawInfo.ModTime())) {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		b, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("widgetmount: reading %s: %w", filepath.Base(p), err)
+		}
+		if !decodesTo(b, raw, enc.decode) {
+			staleLog(filepath.Base(p))
+			continue
 		}
 		*enc.dst = b
 	}

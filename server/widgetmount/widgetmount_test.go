@@ -161,21 +161,94 @@ func TestMissingWasmIsAClear404(t *testing.T) {
 	}
 }
 
-func TestStaleCompressedFilesAreIgnored(t *testing.T) {
+// TestCompressedFilesMustMatchAppWasm: content decides whether a .br/.gz
+// belongs to app.wasm, never mtimes (a `cp -r web` reorders those).
+func TestCompressedFilesMustMatchAppWasm(t *testing.T) {
 	t.Parallel()
-	dir, raw := writeWeb(t)
-	old := time.Now().Add(-time.Hour)
-	for _, n := range []string{"app.wasm.br", "app.wasm.gz"} {
-		if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
-			t.Fatal(err)
-		}
+	tests := []struct {
+		name         string
+		prepare      func(t *testing.T, dir string)
+		wantEncoding string
+	}{
+		{"older mtimes but same content (after cp)", func(t *testing.T, dir string) {
+			old := time.Now().Add(-time.Hour)
+			for _, n := range []string{"app.wasm.br", "app.wasm.gz"} {
+				if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, "br"},
+		{"both from another build", func(t *testing.T, dir string) {
+			br, gz := compress(t, []byte("an older build of app.wasm"))
+			writeFile(t, dir, "app.wasm.br", br)
+			writeFile(t, dir, "app.wasm.gz", gz)
+		}, ""},
+		{"corrupt brotli falls back to gzip", func(t *testing.T, dir string) {
+			writeFile(t, dir, "app.wasm.br", []byte("not brotli at all"))
+		}, "gzip"},
+		{"truncated gzip, no brotli", func(t *testing.T, dir string) {
+			b, err := os.ReadFile(filepath.Join(dir, "app.wasm.gz"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, dir, "app.wasm.gz", b[:len(b)/2])
+			if err := os.Remove(filepath.Join(dir, "app.wasm.br")); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
 	}
-	f := newApp(t, dir)
-	resp, body := do(t, f, "/web/app.wasm", "br, gzip")
-	if got := resp.Header.Get("Content-Encoding"); got != "" {
-		t.Errorf("Content-Encoding = %q, want raw: the compressed files are older than app.wasm", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir, raw := writeWeb(t)
+			tt.prepare(t, dir)
+			f := newApp(t, dir)
+			resp, body := do(t, f, "/web/app.wasm", "br, gzip")
+			if got, want := resp.Header.Get("Content-Encoding"), tt.wantEncoding; got != want {
+				t.Fatalf("Content-Encoding = %q, want %q", got, want)
+			}
+			var r io.Reader = bytes.NewReader(body)
+			switch tt.wantEncoding {
+			case "br":
+				r = brotli.NewReader(r)
+			case "gzip":
+				gr, err := gzip.NewReader(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r = gr
+			}
+			got, err := io.ReadAll(r)
+			if err != nil || !bytes.Equal(got, raw) {
+				t.Errorf("the browser would not get this app.wasm (err %v, %d bytes)", err, len(got))
+			}
+		})
 	}
-	if !bytes.Equal(body, raw) {
-		t.Error("body is not the raw app.wasm")
+}
+
+func compress(t *testing.T, raw []byte) (br, gz []byte) {
+	t.Helper()
+	var b, g bytes.Buffer
+	bw := brotli.NewWriter(&b)
+	if _, err := bw.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gw := gzip.NewWriter(&g)
+	if _, err := gw.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes(), g.Bytes()
+}
+
+func writeFile(t *testing.T, dir, name string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -47,8 +47,13 @@ check: deps build
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200x ./server/store/...
 
+# Each fuzz target for FUZZTIME (default 20s); seeds run in make test.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeSnapshot -fuzztime 30s ./shared/
+	@bash scripts/fuzz.sh
+
+# The chaos suite: real processes failing in known ways. Also part of make test.
+chaos: deps build
+	$(GO) test -count=1 -timeout 10m ./e2e/chaos/...
 
 clean:
 	rm -rf bin web/app.wasm web/app.wasm.br web/app.wasm.gz .artifacts

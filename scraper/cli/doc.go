@@ -17,7 +17,9 @@ package stays a few lines long and tests drive the real command.
 	bin/usage-scraper status        # outbox, last success, last error, sync statistics
 
 The plist holds the server URL (USAGE_SERVER_URL) and the path of the key
-file, never the key. On Linux, install-systemd writes a user unit instead
+file, never the key. Chromium allows one process per profile: stop the
+LaunchAgent (launchctl bootout gui/$(id -u)/com.claude-usage.scraper) before
+running login or once by hand, or give those a different --profile-dir. On Linux, install-systemd writes a user unit instead
 (logs: journalctl --user -u usage-scraper -f).
 
 # Where things are

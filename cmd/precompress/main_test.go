@@ -12,63 +12,123 @@ import (
 	"github.com/andybalholm/brotli"
 )
 
-func TestRunWritesBothEncodings(t *testing.T) {
+func TestRunWritesBothEncodingsThatDecodeBack(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := filepath.Join(dir, "app.wasm")
-	raw := bytes.Repeat([]byte("\x00asm go wasm "), 10000)
-	if err := os.WriteFile(p, raw, 0o644); err != nil {
+	path := filepath.Join(dir, "app.wasm")
+	// Compressible but not trivial: repeated text with a varying counter.
+	var raw bytes.Buffer
+	for i := 0; i < 3000; i++ {
+		raw.WriteString("func main() { widget.RegisterRoutes(); app.RunWhenOnBrowser() } ")
+		raw.WriteByte(byte(i))
+	}
+	if err := os.WriteFile(path, raw.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+
 	var out bytes.Buffer
-	if err := run([]string{p}, &out); err != nil {
-		t.Fatal(err)
+	if err := run([]string{path}, &out); err != nil {
+		t.Fatalf("run: %v", err)
 	}
-	br, err := os.ReadFile(p + ".br")
+
+	decoders := map[string]func(io.Reader) (io.Reader, error){
+		".br": func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil },
+		".gz": func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) },
+	}
+	for ext, dec := range decoders {
+		t.Run(ext, func(t *testing.T) {
+			b, err := os.ReadFile(path + ext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) >= raw.Len()/4 {
+				t.Errorf("%s is %d bytes for %d raw: not compressed", ext, len(b), raw.Len())
+			}
+			r, err := dec(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, raw.Bytes()) {
+				t.Errorf("%s decodes to %d bytes that differ from the %d raw bytes", ext, len(got), raw.Len())
+			}
+			info, err := os.Stat(path + ext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := info.Mode().Perm(), os.FileMode(0o644); got != want {
+				t.Errorf("%s mode = %v, want %v (the server must read it)", ext, got, want)
+			}
+		})
+	}
+
+	if s := out.String(); !strings.Contains(s, "app.wasm: raw ") || !strings.Contains(s, "brotli ") {
+		t.Errorf("output does not report the sizes: %q", s)
+	}
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gz, err := os.ReadFile(p + ".gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := io.ReadAll(brotli.NewReader(bytes.NewReader(br))); !bytes.Equal(got, raw) {
-		t.Error("app.wasm.br does not decode to app.wasm")
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := io.ReadAll(zr); !bytes.Equal(got, raw) {
-		t.Error("app.wasm.gz does not decode to app.wasm")
-	}
-	if len(br) >= len(raw) || len(gz) >= len(raw) {
-		t.Errorf("no compression: raw %d, br %d, gz %d", len(raw), len(br), len(gz))
-	}
-	if !strings.Contains(out.String(), "brotli") {
-		t.Errorf("sizes not printed: %q", out.String())
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 3 {
-		t.Errorf("files left behind: %v", entries)
+	if got, want := len(entries), 3; got != want {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("dir holds %v, want app.wasm, .br and .gz only (no temp files)", names)
 	}
 }
 
-func TestRunErrors(t *testing.T) {
+func TestRunRejectsBadInput(t *testing.T) {
 	t.Parallel()
+	dir := t.TempDir()
 	tests := []struct {
 		name string
 		args []string
+		want string
 	}{
-		{"no argument", nil},
-		{"two arguments", []string{"a", "b"}},
-		{"missing file", []string{filepath.Join(t.TempDir(), "nope.wasm")}},
+		{"no argument", nil, "usage: precompress FILE"},
+		{"two arguments", []string{"a", "b"}, "usage: precompress FILE"},
+		{"missing file", []string{filepath.Join(dir, "nope.wasm")}, "precompress: reading"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := run(tt.args, io.Discard); err == nil {
-				t.Error("run succeeded")
+			err := run(tt.args, io.Discard)
+			if err == nil {
+				t.Fatal("run returned nil")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q lacks %q", err, tt.want)
 			}
 		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nope.wasm.br")); err == nil {
+		t.Error("a .br was written for a missing input")
+	}
+}
+
+func TestWriteAtomicReplacesWholeFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x.br")
+	if err := os.WriteFile(p, bytes.Repeat([]byte("old"), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeAtomic(p, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "new"; got != want {
+		t.Errorf("content = %q, want %q", got, want)
+	}
+	// A directory that cannot take the temp file: a clear error, the old
+	// file (none here) untouched.
+	if err := writeAtomic(filepath.Join(dir, "missing", "x.br"), []byte("y")); err == nil {
+		t.Error("writeAtomic into a missing directory returned nil")
 	}
 }

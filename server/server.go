@@ -151,7 +151,11 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 	s.middleware()
 	s.register()
 	if cfg.Widget != nil {
-		if err := widgetmount.Mount(s.app, *cfg.Widget); err != nil {
+		wopts := *cfg.Widget
+		if wopts.Logger == nil {
+			wopts.Logger = s.log
+		}
+		if err := widgetmount.Mount(s.app, wopts); err != nil {
 			return nil, fmt.Errorf("server: mounting the widget: %w", err)
 		}
 	}

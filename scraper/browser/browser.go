@@ -222,23 +222,36 @@ func (b *Browser) startLocked(ctx context.Context) error {
 }
 
 func (b *Browser) openTabLocked() error {
-	b.tabCtx, b.tabCancel = chromedp.NewContext(b.browserCtx)
-	if err := chromedp.Do(b.tabCtx); err != nil {
-		return scrapeerr.New(scrapeerr.Browser, err, "browser: open a tab")
+	tabCtx, cancel, err := newTab(b.browserCtx)
+	if err != nil {
+		return err
+	}
+	b.tabCtx, b.tabCancel = tabCtx, cancel
+	return nil
+}
+
+// newTab opens a tab in the browser of browserCtx, made ready to scrape.
+func newTab(browserCtx context.Context) (context.Context, context.CancelFunc, error) {
+	tabCtx, cancel := chromedp.NewContext(browserCtx)
+	if err := chromedp.Do(tabCtx); err != nil {
+		cancel()
+		return nil, nil, scrapeerr.New(scrapeerr.Browser, err, "browser: open a tab")
 	}
 	// Headless Chromium says "HeadlessChrome" in its user agent, which
 	// Cloudflare answers with a challenge; the same browser's ordinary
 	// agent is sent instead.
-	v, err := chromedp.CallBrowser(b.tabCtx, cdpbrowser.GetVersion, cdp.Empty{})
+	v, err := chromedp.CallBrowser(tabCtx, cdpbrowser.GetVersion, cdp.Empty{})
 	if err != nil {
-		return scrapeerr.New(scrapeerr.Browser, err, "browser: read the browser version")
+		cancel()
+		return nil, nil, scrapeerr.New(scrapeerr.Browser, err, "browser: read the browser version")
 	}
 	if ua := strings.Replace(v.UserAgent, "HeadlessChrome/", "Chrome/", 1); ua != v.UserAgent {
-		if _, err := chromedp.Call(b.tabCtx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
-			return scrapeerr.New(scrapeerr.Browser, err, "browser: set the user agent")
+		if _, err := chromedp.Call(tabCtx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
+			cancel()
+			return nil, nil, scrapeerr.New(scrapeerr.Browser, err, "browser: set the user agent")
 		}
 	}
-	return nil
+	return tabCtx, cancel, nil
 }
 
 func (b *Browser) stopLocked() {
@@ -445,6 +458,13 @@ func (b *Browser) scrape(ctx context.Context, usageURL string) (shared.Snapshot,
 	if err != nil {
 		return shared.Snapshot{}, err
 	}
+	return b.scrapeIn(ctx, tabCtx, usageURL)
+}
+
+// scrapeIn loads the usage page in the tab of tabCtx and reads it. It
+// touches no state of b but its options, so tabs of one browser can scrape
+// side by side.
+func (b *Browser) scrapeIn(ctx, tabCtx context.Context, usageURL string) (shared.Snapshot, error) {
 	// Actions run on a child of the tab's context so that the caller's ctx
 	// and the page timeout end this scrape and never the tab.
 	runCtx, cancel := context.WithTimeout(tabCtx, b.opts.PageTimeout)
@@ -562,26 +582,25 @@ func (b *Browser) build(st pageState, apiBody []byte, apiStatus int64, failures 
 			api, apiErr = parse.ParseAPI(apiBody, now)
 		}
 	}
-	if apiErr == nil && domErr == nil {
+	switch {
+	case apiErr == nil && domErr == nil:
 		for _, d := range parse.Compare(api, dom) {
 			b.log.Warn("captures disagree", "detail", d)
 		}
-	}
-	var out shared.Snapshot
-	switch {
 	case apiErr == nil:
-		out = api
-		// Keep the page's wording of the reset next to the JSON's time.
-		for i, m := range out.Meters {
-			if d, ok := dom.Meter(m.ID); ok && m.ResetsText == "" {
-				out.Meters[i].ResetsText = d.ResetsText
-			}
-		}
+		// Nothing is lost now, but the fallback would fail the day the
+		// JSON goes missing; saying so early gives time to fix the parser.
+		b.log.Warn("page text gave no meter; the fallback capture would fail", "reason", domErr.Error())
 	case domErr == nil:
 		b.log.Info("using the page text", "reason", apiErr.Error())
-		out = dom
-	default:
-		return api, scrapeerr.New(scrapeerr.LayoutChanged, nil, "browser: no meter on %s (JSON: %v; page: %v)", st.URL, apiErr, domErr)
+	}
+	out, err := parse.Merge(api, apiErr, dom, domErr)
+	if err != nil {
+		var se *scrapeerr.Error
+		if errors.As(err, &se) {
+			err = scrapeerr.New(se.Class, se.Err, "browser: %s, on %s (title %q)", strings.TrimPrefix(se.Msg, "parse: "), st.URL, st.Title)
+		}
+		return out, err
 	}
 	out.Source = parse.Source
 	out.ScrapedAt = now.UTC()

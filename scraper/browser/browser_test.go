@@ -82,6 +82,27 @@ func scrape(t *testing.T, b *Browser, url string) (shared.Snapshot, error) {
 	return b.Scrape(ctx, url)
 }
 
+// scrapeOwnTab scrapes url in a tab of its own in the shared browser, so
+// that tests which do not test the reused tab can run side by side; the
+// tab is closed when the test ends.
+func scrapeOwnTab(t *testing.T, url string) (shared.Snapshot, error) {
+	t.Helper()
+	shared1.mu.Lock()
+	bctx := shared1.browserCtx
+	shared1.mu.Unlock()
+	tabCtx, cancel, err := newTab(bctx)
+	if err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = chromedp.Cancel(tabCtx) // waits until the tab is gone
+	})
+	ctx, stop := context.WithTimeout(t.Context(), 20*time.Second)
+	defer stop()
+	return shared1.scrapeIn(ctx, tabCtx, url)
+}
+
 type wantMeter struct {
 	id       string
 	label    string
@@ -118,7 +139,8 @@ func TestScrapeVariants(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.variant, func(t *testing.T) {
-			snap, err := scrape(t, shared1, fixture.UsageURL(site.URL, tt.variant))
+			t.Parallel()
+			snap, err := scrapeOwnTab(t, fixture.UsageURL(site.URL, tt.variant))
 			if tt.wantClass != "" {
 				if got, want := scrapeerr.ClassOf(err), tt.wantClass; got != want {
 					t.Fatalf("class = %q, want %q (err %v)", got, want, err)
@@ -178,13 +200,14 @@ func TestScrapeVariants(t *testing.T) {
 }
 
 func TestScrapeConnectionRefusedIsNetwork(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	_, err = scrape(t, shared1, "http://"+addr+"/settings/usage")
+	_, err = scrapeOwnTab(t, "http://"+addr+"/settings/usage")
 	if got, want := scrapeerr.ClassOf(err), scrapeerr.Network; got != want {
 		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
 	}
@@ -198,6 +221,10 @@ func TestScrapeReusesTab(t *testing.T) {
 	if before == "" {
 		t.Fatal("no tab")
 	}
+	pagesBefore := pageTargets(t)
+	if !slices.Contains(pagesBefore, before) {
+		t.Fatalf("tab %s not among the page targets %v", before, pagesBefore)
+	}
 	for range 2 {
 		if _, err := scrape(t, shared1, fixture.UsageURL(site.URL, fixture.VariantLegacy)); err != nil {
 			t.Fatal(err)
@@ -206,6 +233,29 @@ func TestScrapeReusesTab(t *testing.T) {
 			t.Fatalf("target id = %s after a scrape, want the same tab %s", got, before)
 		}
 	}
+	if got, want := pageTargets(t), pagesBefore; !slices.Equal(got, want) {
+		t.Errorf("page targets after two scrapes = %v, want the same as before %v", got, want)
+	}
+}
+
+// pageTargets lists the ids of the shared browser's open tabs.
+func pageTargets(t *testing.T) []string {
+	t.Helper()
+	shared1.mu.Lock()
+	bctx := shared1.browserCtx
+	shared1.mu.Unlock()
+	res, err := chromedp.CallBrowser(bctx, target.GetTargets, target.GetTargetsParams{})
+	if err != nil {
+		t.Fatalf("list targets: %v", err)
+	}
+	var ids []string
+	for _, info := range res.TargetInfos {
+		if info.Type == "page" {
+			ids = append(ids, string(info.TargetID))
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func TestScrapeAgreeingCapturesLogNoDisagreement(t *testing.T) {
@@ -460,6 +510,36 @@ func TestBuildComparesCaptures(t *testing.T) {
 	}
 	if got, want := snap.Meters[0].PercentUsed, 50.0; got != want {
 		t.Errorf("session percent = %g, want the page's %g", got, want)
+	}
+
+	// JSON fine, page text unreadable: the JSON is used and the broken
+	// fallback is reported.
+	buf.Reset()
+	moved := st
+	moved.Text = "Usage\nWe redesigned this page"
+	snap, err = b.build(moved, api, 200, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snap.Capture, "api"; got != want {
+		t.Errorf("capture with unreadable text = %q, want %q", got, want)
+	}
+	if !strings.Contains(buf.String(), "the fallback capture would fail") {
+		t.Errorf("unreadable page text not reported:\n%s", buf.String())
+	}
+
+	// Neither: LayoutChanged naming the page and both causes once.
+	_, err = b.build(moved, nil, 0, []string{"net::ERR_FAILED"})
+	if got, want := scrapeerr.ClassOf(err), scrapeerr.LayoutChanged; got != want {
+		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
+	}
+	for _, w := range []string{moved.URL, "net::ERR_FAILED", "no meter in page text"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %q", err, w)
+		}
+	}
+	if n := strings.Count(err.Error(), "LAYOUT_CHANGED"); n != 1 {
+		t.Errorf("error %q names its class %d times", err, n)
 	}
 }
 

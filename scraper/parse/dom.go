@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -244,27 +243,4 @@ func clockTime(h, m, ampm string) (hour, minute int, ok bool) {
 		return 0, 0, false
 	}
 	return hour, minute, true
-}
-
-// Compare lists where the two captures disagree: a meter only one of them
-// has, or a percentage that differs by more than one point.
-func Compare(api, dom shared.Snapshot) []string {
-	var out []string
-	for _, a := range api.Meters {
-		d, ok := dom.Meter(a.ID)
-		if !ok {
-			out = append(out, fmt.Sprintf("meter %s: in JSON (%g%%) but not on the page", a.ID, a.PercentUsed))
-			continue
-		}
-		if math.Abs(a.PercentUsed-d.PercentUsed) > 1 {
-			out = append(out, fmt.Sprintf("meter %s: JSON says %g%%, page says %g%%", a.ID, a.PercentUsed, d.PercentUsed))
-		}
-	}
-	for _, d := range dom.Meters {
-		if _, ok := api.Meter(d.ID); !ok {
-			out = append(out, fmt.Sprintf("meter %s: on the page (%g%%) but not in JSON", d.ID, d.PercentUsed))
-		}
-	}
-	sort.Strings(out)
-	return out
 }

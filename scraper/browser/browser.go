@@ -428,11 +428,24 @@ type pageState struct {
 	Title string `json:"title"`
 	Text  string `json:"text"`
 	TZ    string `json:"tz"`
+	// CF is set when the page carries Cloudflare's challenge markup,
+	// which stays the same in every language the interstitial speaks.
+	CF bool `json:"cf"`
 }
 
 const readPageJS = `({url: location.href, title: document.title,
   text: document.body ? document.body.innerText : "",
-  tz: Intl.DateTimeFormat().resolvedOptions().timeZone || ""})`
+  tz: Intl.DateTimeFormat().resolvedOptions().timeZone || "",
+  cf: typeof window._cf_chl_opt !== "undefined" ||
+      !!document.querySelector('#challenge-form, #challenge-stage, #challenge-running, #cf-challenge-running, .cf-browser-verification, script[src*="/cdn-cgi/challenge-platform/"]')})`
+
+// detect classifies the page the tab shows, "" for one that may hold meters.
+func detect(st pageState) scrapeerr.Class {
+	if st.CF {
+		return scrapeerr.Challenge
+	}
+	return parse.DetectPage(st.URL, st.Title, st.Text)
+}
 
 // Scrape loads the usage page and returns its snapshot. Partial snapshots
 // are returned without error; every failure is a *scrapeerr.Error.
@@ -511,7 +524,7 @@ func (b *Browser) scrapeIn(ctx, tabCtx context.Context, usageURL string) (shared
 		state = st
 		// A sign-in page stays one; a challenge often passes by itself
 		// after a few seconds, so it gets until the deadline.
-		if class := parse.DetectPage(st.URL, st.Title, st.Text); class == scrapeerr.NotLoggedIn {
+		if class := detect(st); class == scrapeerr.NotLoggedIn {
 			break
 		}
 		meters := strings.Contains(st.Text, "% used")
@@ -551,7 +564,7 @@ func (c *capture) failures() []string {
 
 // build turns what the tab showed into a snapshot.
 func (b *Browser) build(st pageState, apiBody []byte, apiStatus int64, failures []string) (shared.Snapshot, error) {
-	if class := parse.DetectPage(st.URL, st.Title, st.Text); class != "" {
+	if class := detect(st); class != "" {
 		msg := "the usage page redirected to a sign-in page"
 		if class == scrapeerr.Challenge {
 			msg = "the usage page showed a browser check"
@@ -651,7 +664,7 @@ func (b *Browser) Login(ctx context.Context, usageURL string) error {
 	for {
 		st, err := chromedp.Run(runCtx, chromedp.Evaluate[pageState](readPageJS))
 		if err == nil {
-			class := parse.DetectPage(st.URL, st.Title, st.Text)
+			class := detect(st)
 			if class == "" && strings.Contains(st.Text, "% used") {
 				b.log.Info("signed in", "url", st.URL)
 				return nil

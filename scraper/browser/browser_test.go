@@ -134,6 +134,7 @@ func TestScrapeVariants(t *testing.T) {
 		{variant: fixture.VariantNoMeters, wantClass: scrapeerr.LayoutChanged},
 		{variant: fixture.VariantLogin, wantClass: scrapeerr.NotLoggedIn},
 		{variant: fixture.VariantChallenge, wantClass: scrapeerr.Challenge},
+		{variant: fixture.VariantChallengeDE, wantClass: scrapeerr.Challenge},
 		// The check passes by itself within the meter wait: no failure.
 		{variant: fixture.VariantChallengePass, wantCapture: "api", wantMeters: all, wantExtra: true},
 	}

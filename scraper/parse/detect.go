@@ -17,6 +17,11 @@ var (
 		"attention required! | cloudflare",
 		"performance & security by cloudflare",
 		"enable javascript and cookies to continue",
+		// Markup, for callers that pass the page's HTML: it is the same in
+		// every language the interstitial speaks.
+		"_cf_chl_opt",
+		"/cdn-cgi/challenge-platform/",
+		"cf-challenge",
 	}
 	loginMarks = []string{"log in", "login", "sign in", "continue with google", "continue with email"}
 	meterMark  = regexp.MustCompile(`(?i)\d+(?:[.,]\d+)?\s*%\s*used`)

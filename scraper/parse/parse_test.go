@@ -302,6 +302,7 @@ func TestDetectPage(t *testing.T) {
 		{"checking browser", usage, "", "Checking your browser before accessing claude.ai", scrapeerr.Challenge},
 		{"challenge with sign-in words is still a challenge", "https://claude.ai/login", "Just a moment...", "Sign in", scrapeerr.Challenge},
 		{"challenge query", usage + "?__cf_chl_rt_tk=abc", "", "", scrapeerr.Challenge},
+		{"localized challenge html", usage, "Einen Moment bitte…", `<div id="challenge-stage"></div><script>window._cf_chl_opt={cType:"managed"}</script><a href="/login">Anmelden</a>`, scrapeerr.Challenge},
 		{"login path", "https://claude.ai/login?returnTo=%2Fsettings%2Fusage", "Claude", "", scrapeerr.NotLoggedIn},
 		{"auth path", "https://claude.ai/auth/callback", "", "", scrapeerr.NotLoggedIn},
 		{"sign-in page on usage url", usage, "Claude", "Log in or sign up\nContinue with Google", scrapeerr.NotLoggedIn},

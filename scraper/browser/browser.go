@@ -209,12 +209,19 @@ func (b *Browser) startLocked(ctx context.Context) error {
 	select {
 	case err := <-started:
 		if err != nil {
+			if errors.Is(err, chromedp.ErrNoDisplay) {
+				return scrapeerr.New(scrapeerr.Browser, nil, "browser: a visible window needs a display and this session has none (DISPLAY and WAYLAND_DISPLAY are unset); run `usage-scraper login` in the desktop session")
+			}
 			if _, lerr := os.Lstat(filepath.Join(b.opts.ProfileDir, "SingletonLock")); lerr == nil {
 				return scrapeerr.New(scrapeerr.Browser, err, "browser: start %s: the profile %s may be in use by another Chromium (is `usage-scraper run` or `login` running?)", b.path, b.opts.ProfileDir)
 			}
 			return scrapeerr.New(scrapeerr.Browser, err, "browser: start %s", b.path)
 		}
 	case <-ctx.Done():
+		// Stop the half-started browser and wait for the start to give
+		// up, so that stopLocked never runs beside it.
+		b.allocCancel()
+		<-started
 		return scrapeerr.New(scrapeerr.Browser, ctx.Err(), "browser: start %s", b.path)
 	}
 	b.log.Info("browser started", "path", b.path, "profile", b.opts.ProfileDir, "headless", b.opts.Headless)
@@ -258,7 +265,11 @@ func (b *Browser) stopLocked() {
 	if b.tabCancel != nil {
 		b.tabCancel()
 	}
-	if b.browserCtx != nil {
+	// A graceful close only for a browser that started: chromedp.Cancel
+	// and the context's own cancel func would each wait for the same
+	// start token, and a start that failed early (no display) leaves only
+	// one, so the second wait would never end.
+	if c := chromedp.FromContext(b.browserCtx); b.browserCtx != nil && c != nil && c.Browser != nil {
 		cctx, cancel := context.WithTimeout(b.browserCtx, 5*time.Second)
 		_ = chromedp.Cancel(cctx)
 		cancel()

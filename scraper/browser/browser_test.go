@@ -367,6 +367,64 @@ func TestBadChromePathIsBrowser(t *testing.T) {
 	}
 }
 
+func TestVisibleWindowWithoutDisplayIsBrowser(t *testing.T) {
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	opts := testOptions()
+	opts.Headless = false
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		b, err := New(ctx, opts)
+		if err == nil {
+			b.Close()
+		}
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("New without a display has not returned after 15 s")
+	}
+	if err == nil {
+		t.Fatal("New opened a visible window without a display")
+	}
+	if got, want := scrapeerr.ClassOf(err), scrapeerr.Browser; got != want {
+		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
+	}
+	if !strings.Contains(err.Error(), "usage-scraper login") || !strings.Contains(err.Error(), "display") {
+		t.Errorf("error %q does not say that login needs a display", err)
+	}
+}
+
+func TestStartCanceledLeavesNothing(t *testing.T) {
+	opts := testOptions()
+	opts.ProfileDir = t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	done := make(chan error, 1)
+	go func() {
+		b, err := New(ctx, opts)
+		if err == nil {
+			b.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if got, want := scrapeerr.ClassOf(err), scrapeerr.Browser; got != want {
+			t.Fatalf("class = %q, want %q (err %v)", got, want, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("New with a canceled context has not returned after 15 s")
+	}
+	if left := processesUsing(opts.ProfileDir); len(left) > 0 {
+		t.Errorf("processes still using the profile after a canceled start: %v", left)
+	}
+}
+
 func TestBrokenChromeIsBrowser(t *testing.T) {
 	// An executable that is not a browser: it exits at once.
 	path := t.TempDir() + "/chromium"

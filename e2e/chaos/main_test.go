@@ -44,8 +44,9 @@ const (
 )
 
 var (
-	serverBin string
-	repoRoot  string
+	serverBin  string
+	scraperBin string
+	repoRoot   string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -63,6 +64,10 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	if serverBin, err = locateBinary(tmp, "usage-server"); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 1
+	}
+	if scraperBin, err = locateBinary(tmp, "usage-scraper"); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
 	}

@@ -197,14 +197,23 @@ func (p *stallProxy) serve() {
 		p.track(up)
 		stall := n <= p.stallConns
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
+		// A stalled connection stays open without a byte of response until
+		// the client gives up and closes it.
+		go func() {
+			defer p.wg.Done()
+			_, _ = io.Copy(up, c)
+			up.Close()
+			if stall {
+				c.Close()
+			}
+		}()
 		go func() {
 			defer p.wg.Done()
 			if stall {
 				_, _ = io.Copy(io.Discard, up)
-			} else {
-				_, _ = io.Copy(c, up)
+				return
 			}
+			_, _ = io.Copy(c, up)
 			c.Close()
 		}()
 	}
@@ -232,7 +241,8 @@ func TestNetworkTimeoutBackoffInOrderNoDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A short per-attempt timeout stands in for the 10 s one.
-	res := drainer(t, ob, newClient(proxy.url(), apiKey, logs, rec, 700*time.Millisecond), logs).Drain(context.Background())
+	const attemptTimeout = 2500 * time.Millisecond
+	res := drainer(t, ob, newClient(proxy.url(), apiKey, logs, rec, attemptTimeout), logs).Drain(context.Background())
 	if res.Err != nil || res.Sent != 1 {
 		t.Fatalf("drain = %+v, want 1 sent after the stalls:\n%s", res, logs)
 	}
@@ -246,6 +256,12 @@ func TestNetworkTimeoutBackoffInOrderNoDuplicate(t *testing.T) {
 	for i, want := range []string{"NETWORK", "NETWORK", "OK"} {
 		if got := lines[i]["category"]; got != want {
 			t.Errorf("attempt %d category = %v, want %v", i+1, got, want)
+		}
+	}
+	// The stalled attempts ended by the client's timeout, not by a reset.
+	for i := range 2 {
+		if d := lines[i]["durationMs"].(float64); d < float64(attemptTimeout.Milliseconds())-50 {
+			t.Errorf("stalled attempt %d lasted %v ms, want about the %s timeout", i+1, d, attemptTimeout)
 		}
 	}
 	if got, want := proxy.conns.Load(), int32(3); got != want {

@@ -148,6 +148,7 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 		fcfg.EnableIPValidation = true
 	}
 	s.app = fiber.New(fcfg)
+	s.guardMethods()
 	s.middleware()
 	s.register()
 	if cfg.Widget != nil {

@@ -1,9 +1,8 @@
 package shared
 
-// ScrapeNextStep is the advice the widget shows for the scraper's last
-// reported problem. The texts are copied from scraper/scrapeerr (NextStep)
-// because the widget must not import the scraper; a test in the scraper's
-// package may compare both.
+// ScrapeNextStep is the advice for a scrape failure category, shown in the
+// scraper's logs (scrapeerr.Class.NextStep) and in the widget: one text for
+// both, kept here because the widget must not import the scraper.
 func ScrapeNextStep(category string) string {
 	switch category {
 	case ScrapeNotLoggedIn:

@@ -51,22 +51,10 @@ func ClassOf(err error) Class {
 	return Unknown
 }
 
-// NextStep is the advice shown in logs and in the widget for a class.
-func (c Class) NextStep() string {
-	switch c {
-	case NotLoggedIn:
-		return "Scraper signed out — run `usage-scraper login`"
-	case Challenge:
-		return "Claude showed a browser check — run `usage-scraper login` once and pass it in the window"
-	case LayoutChanged:
-		return "The usage page changed and no meter could be read — update the scraper"
-	case Browser:
-		return "Chromium is missing or crashed — install Chrome/Chromium or set --chrome-path"
-	case Network:
-		return "The laptop could not reach claude.ai — check the connection"
-	}
-	return "The scrape failed — see the scraper log"
-}
+// NextStep is the advice shown in logs and in the widget for a class. The
+// texts live in shared so that the widget, which must not import the
+// scraper, shows the same words.
+func (c Class) NextStep() string { return shared.ScrapeNextStep(string(c)) }
 
 // Exit codes of `usage-scraper once` (DESIGN.md, Commands).
 const (

@@ -6,13 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/claude-usage/widget/internal/testbin"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,30 +50,17 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	if dir := os.Getenv("USAGE_BIN_DIR"); dir != "" {
-		if p := filepath.Join(dir, "usage-server"); fileExists(p) {
-			serverBin = p
-			return m.Run()
-		}
-	}
 	tmp, err := os.MkdirTemp("", "usage-server-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "server tests: temp dir:", err)
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	serverBin = filepath.Join(tmp, "usage-server")
-	out, err := exec.Command("go", "build", "-o", serverBin, "github.com/claude-usage/widget/cmd/usage-server").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "server tests: building usage-server: %v\n%s", err, out)
+	if serverBin, err = testbin.Locate(tmp, "usage-server"); err != nil {
+		fmt.Fprintln(os.Stderr, "server tests:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-func fileExists(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir()
 }
 
 // proc is a started usage-server.

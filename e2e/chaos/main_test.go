@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/claude-usage/widget/internal/testbin"
 	"io"
 	"log/slog"
 	"net"
@@ -63,11 +64,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	if serverBin, err = locateBinary(tmp, "usage-server"); err != nil {
+	if serverBin, err = testbin.Locate(tmp, "usage-server"); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
 	}
-	if scraperBin, err = locateBinary(tmp, "usage-scraper"); err != nil {
+	if scraperBin, err = testbin.Locate(tmp, "usage-scraper"); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
 	}
@@ -87,24 +88,6 @@ func findRepoRoot() (string, error) {
 			return "", errors.New("go.mod not found above " + dir)
 		}
 	}
-}
-
-// locateBinary uses $USAGE_BIN_DIR/<name> (the Makefile sets it), else
-// builds ./cmd/<name> into tmp.
-func locateBinary(tmp, name string) (string, error) {
-	if d := os.Getenv("USAGE_BIN_DIR"); d != "" {
-		p := filepath.Join(d, name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	p := filepath.Join(tmp, name)
-	cmd := exec.Command("go", "build", "-o", p, "./cmd/"+name)
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
-	}
-	return p, nil
 }
 
 // syncBuffer is a goroutine-safe log sink.

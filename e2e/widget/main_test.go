@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/claude-usage/widget/internal/testbin"
 	"io"
 	"net"
 	"net/http"
@@ -63,7 +64,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 
-	if serverBin, err = locateServer(tmp); err != nil {
+	if serverBin, err = testbin.Locate(tmp, "usage-server"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
@@ -122,24 +123,6 @@ func findRepoRoot() (string, error) {
 			return "", errors.New("go.mod not found above " + dir)
 		}
 	}
-}
-
-// locateServer uses $USAGE_BIN_DIR/usage-server (the Makefile sets it),
-// else builds it.
-func locateServer(tmp string) (string, error) {
-	if d := os.Getenv("USAGE_BIN_DIR"); d != "" {
-		p := filepath.Join(d, "usage-server")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	p := filepath.Join(tmp, "usage-server")
-	cmd := exec.Command("go", "build", "-o", p, "./cmd/usage-server")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building usage-server: %v\n%s", err, out)
-	}
-	return p, nil
 }
 
 // locateWeb uses $USAGE_WEB_DIR when it holds app.wasm, else builds the

@@ -6,7 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"github.com/claude-usage/widget/internal/testbin"
 	"io"
 	"net"
 	"net/http"
@@ -129,27 +129,15 @@ var (
 // or one built once for this test binary.
 func binary(t *testing.T, name string) string {
 	t.Helper()
-	if dir := os.Getenv("USAGE_BIN_DIR"); dir != "" {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && !fi.IsDir() {
-			return filepath.Join(dir, name)
-		}
-	}
-	binOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "cli-test-bin-"); binErr != nil {
-			return
-		}
-		for _, n := range []string{"usage-server", "usage-scraper"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, n), "github.com/claude-usage/widget/cmd/"+n).CombinedOutput()
-			if err != nil {
-				binErr = fmt.Errorf("building %s: %v\n%s", n, err, out)
-				return
-			}
-		}
-	})
+	binOnce.Do(func() { binDir, binErr = os.MkdirTemp("", "cli-test-bin-") })
 	if binErr != nil {
 		t.Fatal(binErr)
 	}
-	return filepath.Join(binDir, name)
+	p, err := testbin.Locate(binDir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func freeAddr(t *testing.T) string {

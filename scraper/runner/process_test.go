@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/claude-usage/widget/internal/testbin"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +14,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -104,22 +104,12 @@ var (
 func usageServer(t *testing.T) string {
 	t.Helper()
 	serverBinOnce.Do(func() {
-		if dir := os.Getenv("USAGE_BIN_DIR"); dir != "" {
-			if fi, err := os.Stat(filepath.Join(dir, "usage-server")); err == nil && !fi.IsDir() {
-				serverBin = filepath.Join(dir, "usage-server")
-				return
-			}
-		}
 		dir, err := os.MkdirTemp("", "runner-test-bin-")
 		if err != nil {
 			serverBinErr = err
 			return
 		}
-		serverBin = filepath.Join(dir, "usage-server")
-		out, err := exec.Command("go", "build", "-o", serverBin, "github.com/claude-usage/widget/cmd/usage-server").CombinedOutput()
-		if err != nil {
-			serverBinErr = fmt.Errorf("building usage-server: %v\n%s", err, out)
-		}
+		serverBin, serverBinErr = testbin.Locate(dir, "usage-server")
 	})
 	if serverBinErr != nil {
 		t.Fatal(serverBinErr)

@@ -75,6 +75,7 @@ type FileStore struct {
 	nextSeq  uint64
 	intern   interner
 	madeDirs map[string]bool // account dirs created and synced by this process
+	cpDirty  map[string]int  // index changes per account since its checkpoint
 
 	stMu       sync.Mutex // guards the cached status below
 	writable   bool
@@ -86,6 +87,7 @@ type FileStore struct {
 	probeStart time.Time
 
 	retMu sync.Mutex // one retention run at a time
+	cpMu  sync.Mutex // one checkpoint writer at a time
 	kick  chan struct{}
 
 	closeMu  sync.RWMutex
@@ -149,6 +151,7 @@ func Open(ctx context.Context, opts Options) (*FileStore, error) {
 		nextSeq:  1,
 		intern:   make(interner),
 		madeDirs: make(map[string]bool),
+		cpDirty:  make(map[string]int),
 		kick:     make(chan struct{}, 1),
 	}
 	s.breaker = shared.NewBreaker(shared.BreakerConfig{
@@ -230,8 +233,16 @@ func (s *FileStore) removeOrphan(path string) {
 }
 
 func (s *FileStore) loadAccount(ctx context.Context, account string) error {
-	vdir := filepath.Join(s.dir, account, versionsDir)
-	cdir := filepath.Join(s.dir, account, corruptDir)
+	adir := filepath.Join(s.dir, account)
+	vdir := filepath.Join(adir, versionsDir)
+	cdir := filepath.Join(adir, corruptDir)
+	if ents, err := s.fs.ReadDir(adir); err == nil {
+		for _, de := range ents {
+			if strings.HasPrefix(de.Name(), tmpPrefix) {
+				s.removeOrphan(filepath.Join(adir, de.Name()))
+			}
+		}
+	}
 	if ents, err := s.fs.ReadDir(cdir); err == nil {
 		for _, de := range ents {
 			if !de.IsDir() {
@@ -254,7 +265,7 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 		case strings.HasPrefix(name, tmpPrefix):
 			s.removeOrphan(path)
 		case de.IsDir():
-		case filePattern.MatchString(name):
+		case isVersionName(name):
 			files = append(files, name)
 		case strings.HasSuffix(name, ".json"):
 			s.quarantine(account, name, errors.New("file name is not <time>-<xid>.json"))
@@ -262,9 +273,33 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 			s.log.Warn("ignoring a file that is not a version", "path", path)
 		}
 	}
-	parsed, err := s.readRecords(ctx, account, vdir, files)
-	if err != nil {
-		return err
+	// Versions the checkpoint knows are not read again; the rest are.
+	cp, cpByID := s.readCheckpoint(account)
+	parsed := make([]parsed, len(files))
+	var toRead []int
+	for i, name := range files {
+		if r, ok := checkpointed(cp, cpByID, name); ok {
+			parsed[i].r, parsed[i].fromCheckpoint = r, true
+			continue
+		}
+		toRead = append(toRead, i)
+	}
+	if len(toRead) > 0 {
+		names := make([]string, len(toRead))
+		for j, i := range toRead {
+			names[j] = files[i]
+		}
+		read, err := s.readRecords(ctx, account, vdir, names)
+		if err != nil {
+			return err
+		}
+		for j, i := range toRead {
+			parsed[i] = read[j]
+		}
+	}
+	if cp == nil || len(toRead) > 0 || len(cp) != len(files)-len(toRead) {
+		// Rewritten by the first background run after Open.
+		s.cpDirty[account] = checkpointEvery
 	}
 	ix := &accountIndex{entries: make([]*entry, 0, len(files))}
 	ids := make(map[string]bool, len(files))
@@ -278,7 +313,10 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 			continue
 		}
 		ids[r.ID] = true
-		s.intern.snapshot(&r.Snapshot)
+		if !parsed[i].fromCheckpoint {
+			// Checkpoint records share their strings already (codec.go).
+			s.intern.snapshot(&r.Snapshot)
+		}
 		ix.entries = append(ix.entries, &entry{
 			id: r.ID, seq: r.Seq, storedAt: r.StoredAt,
 			key: r.IdempotencyKey, hash: r.BodyHash, snap: r.Snapshot,
@@ -300,13 +338,15 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 	if len(ix.entries) > 0 {
 		s.accounts[account] = ix
 	}
-	s.log.Info("loaded account", "account", account, "versions", len(ix.entries))
+	s.log.Info("loaded account", "account", account, "versions", len(ix.entries),
+		"fromCheckpoint", len(files)-len(toRead), "fromFiles", len(toRead))
 	return nil
 }
 
 type parsed struct {
-	r   record
-	err error // the file's content is corrupt
+	r              record
+	err            error // the file's content is corrupt
+	fromCheckpoint bool
 }
 
 // readRecords reads and parses files with a few workers: Open of a large
@@ -331,7 +371,7 @@ func (s *FileStore) readRecords(ctx context.Context, account, vdir string, files
 					continue
 				}
 				r, perr := parseRecord(data, account, files[i])
-				out[i] = parsed{r, perr}
+				out[i] = parsed{r: r, err: perr}
 			}
 		}()
 	}
@@ -539,6 +579,7 @@ func (s *FileStore) Close() error {
 	s.inflight.Wait()
 	s.cancel()
 	s.bg.Wait()
+	s.writeCheckpoints(1)
 	return nil
 }
 
@@ -824,6 +865,7 @@ func (s *FileStore) write(ctx context.Context, snap shared.Snapshot, req SaveReq
 		s.accounts[snap.Account] = ix
 	}
 	i := ix.insert(e)
+	s.cpDirty[snap.Account]++
 	if e.key != "" {
 		s.idem[e.key] = &idemRef{account: snap.Account, e: e}
 	}

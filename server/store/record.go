@@ -25,8 +25,7 @@ const (
 )
 
 var (
-	idPattern   = regexp.MustCompile(`^[0-9a-v]{20}$`)
-	filePattern = regexp.MustCompile(`^([0-9]{8}T[0-9]{6}\.[0-9]{9}Z)-([0-9a-v]{20})\.json$`)
+	idPattern = regexp.MustCompile(`^[0-9a-v]{20}$`)
 )
 
 // record is one version file: the snapshot plus what is needed to rebuild the
@@ -48,10 +47,10 @@ func fileName(scrapedAt time.Time, id string) string {
 // parseRecord decodes and checks one version file named name in account's
 // versions directory. Any error means the file is corrupt.
 func parseRecord(data []byte, account, name string) (record, error) {
-	m := filePattern.FindStringSubmatch(name)
-	if m == nil {
+	if !isVersionName(name) {
 		return record{}, fmt.Errorf("file name %q is not <time>-<xid>.json", name)
 	}
+	m := [3]string{name, name[:len(timeLayout)], name[len(timeLayout)+1 : len(timeLayout)+21]}
 	var r record
 	if err := json.Unmarshal(data, &r); err != nil {
 		return record{}, fmt.Errorf("invalid JSON: %w", err)

@@ -25,6 +25,7 @@ func (s *FileStore) retentionLoop() {
 			return
 		case <-s.kick:
 			s.retain()
+			s.writeCheckpoints(checkpointEvery)
 		}
 	}
 }
@@ -64,6 +65,7 @@ func (s *FileStore) retain() {
 				}
 			}
 		}
+		s.cpDirty[account] += drop
 		rest := make([]*entry, n-drop)
 		copy(rest, ix.entries[drop:])
 		ix.entries = rest

@@ -44,8 +44,14 @@ check: deps build
 	GOOS=js GOARCH=wasm $(GO) build ./shared/... ./app/... ./cmd/widget
 	PATH="$$PATH:$(WASM_PATH)" GOOS=js GOARCH=wasm $(GO) test -count=1 ./shared/... ./app/...
 
+# Measurements side by side with baselines, printed as ratios against the
+# budgets (README, Performance). Reports only: a missed budget is a NO in the
+# table, not a failed build. BENCH_FLAGS e.g. '-runs 3 -duration 2s'.
+BENCH_OUT := .artifacts/bench
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./server/store/...
+	@mkdir -p $(BENCH_OUT)
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/store/ | tee $(BENCH_OUT)/store.txt
+	set -o pipefail; $(GO) run ./cmd/usage-bench -store-bench $(BENCH_OUT)/store.txt $(BENCH_FLAGS) | tee $(BENCH_OUT)/report.txt
 
 # Each fuzz target for FUZZTIME (default 20s); seeds run in make test.
 fuzz:

@@ -220,7 +220,7 @@ func TestPayloadTooLarge(t *testing.T) {
 	e := newEnv(t)
 	url := e.listen() + shared.PathUsage
 	big := `{"source":"` + strings.Repeat("x", shared.MaxBodyBytes) + `"}`
-	r := send(t, http.MethodPost, url, big, "Content-Type", "application/json", shared.HeaderAPIKey, testKey)
+	r := sendTooLarge(t, url, big, "Content-Type", "application/json", shared.HeaderAPIKey, testKey)
 	eb := wantError(t, r, http.StatusRequestEntityTooLarge, shared.CodePayloadTooLarge)
 	if !strings.Contains(eb.Message, "64 KiB") {
 		t.Errorf("message %q does not name the limit", eb.Message)

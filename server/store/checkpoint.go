@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The checkpoint is a cache of one account's index in a single file, so that
@@ -199,8 +200,7 @@ func checkpointed(recs []record, byID map[string]int, name string) (record, bool
 	if !ok {
 		return record{}, false
 	}
-	var buf [len(timeLayout)]byte
-	if string(recs[i].Snapshot.ScrapedAt.UTC().AppendFormat(buf[:0], timeLayout)) != name[:len(timeLayout)] {
+	if t, ok := nameTime(name); !ok || !t.Equal(recs[i].Snapshot.ScrapedAt) {
 		return record{}, false
 	}
 	return recs[i], true
@@ -295,6 +295,30 @@ func isVersionName(name string) bool {
 		}
 	}
 	return idPatternOK(name[tl+1 : tl+21])
+}
+
+// nameTime is the time at the start of a name that passed isVersionName,
+// read without time.Parse, which would cost more than the rest of a
+// checkpointed Open per file.
+func nameTime(name string) (time.Time, bool) {
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to; i++ {
+			n = n*10 + int(name[i]-'0')
+		}
+		return n
+	}
+	// 20060102T150405.000000000Z
+	year, month, day := num(0, 4), num(4, 6), num(6, 8)
+	hour, minute, sec, nsec := num(9, 11), num(11, 13), num(13, 15), num(16, 25)
+	if month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if t.Day() != day { // 31 February and the like
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // idPatternOK is idPattern without the regexp: 20 characters of [0-9a-v].

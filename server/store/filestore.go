@@ -260,17 +260,16 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 	var files []string
 	for _, de := range ents {
 		name := de.Name()
-		path := filepath.Join(vdir, name)
 		switch {
 		case strings.HasPrefix(name, tmpPrefix):
-			s.removeOrphan(path)
+			s.removeOrphan(filepath.Join(vdir, name))
 		case de.IsDir():
 		case isVersionName(name):
 			files = append(files, name)
 		case strings.HasSuffix(name, ".json"):
 			s.quarantine(account, name, errors.New("file name is not <time>-<xid>.json"))
 		default:
-			s.log.Warn("ignoring a file that is not a version", "path", path)
+			s.log.Warn("ignoring a file that is not a version", "path", filepath.Join(vdir, name))
 		}
 	}
 	// Versions the checkpoint knows are not read again; the rest are.

@@ -15,7 +15,7 @@ type FS interface {
 	Rename(oldpath, newpath string) error
 	Remove(path string) error
 	ReadFile(path string) ([]byte, error)
-	ReadDir(path string) ([]fs.DirEntry, error)
+	ReadDir(path string) ([]fs.DirEntry, error) // in no particular order
 	Stat(path string) (fs.FileInfo, error)
 	// Statfs returns the bytes available to an unprivileged user on the
 	// filesystem holding path.
@@ -45,12 +45,26 @@ func (osFS) CreateTemp(dir, pattern string) (File, error) {
 	}
 	return f, nil
 }
-func (osFS) Rename(oldpath, newpath string) error       { return os.Rename(oldpath, newpath) }
-func (osFS) Remove(path string) error                   { return os.Remove(path) }
-func (osFS) ReadFile(path string) ([]byte, error)       { return os.ReadFile(path) }
-func (osFS) ReadDir(path string) ([]fs.DirEntry, error) { return os.ReadDir(path) }
-func (osFS) Stat(path string) (fs.FileInfo, error)      { return os.Stat(path) }
-func (osFS) Statfs(path string) (uint64, error)         { return statfsFree(path) }
+func (osFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+func (osFS) Remove(path string) error             { return os.Remove(path) }
+func (osFS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
+
+// ReadDir does not sort, unlike os.ReadDir: at 10 000 versions the sort is a
+// tenth of Open, and the index sorts what it loads anyway.
+func (osFS) ReadDir(path string) ([]fs.DirEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := f.ReadDir(-1)
+	cerr := f.Close()
+	if err != nil {
+		return nil, err
+	}
+	return ents, cerr
+}
+func (osFS) Stat(path string) (fs.FileInfo, error) { return os.Stat(path) }
+func (osFS) Statfs(path string) (uint64, error)    { return statfsFree(path) }
 
 func (osFS) SyncDir(path string) error {
 	d, err := os.Open(path)

@@ -50,7 +50,7 @@ func parseRecord(data []byte, account, name string) (record, error) {
 	if !isVersionName(name) {
 		return record{}, fmt.Errorf("file name %q is not <time>-<xid>.json", name)
 	}
-	m := [3]string{name, name[:len(timeLayout)], name[len(timeLayout)+1 : len(timeLayout)+21]}
+	id := name[len(timeLayout)+1 : len(timeLayout)+21]
 	var r record
 	if err := json.Unmarshal(data, &r); err != nil {
 		return record{}, fmt.Errorf("invalid JSON: %w", err)
@@ -58,7 +58,7 @@ func parseRecord(data []byte, account, name string) (record, error) {
 	if r.Schema != recordSchema {
 		return record{}, fmt.Errorf("schema %d, want %d", r.Schema, recordSchema)
 	}
-	if r.ID != m[2] {
+	if r.ID != id {
 		return record{}, fmt.Errorf("id %q does not match the file name", r.ID)
 	}
 	if r.Seq == 0 || r.StoredAt.IsZero() {
@@ -67,8 +67,8 @@ func parseRecord(data []byte, account, name string) (record, error) {
 	if r.Snapshot.Account != account {
 		return record{}, fmt.Errorf("account %q does not match the directory %q", r.Snapshot.Account, account)
 	}
-	t, err := time.Parse(timeLayout, m[1])
-	if err != nil || !t.Equal(r.Snapshot.ScrapedAt) {
+	t, ok := nameTime(name)
+	if !ok || !t.Equal(r.Snapshot.ScrapedAt) {
 		return record{}, fmt.Errorf("scrapedAt %s does not match the file name", r.Snapshot.ScrapedAt.Format(time.RFC3339Nano))
 	}
 	// Validate against the snapshot's own time: the future-skew rule was

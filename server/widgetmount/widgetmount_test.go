@@ -252,3 +252,57 @@ func writeFile(t *testing.T, dir, name string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// app.wasm is served from disk; a rebuild while the server runs is checked
+// again before it is served: the new bytes, a new ETag, and no stale .br.
+func TestWasmChangedOnDiskIsCheckedAgain(t *testing.T) {
+	t.Parallel()
+	dir, raw := writeWeb(t)
+	f := newApp(t, dir)
+	resp, _ := do(t, f, "/web/app.wasm", "br")
+	oldTag := resp.Header.Get("ETag")
+	if got := resp.Header.Get("Content-Encoding"); got != "br" {
+		t.Fatalf("Content-Encoding = %q, want br", got)
+	}
+
+	rebuilt := append(bytes.Clone(raw), []byte(" and a new feature")...)
+	writeFile(t, dir, "app.wasm", rebuilt) // .br and .gz are now stale
+	for _, ae := range []string{"br, gzip", ""} {
+		resp, body := do(t, f, "/web/app.wasm", ae)
+		if got := resp.Header.Get("Content-Encoding"); got != "" {
+			t.Errorf("Accept-Encoding %q: a stale %q copy was served after the rebuild", ae, got)
+		}
+		if !bytes.Equal(body, rebuilt) {
+			t.Errorf("Accept-Encoding %q: got %d bytes, want the rebuilt app.wasm (%d bytes)", ae, len(body), len(rebuilt))
+		}
+		if tag := resp.Header.Get("ETag"); tag == oldTag || tag == "" {
+			t.Errorf("ETag %q after the rebuild, want a new one (was %q)", tag, oldTag)
+		}
+	}
+
+	br, gz := compress(t, rebuilt)
+	writeFile(t, dir, "app.wasm.br", br)
+	writeFile(t, dir, "app.wasm.gz", gz)
+	// The next request to a changed .br notices; app.wasm itself did not
+	// change, so ask for the copy that did.
+	if err := os.Remove(filepath.Join(dir, "app.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "app.wasm", rebuilt) // new mtime: everything is checked again
+	resp, body := do(t, f, "/web/app.wasm", "br")
+	if got := resp.Header.Get("Content-Encoding"); got != "br" {
+		t.Fatalf("Content-Encoding = %q after the .br was rebuilt too, want br", got)
+	}
+	got, err := io.ReadAll(brotli.NewReader(bytes.NewReader(body)))
+	if err != nil || !bytes.Equal(got, rebuilt) {
+		t.Errorf("the brotli copy does not decode to the rebuilt app.wasm (err %v)", err)
+	}
+
+	if err := os.Remove(filepath.Join(dir, "app.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = do(t, f, "/web/app.wasm", "br")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("app.wasm removed after Mount: status %d, want 404", resp.StatusCode)
+	}
+}

@@ -83,27 +83,51 @@ const firstVisibleJS = `(() => {
   requestAnimationFrame(tick);
 })();`
 
+// loadTiming is one cold load, in ms since navigation start.
+type loadTiming struct {
+	Meter    float64 `json:"meter"`    // first meter visible
+	WasmEnd  float64 `json:"wasmEnd"`  // app.wasm downloaded
+	APIStart float64 `json:"apiStart"` // the widget asked for data (0: never)
+	APIEnd   float64 `json:"apiEnd"`   // and got it
+}
+
+// resourceTimingJS reads the Resource Timing entries that explain a load.
+const resourceTimingJS = `(() => {
+  const out = {wasmEnd: 0, apiStart: 0, apiEnd: 0};
+  for (const e of performance.getEntriesByType('resource')) {
+    if (e.name.endsWith('/app.wasm') && !out.wasmEnd) out.wasmEnd = e.responseEnd;
+    if (e.name.includes('/api/claude/console-usage') && !out.apiStart) { out.apiStart = e.startTime; out.apiEnd = e.responseEnd; }
+  }
+  return out;
+})()`
+
 // coldFirstVisible opens url in a new BrowserContext of browser (like an
 // incognito window: no HTTP cache, storage or service worker from earlier
-// runs) and returns the ms from navigation start until selector is visible.
-func coldFirstVisible(browser context.Context, url, selector string, timeout time.Duration) (float64, error) {
+// runs) and returns the ms from navigation start until selector is visible,
+// with the resource timings that explain them.
+func coldFirstVisible(browser context.Context, url, selector string, timeout time.Duration) (loadTiming, error) {
 	tctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 	defer cancel()
 	tctx, cancelTimeout := context.WithTimeout(tctx, timeout)
 	defer cancelTimeout()
 	if _, err := chromedp.Call(tctx, page.AddScriptToEvaluateOnNewDocument,
 		page.AddScriptToEvaluateOnNewDocumentParams{Source: fmt.Sprintf(firstVisibleJS, selector)}); err != nil {
-		return 0, fmt.Errorf("bench: installing the timing script: %w", err)
+		return loadTiming{}, fmt.Errorf("bench: installing the timing script: %w", err)
 	}
 	if err := chromedp.Do(tctx, chromedp.Navigate(url)); err != nil {
-		return 0, fmt.Errorf("bench: opening %s: %w", url, err)
+		return loadTiming{}, fmt.Errorf("bench: opening %s: %w", url, err)
 	}
 	ms, err := chromedp.Run(tctx, chromedp.Evaluate[float64](`window.__benchFirstVisible`, chromedp.EvalAwaitPromise))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return 0, fmt.Errorf("bench: %s never showed %s within %v", url, selector, timeout)
+			return loadTiming{}, fmt.Errorf("bench: %s never showed %s within %v", url, selector, timeout)
 		}
-		return 0, fmt.Errorf("bench: waiting for %s on %s: %w", selector, url, err)
+		return loadTiming{}, fmt.Errorf("bench: waiting for %s on %s: %w", selector, url, err)
 	}
-	return ms, nil
+	lt, err := chromedp.Run(tctx, chromedp.Evaluate[loadTiming](resourceTimingJS))
+	if err != nil {
+		return loadTiming{}, fmt.Errorf("bench: reading resource timings of %s: %w", url, err)
+	}
+	lt.Meter = ms
+	return lt, nil
 }

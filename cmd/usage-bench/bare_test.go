@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/claude-usage/widget/bench/loadgen"
+)
+
+// addrWriter hands over the address from the "listening on" line.
+type addrWriter struct {
+	once sync.Once
+	addr chan string
+}
+
+func (w *addrWriter) Write(p []byte) (int, error) {
+	if a, ok := strings.CutPrefix(strings.TrimSpace(string(p)), "listening on "); ok {
+		w.once.Do(func() { w.addr <- a })
+	}
+	return len(p), nil
+}
+
+func TestBareServerAnswersTheCapturedBytes(t *testing.T) {
+	dir := t.TempDir()
+	entries := []bareEntry{
+		{Path: "/api/health", ContentType: "application/json", File: "h.body"},
+		{Path: "/api/claude/console-usage", ContentType: "application/json; charset=utf-8", File: "l.body"},
+		{Path: "/api/claude/console-usage", Query: "timestamp=2026-11-25T10%3A00%3A30Z", ContentType: "application/json", File: "t.body"},
+	}
+	bodies := [][]byte{[]byte(`{"status":"ok"}`), []byte(`{"latest":true}`), []byte(`{"nearest":true}`)}
+	if err := writeBareManifest(dir, entries, bodies); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &addrWriter{addr: make(chan string, 1)}
+	done := make(chan error, 1)
+	go func() { done <- runBareServer(ctx, []string{"--addr", "127.0.0.1:0", "--dir", dir}, out, io.Discard) }()
+	var addr string
+	select {
+	case addr = <-out.addr:
+	case err := <-done:
+		t.Fatalf("bare server ended: %v", err)
+	}
+
+	for i, e := range entries {
+		target := e.Path
+		if e.Query != "" {
+			target += "?" + e.Query
+		}
+		resp, err := http.Get("http://" + addr + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != string(bodies[i]) || resp.Header.Get("Content-Type") != e.ContentType {
+			t.Errorf("%s: %d %q %q", target, resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		}
+	}
+	if resp, err := http.Get("http://" + addr + "/api/claude/console-usage?timestamp=other"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("unknown query: %v %v", resp, err)
+	}
+	// The load generator reads its answers (Content-Length, keep-alive).
+	res, err := loadgen.Run(ctx, loadgen.Options{Addr: addr, Path: entries[2].Path + "?" + entries[2].Query, Conns: 2, Requests: 200})
+	if err != nil || res.StatusCounts[200] != 200 || res.Errors != 0 {
+		t.Errorf("loadgen: %v %v errors %d (%s)", err, res.StatusCounts, res.Errors, res.FirstError)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("bare server: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("bare server did not stop with its ctx")
+	}
+}
+
+func TestBareServerNeedsDir(t *testing.T) {
+	if err := runBareServer(context.Background(), nil, io.Discard, io.Discard); err == nil {
+		t.Error("no error without --dir")
+	}
+}
+
+func TestHTTPRowsShowBadResponses(t *testing.T) {
+	env := &Env{Conns: 16, Rounds: 2, Duration: 2 * time.Second}
+	h := loadgen.NewHistogram()
+	h.Record(time.Millisecond)
+	good := loadgen.Result{Requests: 1000, RPS: 1000, StatusCounts: map[int]int{200: 1000}, Hist: h, P99: time.Millisecond}
+	limited := loadgen.Result{Requests: 1000, RPS: 900, Errors: 2, FirstError: "loadgen: boom",
+		StatusCounts: map[int]int{200: 990, 429: 10}, Hist: h, P99: time.Millisecond}
+	rows := httpRows(env, httpTarget{name: "GET latest", inBudget: true}, limited, good)
+	if len(rows) != 2 || *rows[0].Met || *rows[1].Met {
+		t.Fatalf("rows %+v: a run with 429s must not meet a budget", rows)
+	}
+	for _, want := range []string{"429×10", "2 errors", "loadgen: boom"} {
+		if !strings.Contains(rows[0].Note, want) {
+			t.Errorf("note %q lacks %q", rows[0].Note, want)
+		}
+	}
+	rows = httpRows(env, httpTarget{name: "GET latest", inBudget: true}, good, good)
+	if !*rows[0].Met || !*rows[1].Met || rows[0].Ratio != "1.00x" {
+		t.Errorf("clean equal runs: %+v", rows)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/claude-usage/widget/internal/logbuf"
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/server/widgetmount"
 )
@@ -34,7 +35,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opts.Verbose && level > slog.LevelDebug {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Batched: one write per access line cost more than the request
+	// (README, Performance). Warnings and errors are written at once.
+	logw := logbuf.New(stderr, logbuf.DefaultInterval)
+	defer logw.Close()
+	logger := slog.New(logbuf.Handler(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}), logw))
 	log := logger.With("component", "server")
 	if len(opts.APIKey) < 16 {
 		log.Warn("the write key is shorter than 16 characters; use a long random key in production")
@@ -94,6 +99,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "listening on %s\n", addr)
 	log.Info("listening on "+addr, "addr", addr, "dataDir", opts.DataDir, "publicRead", opts.PublicRead,
 		"rateLimit", opts.RateLimit, "version", Version)
+	_ = logw.Flush() // the start is worth seeing at once
 
 	return serve(ctx, srv, ln, opts.ShutdownTimeout, log)
 }

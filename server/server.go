@@ -91,6 +91,8 @@ type Server struct {
 	metrics *metrics
 	status  *statusBook
 	health  *healthCache
+	// usageCache holds encoded GET usage answers (usagecache.go).
+	usageCache usageCache
 
 	// routes maps each API path to its methods, for 405 with Allow.
 	routes map[string][]string

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -232,9 +231,13 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 		resp.TimeDiffSeconds = &d
 	}
 
-	etag := usageETag(resp)
+	ans, err := s.usageCache.answer(&resp)
+	if err != nil {
+		return fmt.Errorf("server: encoding the usage answer: %w", err)
+	}
+	etag := ans.etag
 	c.Set(fiber.HeaderETag, etag)
-	c.Set(fiber.HeaderLastModified, v.StoredAt.UTC().Format(http.TimeFormat))
+	c.Set(fiber.HeaderLastModified, ans.lastModified)
 	c.Set(fiber.HeaderVary, "Authorization, X-API-Key")
 	if !hasVersion && !hasTS && !resp.IsStale {
 		// Fresh latest data: a short private cache saves the widget a round
@@ -246,7 +249,8 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
-	return c.Status(fiber.StatusOK).JSON(resp)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(fiber.StatusOK).SendString(ans.body)
 }
 
 // usageETag is weak on purpose: ageSeconds changes every second while the

@@ -94,6 +94,9 @@ func (s *Server) logRequest(c *fiber.Ctx, start time.Time) {
 		// Monitors poll these; keep them out of the info log.
 		level = slog.LevelDebug
 	}
+	if !s.log.Enabled(c.UserContext(), level) {
+		return // the line would be dropped; don't build it
+	}
 	attrs := []slog.Attr{
 		slog.String("requestId", requestID(c)),
 		slog.String("method", c.Method()),

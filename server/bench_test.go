@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/claude-usage/widget/bench/loadgen"
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/shared"
@@ -53,19 +55,52 @@ func BenchmarkGetLoopback(b *testing.B) {
 	go func() { defer close(done); _ = srv.App().Listener(ln) }()
 	defer func() { _ = srv.App().ShutdownWithTimeout(5 * time.Second); <-done }()
 
-	for _, path := range []string{shared.PathHealth, shared.PathUsage,
-		shared.PathUsage + "?timestamp=" + t0.Add(-500*time.Minute).Format(time.RFC3339)} {
-		b.Run(path, func(b *testing.B) {
-			b.ResetTimer()
-			res, err := loadgen.Run(context.Background(), loadgen.Options{Addr: ln.Addr().String(), Path: path,
-				Header: http.Header{"Authorization": {"Bearer " + testToken}}, Conns: 16, Requests: b.N})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if res.Errors > 0 || res.NonOK() > 0 {
-				b.Fatalf("%d errors (%s), statuses %s", res.Errors, res.FirstError, res.StatusSummary())
-			}
-			b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
-		})
+	// The baseline: a bare fiber app answering with the same bytes.
+	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
+	bodies := map[string][]byte{}
+	paths := []string{shared.PathHealth, shared.PathUsage,
+		shared.PathUsage + "?timestamp=" + t0.Add(-500*time.Minute).Format(time.RFC3339)}
+	for _, p := range paths {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+p, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		bodies[p] = body
 	}
+	bare.Get("/*", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(bodies[string(c.Request().RequestURI())])
+	})
+	bareLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bareDone := make(chan struct{})
+	go func() { defer close(bareDone); _ = bare.Listener(bareLn) }()
+	defer func() { _ = bare.ShutdownWithTimeout(5 * time.Second); <-bareDone }()
+
+	for _, path := range paths {
+		for _, target := range []struct{ name, addr string }{{"server", ln.Addr().String()}, {"bare", bareLn.Addr().String()}} {
+			b.Run(target.name+path, func(b *testing.B) {
+				benchLoopback(b, target.addr, path)
+			})
+		}
+	}
+}
+
+func benchLoopback(b *testing.B, addr, path string) {
+	b.ResetTimer()
+	res, err := loadgen.Run(context.Background(), loadgen.Options{Addr: addr, Path: path,
+		Header: http.Header{"Authorization": {"Bearer " + testToken}}, Conns: 16, Requests: b.N})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Errors > 0 || res.NonOK() > 0 {
+		b.Fatalf("%d errors (%s), statuses %s", res.Errors, res.FirstError, res.StatusSummary())
+	}
+	b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
 }

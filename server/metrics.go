@@ -58,6 +58,7 @@ func newMetrics(s *Server) *metrics {
 }
 
 func (m *metrics) observeRequest(route, method string, status int, d time.Duration) {
+	method = canonicalMethod(method)
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
@@ -118,4 +119,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWritable, prometheus.GaugeValue, w)
 	ch <- prometheus.MustNewConstMetric(descFree, prometheus.GaugeValue, float64(sv.status.FreeBytes))
 	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.GaugeValue, float64(sv.status.CorruptFiles))
+}
+
+// canonicalMethod maps a request's method to a constant string: a label
+// is kept by the registry, and the request's own string points into a
+// buffer fasthttp reuses. It also bounds the label set.
+func canonicalMethod(m string) string {
+	for _, known := range []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut,
+		fiber.MethodPatch, fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace} {
+		if m == known {
+			return known
+		}
+	}
+	return "other"
 }

@@ -110,7 +110,12 @@ func (s *Server) logRequest(c *fiber.Ctx, start time.Time) {
 	if s.cfg.Verbose {
 		attrs = append(attrs, s.verboseAttrs(c)...)
 	}
-	s.log.LogAttrs(c.UserContext(), level, "request", attrs...)
+	// The record is handed to the handler directly: Logger.LogAttrs would
+	// walk the stack for a source position that is never printed, once per
+	// request.
+	r := slog.NewRecord(time.Now(), level, "request", 0)
+	r.AddAttrs(attrs...)
+	_ = s.log.Handler().Handle(c.UserContext(), r)
 }
 
 // verboseAttrs is SYNC_VERBOSE's request/response detail. Credentials are
@@ -143,8 +148,8 @@ func (s *Server) verboseAttrs(c *fiber.Ctx) []slog.Attr {
 // unmatched paths as "unmatched", the widget's page routes as "widget".
 func (s *Server) routeLabel(c *fiber.Ctx, status int) string {
 	p := strings.TrimRight(strings.ToLower(c.Path()), "/")
-	if _, ok := s.routes[p]; ok {
-		return p
+	if label, ok := s.routeLabels[p]; ok {
+		return label // the map's own string: p may point into the request
 	}
 	if status == fiber.StatusNotFound || status == fiber.StatusMethodNotAllowed {
 		return "unmatched"

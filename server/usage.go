@@ -57,7 +57,9 @@ func (s *Server) postUsage(c *fiber.Ctx) error {
 	if err := requireJSON(c); err != nil {
 		return err
 	}
-	idem := c.Get(shared.HeaderIdempotencyKey)
+	// Cloned: the store keeps the key, and c.Get points into a buffer
+	// fasthttp reuses for the next request.
+	idem := strings.Clone(c.Get(shared.HeaderIdempotencyKey))
 	if idem != "" && !validToken(idem, 128) {
 		return &shared.Error{Code: shared.CodeValidationFailed, Field: shared.HeaderIdempotencyKey,
 			Message: "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : -"}

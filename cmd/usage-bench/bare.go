@@ -34,6 +34,11 @@ type bareEntry struct {
 	Query       string `json:"query"`
 	ContentType string `json:"contentType"`
 	File        string `json:"file"`
+	// Headers are the real answer's other headers (security headers,
+	// request id, ETag, caching), sent as captured so that both servers
+	// put the same bytes on the wire and the load generator parses the
+	// same answers: the ratio is then the servers' own work.
+	Headers [][2]string `json:"headers"`
 }
 
 func init() { subcommands["bare"] = runBareServer }
@@ -81,6 +86,7 @@ func runBareServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	type answer struct {
 		query, ctype string
+		headers      [][2]string
 		body         []byte
 	}
 	byPath := map[string][]answer{}
@@ -93,7 +99,7 @@ func runBareServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if _, ok := byPath[e.Path]; !ok {
 			paths = append(paths, e.Path)
 		}
-		byPath[e.Path] = append(byPath[e.Path], answer{e.Query, e.ContentType, body})
+		byPath[e.Path] = append(byPath[e.Path], answer{e.Query, e.ContentType, e.Headers, body})
 	}
 
 	app := fiber.New()
@@ -108,6 +114,9 @@ func runBareServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 			for i, a := range answers {
 				if bytes.Equal(q, queries[i]) {
 					c.Set(fiber.HeaderContentType, a.ctype)
+					for _, h := range a.headers {
+						c.Set(h[0], h[1])
+					}
 					return c.Send(a.body)
 				}
 			}

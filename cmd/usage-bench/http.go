@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,10 +150,27 @@ func captureTargets(ctx context.Context, p *benchProc, token string, targets []h
 		}
 		path, _, _ := strings.Cut(t.target, "?")
 		entries = append(entries, bareEntry{Path: path, Query: bareQuery(t.target),
-			ContentType: resp.Header.Get("Content-Type"), File: t.file})
+			ContentType: resp.Header.Get("Content-Type"), File: t.file, Headers: capturedHeaders(resp.Header)})
 		bodies = append(bodies, body)
 	}
 	return entries, bodies, nil
+}
+
+// capturedHeaders are the headers the bare server repeats: all but those
+// every fiber answer carries anyway or that describe the connection.
+func capturedHeaders(h http.Header) [][2]string {
+	var out [][2]string
+	for k, vs := range h {
+		switch k {
+		case "Date", "Content-Length", "Content-Type", "Connection", "Server", "Transfer-Encoding":
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, [2]string{k, v})
+		}
+	}
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	return out
 }
 
 // httpLoad runs the load generator against one server and target.
@@ -256,7 +274,7 @@ func httpCPUNow(p *benchProc) (srv, gen time.Duration) {
 
 func httpRows(env *Env, t httpTarget, real, bare loadgen.Result) []Row {
 	clean := real.Errors == 0 && real.NonOK() == 0 && real.Requests > 0
-	note := fmt.Sprintf("%d conns, %d×%s rounds each", env.Conns, env.Rounds, env.Duration)
+	note := fmt.Sprintf("%d conns, %d×%s rounds each; bare answers the same headers and body", env.Conns, env.Rounds, env.Duration)
 	if !clean {
 		note = "INVALID: real " + httpProblems(real) + "; " + note
 	}

@@ -250,7 +250,19 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 			}
 		}
 	}
+	// The checkpoint is read and decoded while the directory is listed:
+	// the two are independent and together most of a restart.
+	type checkpointRead struct {
+		recs []record
+		byID map[string]int
+	}
+	cpc := make(chan checkpointRead, 1)
+	go func() {
+		recs, byID := s.readCheckpoint(account)
+		cpc <- checkpointRead{recs, byID}
+	}()
 	ents, err := s.fs.ReadDir(vdir)
+	cpr := <-cpc
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -273,7 +285,7 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 		}
 	}
 	// Versions the checkpoint knows are not read again; the rest are.
-	cp, cpByID := s.readCheckpoint(account)
+	cp, cpByID := cpr.recs, cpr.byID
 	parsed := make([]parsed, len(files))
 	var toRead []int
 	for i, name := range files {

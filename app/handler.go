@@ -45,7 +45,10 @@ func NewHandler(o HandlerOptions) *app.Handler {
 			SVG:      "/web/icon.svg",
 			Maskable: "/web/icon-maskable.png",
 		},
-		Styles:             []string{"/web/widget.css"},
+		Styles: []string{"/web/widget.css"},
+		// Starts the first data request while app.wasm loads (see the
+		// file); async, so it never holds the page up.
+		Scripts:            []string{"/web/prefetch.js async"},
 		CacheableResources: []string{"/web/icon.svg", "/web/icon-maskable.png"},
 		Env:                o.Settings.Env(),
 		Version:            o.Version,

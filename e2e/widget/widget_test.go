@@ -83,6 +83,20 @@ func TestDataAppears(t *testing.T) {
 	}
 	tb.shot("data")
 
+	// web/prefetch.js asked for the data while app.wasm was still loading,
+	// and the widget used that answer: one request, not two.
+	if got := tb.apiRequests(); got != 1 {
+		t.Errorf("%d requests for usage on the first load, want 1 (the prefetched one)", got)
+	}
+	if got := tb.eval(`(() => {
+		const e = performance.getEntriesByType("resource");
+		const api = e.find(x => x.name.includes("/api/claude/console-usage"));
+		const wasm = e.find(x => x.name.endsWith("/app.wasm"));
+		return api && wasm && api.startTime < wasm.responseEnd ? "before" : "after";
+	})()`); got != "before" {
+		t.Errorf("the data request started %s app.wasm arrived, want before (prefetch)", got)
+	}
+
 	// 320 px wide and dark: nothing overflows sideways.
 	tb.emulate(320, true)
 	tb.waitFor("dark scheme", `getComputedStyle(document.body).backgroundColor`, 5*time.Second,

@@ -136,7 +136,7 @@ func runWidget(ctx context.Context, env *Env) ([]Row, error) {
 			Value: fmt.Sprintf("wasm %.0f ms, ask %.0f ms, data %.0f ms, meter %.0f ms",
 				phase(func(l loadTiming) float64 { return l.WasmEnd }), phase(func(l loadTiming) float64 { return l.APIStart }),
 				phase(func(l loadTiming) float64 { return l.APIEnd }), rm),
-			Note: "ms since navigation: app.wasm downloaded, the widget asked for data (wasm compiled and started), answer received, first meter visible",
+			Note: "ms since navigation: app.wasm downloaded; the data request started (by web/prefetch.js, while app.wasm loads) and was answered; first meter visible",
 		},
 		{
 			Name:  "first-meter baseline",

@@ -18,16 +18,19 @@ import (
 const DefaultInterval = 100 * time.Millisecond
 
 // Writer is an io.Writer that buffers and flushes every interval, when the
-// buffer fills, on Flush and on Close. It is safe for concurrent use.
+// buffer fills, on Flush and on Close. It is safe for concurrent use. A
+// failed write drops what was buffered (counted in Dropped) and the Writer
+// carries on, like an unbuffered logger that loses the failing line: one
+// EAGAIN on stderr must not silence the log for the rest of the process.
 type Writer struct {
-	mu     sync.Mutex
-	out    io.Writer
-	bw     *bufio.Writer
-	closed bool // writes go straight to out
-	dirty  bool
-	err    error // the first write error, returned by later writes
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu      sync.Mutex
+	out     io.Writer
+	bw      *bufio.Writer
+	closed  bool // writes go straight to out
+	dirty   bool
+	dropped int64
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // New starts a Writer over w that flushes every interval (DefaultInterval
@@ -56,36 +59,53 @@ func (b *Writer) loop(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// failed drops the buffer after a write error. The caller holds mu.
+func (b *Writer) failed(err error) error {
+	b.dropped += int64(b.bw.Buffered())
+	b.bw.Reset(b.out)
+	b.dirty = false
+	return err
+}
+
 // Write buffers p; a line longer than the buffer goes straight through.
 func (b *Writer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err != nil {
-		return 0, b.err
-	}
 	if b.closed {
 		return b.out.Write(p)
 	}
 	n, err := b.bw.Write(p)
-	b.dirty = true
 	if err != nil {
-		b.err = err
+		b.dropped += int64(len(p) - n)
+		return n, b.failed(err)
 	}
-	return n, err
+	b.dirty = true
+	return n, nil
 }
 
 // Flush writes what is buffered.
 func (b *Writer) Flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.dirty || b.err != nil {
-		return b.err
+	return b.flushLocked()
+}
+
+func (b *Writer) flushLocked() error {
+	if !b.dirty {
+		return nil
 	}
 	b.dirty = false
 	if err := b.bw.Flush(); err != nil {
-		b.err = err
+		return b.failed(err)
 	}
-	return b.err
+	return nil
+}
+
+// Dropped is the number of bytes lost to write errors so far.
+func (b *Writer) Dropped() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dropped
 }
 
 // Close stops the flush loop and writes what is left. Writes after Close
@@ -95,14 +115,9 @@ func (b *Writer) Close() error {
 	<-b.done
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.dirty && b.err == nil {
-		if err := b.bw.Flush(); err != nil {
-			b.err = err
-		}
-	}
-	b.dirty = false
+	err := b.flushLocked()
 	b.closed = true
-	return b.err
+	return err
 }
 
 // Handler wraps h so that records at Warn and above are flushed as soon as

@@ -92,19 +92,29 @@ func TestWarnIsWrittenAtOnceAndCloseFlushes(t *testing.T) {
 	})
 }
 
-func TestWriteErrorIsReturned(t *testing.T) {
+// A write error loses what was buffered, says so, and the log goes on.
+func TestWriteErrorDropsOnlyWhatFailed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		out := &sink{err: errors.New("disk gone")}
+		out := &sink{err: errors.New("stderr busy")}
 		w := New(out, time.Hour)
-		_, _ = w.Write([]byte("x\n"))
+		_, _ = w.Write([]byte("lost\n"))
 		if err := w.Flush(); err == nil {
 			t.Fatal("Flush hid the write error")
 		}
-		if _, err := w.Write([]byte("y\n")); err == nil {
-			t.Fatal("a write after a failed flush reported success")
+		if got := w.Dropped(); got != 5 {
+			t.Errorf("Dropped = %d, want 5", got)
 		}
-		if err := w.Close(); err == nil {
-			t.Fatal("Close hid the write error")
+		out.mu.Lock()
+		out.err = nil
+		out.mu.Unlock()
+		if _, err := w.Write([]byte("kept\n")); err != nil {
+			t.Fatalf("a write after the error failed: %v", err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := out.get(); got != "kept\n" {
+			t.Errorf("written %q, want only the line after the error", got)
 		}
 	})
 }

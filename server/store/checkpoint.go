@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -22,13 +23,17 @@ import (
 // checkpoint only if its file is in the directory listing, and every file
 // the checkpoint does not know is read as before. A checkpoint that is
 // missing, damaged or written for another record layout is ignored and
-// rewritten, so it can be deleted at any time.
+// rewritten, so it can be deleted at any time. A version file whose content
+// is damaged after its checkpoint was written is not read again while the
+// checkpoint knows it: the index keeps the content the file had when it was
+// stored and checked, which is the right answer, and the damage shows when
+// the checkpoint is next unusable.
 //
 // Layout: magic, then chunks of up to checkpointChunk records, each
 // [uint32 length][uint32 CRC-32C][records, see codec.go], so that chunks
 // decode in parallel and a torn write is detected.
 const (
-	checkpointFile  = "index.gob"
+	checkpointFile  = "index.ckpt"
 	checkpointChunk = 2048
 	// checkpointEvery is how many index changes of an account make the
 	// background loop rewrite its checkpoint; Close writes any change.
@@ -132,6 +137,9 @@ func decodeCheckpoint(data []byte) ([]record, error) {
 		if uint64(n) > uint64(len(data)) {
 			return nil, errors.New("truncated chunk")
 		}
+		if n == 0 {
+			return nil, errors.New("empty chunk") // the encoder never writes one
+		}
 		chunk := data[:n]
 		if crc32.Checksum(chunk, crcTable) != sum {
 			return nil, errors.New("checksum mismatch")
@@ -144,14 +152,22 @@ func decodeCheckpoint(data []byte) ([]record, error) {
 	}
 	parts := make([][]record, len(chunks))
 	errs := make([]error, len(chunks))
+	// A few workers, however many chunks a damaged file claims to have.
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, c := range chunks {
+	for range min(runtime.GOMAXPROCS(0), len(chunks)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			parts[i], errs[i] = decodeRecords(c)
+			for i := range next {
+				parts[i], errs[i] = decodeRecords(chunks[i])
+			}
 		}()
 	}
+	for i := range chunks {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -184,7 +200,10 @@ func (s *FileStore) readCheckpoint(account string) ([]record, map[string]int) {
 	byID := make(map[string]int, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		if r.Schema != recordSchema || r.Snapshot.Account != account || !idPatternOK(r.ID) {
+		// The cheap checks parseRecord makes; the rest (Validate) held when
+		// the entry was indexed, and the chunk's CRC guards the bytes since.
+		if r.Schema != recordSchema || r.Snapshot.Account != account || !idPatternOK(r.ID) ||
+			r.Seq == 0 || r.StoredAt.IsZero() || r.Snapshot.ScrapedAt.IsZero() {
 			s.log.Warn("ignoring an index checkpoint with a foreign record; reading every version file", "path", path)
 			return nil, nil
 		}

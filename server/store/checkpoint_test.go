@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -120,16 +122,46 @@ func TestDecodeCheckpointRejectsDamage(t *testing.T) {
 	}
 	flip := bytes.Clone(good)
 	flip[len(flip)-3] ^= 0x40
+	chunk := func(body ...[]byte) []byte {
+		out := []byte(checkpointMagic)
+		for _, b := range body {
+			var hdr [8]byte
+			binary.LittleEndian.PutUint32(hdr[0:], uint32(len(b)))
+			binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(b, crcTable))
+			out = append(append(out, hdr[:]...), b...)
+		}
+		return out
+	}
+	// A record that is fine up to its meter count, which claims 1<<40.
+	var e encoder
+	e.uvarint(1) // one record
+	e.varint(recordSchema)
+	e.str("")
+	_ = e.timeValue(t0)
+	e.uvarint(1)
+	e.str("")
+	e.str("")
+	e.str("default")
+	_ = e.timeValue(t0)
+	e.str("")
+	e.str("")
+	e.boolean(true)
+	e.uvarint(1 << 40)
+	manyMeters := append(e.buf, bytes.Repeat([]byte{0}, 64)...)
 	cases := map[string][]byte{
-		"empty":          nil,
-		"other magic":    append([]byte("claude-usage-index v0 0000000000000000\n"), good[len(checkpointMagic):]...),
-		"torn write":     good[:len(good)-5],
-		"flipped bit":    flip,
-		"header only":    good[:len(checkpointMagic)],
-		"short header":   good[:len(checkpointMagic)+5],
-		"garbage chunk":  append([]byte(checkpointMagic), 3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3),
-		"huge length":    append([]byte(checkpointMagic), 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0),
-		"trailing bytes": append(bytes.Clone(good), 1),
+		"empty":                   nil,
+		"empty chunks":            chunk(nil, nil, nil, nil),
+		"absurd record count":     chunk(binary.AppendUvarint(nil, 1<<40)),
+		"more records than bytes": chunk(append(binary.AppendUvarint(nil, 1000), bytes.Repeat([]byte{0}, 100)...)),
+		"absurd meter count":      chunk(manyMeters),
+		"other magic":             append([]byte("claude-usage-index v0 0000000000000000\n"), good[len(checkpointMagic):]...),
+		"torn write":              good[:len(good)-5],
+		"flipped bit":             flip,
+		"header only":             good[:len(checkpointMagic)],
+		"short header":            good[:len(checkpointMagic)+5],
+		"garbage chunk":           append([]byte(checkpointMagic), 3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3),
+		"huge length":             append([]byte(checkpointMagic), 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0),
+		"trailing bytes":          append(bytes.Clone(good), 1),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -206,12 +206,22 @@ func (d *decoder) timeValue() time.Time {
 	return t
 }
 
-// count reads a length and refuses one the remaining bytes cannot hold, so
-// that damaged input cannot ask for a huge allocation.
-func (d *decoder) count() int {
+// Smallest encodings, so that a count can be checked against the bytes
+// left before anything is allocated for it.
+const (
+	minRecordBytes = 16 // every field of a record takes at least one byte
+	minMeterBytes  = 12 // id, label, 8-byte float, resetsAt flag, text
+	minPairBytes   = 2  // a key and a value of extractionErrors
+	maxErrorPairs  = 256
+)
+
+// count reads a length of at most max items of at least minBytes each:
+// damaged input cannot ask for more memory than its own size allows, times
+// a small factor.
+func (d *decoder) count(max, minBytes int) int {
 	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.buf)) {
-		d.err = errShort
+	if d.err == nil && (n > uint64(max) || n > uint64(len(d.buf)/minBytes)) {
+		d.err = errors.New("count out of range")
 	}
 	if d.err != nil {
 		return 0
@@ -232,7 +242,7 @@ func (d *decoder) record(r *record) {
 	s.Source = d.common()
 	s.Capture = d.common()
 	hasMeters := d.boolean()
-	n := d.count()
+	n := d.count(shared.MaxMeters, minMeterBytes)
 	if hasMeters {
 		s.Meters = make([]shared.Meter, n)
 	}
@@ -255,7 +265,7 @@ func (d *decoder) record(r *record) {
 	}
 	s.Partial = d.boolean()
 	hasErrs := d.boolean()
-	n = d.count()
+	n = d.count(maxErrorPairs, minPairBytes)
 	if hasErrs {
 		s.ExtractionErrors = make(map[string]string, n)
 	}
@@ -283,7 +293,7 @@ func appendEntries(buf []byte, ents []*entry) ([]byte, error) {
 
 func decodeRecords(b []byte) ([]record, error) {
 	d := decoder{buf: b, seen: make(map[string]string)}
-	n := d.count()
+	n := d.count(checkpointChunk, minRecordBytes)
 	out := make([]record, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		d.record(&out[i])

@@ -196,6 +196,21 @@ func dash(s string) string {
 	return s
 }
 
+// median is the middle of v (the mean of the two middle values for an even
+// count); 0 for none.
+func median[T ~int64 | ~float64](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	switch {
+	case n == 0:
+		return 0
+	case n%2 == 1:
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
 // check returns a pointer for Row.Met.
 func check(ok bool) *bool { return &ok }
 

@@ -86,7 +86,7 @@ func runScraperBench(ctx context.Context, env *Env) ([]Row, error) {
 		coldTotals[i] = c.total
 		starts, scrapes, stops = append(starts, c.start), append(scrapes, c.scrape), append(stops, c.stop)
 	}
-	wMed, cMed := scraperMedian(warms), scraperMedian(coldTotals)
+	wMed, cMed := median(warms), median(coldTotals)
 	speedup := float64(cMed) / float64(wMed)
 	rows := []Row{{
 		Name:     "scrape warm vs cold",
@@ -98,7 +98,7 @@ func runScraperBench(ctx context.Context, env *Env) ([]Row, error) {
 		Note: fmt.Sprintf("median of %d; warm min/max %s/%s, one reused tab; cold min/max %s/%s = start %s + scrape %s + stop %s (medians), fresh profile each",
 			runs, scraperMS(slices.Min(warms)), scraperMS(slices.Max(warms)),
 			scraperMS(slices.Min(coldTotals)), scraperMS(slices.Max(coldTotals)),
-			scraperMS(scraperMedian(starts)), scraperMS(scraperMedian(scrapes)), scraperMS(scraperMedian(stops))),
+			scraperMS(median(starts)), scraperMS(median(scrapes)), scraperMS(median(stops))),
 	}}
 
 	p := warm.Process()
@@ -110,13 +110,13 @@ func runScraperBench(ctx context.Context, env *Env) ([]Row, error) {
 		return rows, err
 	}
 	note := fmt.Sprintf("RSS sum %s, %d processes (browser pid %d and descendants), after %d scrapes in one tab; RSS counts shared pages once per process, PSS splits them (also with any other Chromium running)",
-		scraperMB(m.RSSKB), m.Procs, p.Pid, runs+1)
+		memMB(m.RSSKB), m.Procs, p.Pid, runs+1)
 	if m.NoPSS > 0 {
 		note += fmt.Sprintf("; PSS unreadable for %d processes", m.NoPSS)
 	}
 	rows = append(rows, Row{
 		Name:  "chromium memory, warm",
-		Value: "PSS " + scraperMB(m.PSSKB),
+		Value: "PSS " + memMB(m.PSSKB),
 		Note:  note,
 	})
 	return rows, nil
@@ -194,23 +194,6 @@ func scraperServeFixture() (string, func(), error) {
 	return "http://" + l.Addr().String(), stop, nil
 }
 
-func scraperMedian(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
 func scraperMS(d time.Duration) string {
 	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
-}
-
-func scraperMB(kb int64) string {
-	return fmt.Sprintf("%.0f MB", float64(kb)/1024)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,18 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
 )
 
 const (
-	widgetWriteKey  = "bench-write-key-0123456789"
-	widgetReadToken = "bench-read-token-0123456789"
 	// meterSelector is what a user sees as a meter: the element the e2e
 	// tests in e2e/widget wait for, and the one bench/bareapp renders.
 	meterSelector = "li.meter"
@@ -43,21 +36,20 @@ func runWidget(ctx context.Context, env *Env) ([]Row, error) {
 	if _, err := wasmSizes(env.WebDir); err != nil {
 		return nil, err
 	}
-	serverBin := filepath.Join(env.BinDir, "usage-server")
-	if _, err := os.Stat(serverBin); err != nil {
-		return nil, fmt.Errorf("bench: %s is missing: run `make build`: %w", serverBin, err)
+	if _, err := usageServerBin(env); err != nil {
+		return nil, err
 	}
 	bareDir, err := bareWeb(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 
-	widgetSrv, err := startWidgetServer(ctx, env, serverBin, "widget", env.WebDir)
+	widgetSrv, err := startWidgetServer(ctx, env, "widget", env.WebDir)
 	if err != nil {
 		return nil, err
 	}
 	defer widgetSrv.stop()
-	bareSrv, err := startWidgetServer(ctx, env, serverBin, "bare", bareDir)
+	bareSrv, err := startWidgetServer(ctx, env, "bare", bareDir)
 	if err != nil {
 		return nil, err
 	}
@@ -112,13 +104,13 @@ func runWidget(ctx context.Context, env *Env) ([]Row, error) {
 			}
 		}
 	}
-	rm, bm := widgetMedian(times[widgetSrv]), widgetMedian(times[bareSrv])
+	rm, bm := median(times[widgetSrv]), median(times[bareSrv])
 	phase := func(f func(loadTiming) float64) float64 {
 		var v []float64
 		for _, p := range phases {
 			v = append(v, f(p))
 		}
-		return widgetMedian(v)
+		return median(v)
 	}
 	return []Row{
 		{
@@ -149,118 +141,32 @@ func runWidget(ctx context.Context, env *Env) ([]Row, error) {
 	}, nil
 }
 
-func widgetMedian(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// widgetServer is one bin/usage-server process in its own process group.
+// widgetServer is one usage-server process (proc.go) with its own empty
+// store and keys.
 type widgetServer struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *lockedBuffer
+	*benchProc
+	writeKey, readToken string
 }
 
-// lockedBuffer keeps the process's output for an error message.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 64<<10 {
-		return len(p), nil // enough to explain a failure
-	}
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startWidgetServer runs usage-server on 127.0.0.1:0 and reads the address
-// it prints. The widget timings are the server's defaults.
-func startWidgetServer(ctx context.Context, env *Env, bin, name, webDir string) (*widgetServer, error) {
+// startWidgetServer runs usage-server for one of the two pages. The widget
+// timings are the server's defaults.
+func startWidgetServer(ctx context.Context, env *Env, name, webDir string) (*widgetServer, error) {
 	data := filepath.Join(env.TmpDir, "widget-"+name+"-data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	s := &widgetServer{name: name, log: &lockedBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "--addr", "127.0.0.1:0", "--data-dir", data, "--web-dir", webDir,
-		"--api-key", widgetWriteKey, "--read-token", widgetReadToken, "--rate-limit", "0", "--log-level", "warn")
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	s.cmd.Stderr = s.log
-	out, err := s.cmd.StdoutPipe()
+	s := &widgetServer{writeKey: benchSecret(), readToken: benchSecret()}
+	p, err := startUsageServer(ctx, env, name, data, webDir, s.writeKey, s.readToken)
 	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+		return nil, err
 	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: starting %s: %w", bin, err)
-	}
-	addrc := make(chan string, 1)
-	go func() {
-		// Reads to EOF so that the server never blocks on a full pipe.
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				select {
-				case addrc <- a:
-				default:
-				}
-			}
-			fmt.Fprintln(s.log, sc.Text())
-		}
-		_ = s.cmd.Wait()
-		close(s.done)
-	}()
-	select {
-	case s.addr = <-addrc:
-		return s, nil
-	case <-s.done:
-		return nil, fmt.Errorf("bench: usage-server (%s) exited at start:\n%s", name, s.log)
-	case <-time.After(15 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("bench: usage-server (%s) printed no address in 15s:\n%s", name, s.log)
-	case <-ctx.Done():
-		s.stop()
-		return nil, ctx.Err()
-	}
+	s.benchProc = p
+	return s, nil
 }
-
-func (s *widgetServer) url() string { return "http://" + s.addr }
 
 // pageURL passes the read token the way a user does (e2e/widget too): in
 // the fragment, which the widget stores and removes.
-func (s *widgetServer) pageURL() string { return s.url() + "/#token=" + widgetReadToken }
-
-// stop sends SIGTERM to the process group, SIGKILL after 5 s.
-func (s *widgetServer) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
-	}
-}
+func (s *widgetServer) pageURL() string { return s.url() + "/#token=" + s.readToken }
 
 // postSnapshot stores the three meters the e2e tests use.
 func (s *widgetServer) postSnapshot(ctx context.Context) error {
@@ -287,7 +193,7 @@ func (s *widgetServer) postSnapshot(ctx context.Context) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-Key", widgetWriteKey)
+	req.Header.Set("X-API-Key", s.writeKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("bench: posting a snapshot to the %s server: %w", s.name, err)

@@ -69,7 +69,7 @@ func TestNothingKeepsRequestBuffers(t *testing.T) {
 		t.Fatalf("GET /metrics = %d", code)
 	}
 	allowedRoute := map[string]bool{"unmatched": true, "widget": true}
-	for p := range e.srv.routeLabels {
+	for p := range e.srv.routes {
 		allowedRoute[p] = true
 	}
 	allowedMethod := map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,

@@ -148,8 +148,8 @@ func (s *Server) verboseAttrs(c *fiber.Ctx) []slog.Attr {
 // unmatched paths as "unmatched", the widget's page routes as "widget".
 func (s *Server) routeLabel(c *fiber.Ctx, status int) string {
 	p := strings.TrimRight(strings.ToLower(c.Path()), "/")
-	if label, ok := s.routeLabels[p]; ok {
-		return label // the map's own string: p may point into the request
+	if r, ok := s.routes[p]; ok {
+		return r.path // the map's own string: p may point into the request
 	}
 	if status == fiber.StatusNotFound || status == fiber.StatusMethodNotAllowed {
 		return "unmatched"

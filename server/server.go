@@ -94,11 +94,10 @@ type Server struct {
 	// usageCache holds encoded GET usage answers (usagecache.go).
 	usageCache usageCache
 
-	// routes maps each API path to its methods, for 405 with Allow.
-	routes map[string][]string
-	// routeLabels maps each API path to itself: the metric label must be
-	// the map's string, not the request's.
-	routeLabels map[string]string
+	// routes maps each API path to its methods (405 with Allow) and to the
+	// path as the map owns it (the metric label must not be the request's
+	// string, which fasthttp reuses).
+	routes map[string]*apiRoute
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -122,11 +121,10 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 	}
 	cfg.defaults()
 	s := &Server{
-		cfg:         cfg,
-		st:          st,
-		log:         logger.With("component", "server"),
-		routes:      map[string][]string{},
-		routeLabels: map[string]string{},
+		cfg:    cfg,
+		st:     st,
+		log:    logger.With("component", "server"),
+		routes: map[string]*apiRoute{},
 	}
 	var err error
 	if s.status, err = loadStatusBook(cfg.DataDir, s.log); err != nil {
@@ -211,6 +209,12 @@ func (s *Server) middleware() {
 }
 
 // handle registers a route and remembers its path for 405 answers.
+// apiRoute is one registered API path.
+type apiRoute struct {
+	path    string
+	methods []string
+}
+
 func (s *Server) handle(method, path string, hs ...fiber.Handler) {
 	var handlers []fiber.Handler
 	for _, h := range hs {
@@ -218,12 +222,16 @@ func (s *Server) handle(method, path string, hs ...fiber.Handler) {
 			handlers = append(handlers, h)
 		}
 	}
-	s.routes[path] = append(s.routes[path], method)
-	s.routeLabels[path] = path
+	r := s.routes[path]
+	if r == nil {
+		r = &apiRoute{path: path}
+		s.routes[path] = r
+	}
+	r.methods = append(r.methods, method)
 	if method == fiber.MethodGet {
 		// app.Get registers HEAD too (fasthttp drops the body).
 		s.app.Get(path, handlers...)
-		s.routes[path] = append(s.routes[path], fiber.MethodHead)
+		r.methods = append(r.methods, fiber.MethodHead)
 		return
 	}
 	s.app.Add(method, path, handlers...)
@@ -248,7 +256,8 @@ func (s *Server) apiFallback(c *fiber.Ctx) error {
 	if p != "/api" && !strings.HasPrefix(p, "/api/") && p != shared.PathMetrics {
 		return c.Next()
 	}
-	if methods, ok := s.routes[p]; ok {
+	if r, ok := s.routes[p]; ok {
+		methods := r.methods
 		c.Set(fiber.HeaderAllow, strings.Join(methods, ", "))
 		return &shared.Error{Code: shared.CodeMethodNotAllowed,
 			Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", c.Method(), p, strings.Join(methods, ", "))}

@@ -82,20 +82,6 @@ func (s *FileStore) checkpointPath(account string) string {
 	return filepath.Join(s.dir, account, checkpointFile)
 }
 
-// encodeCheckpoint serialises records in chunks (tests and tools; the store
-// writes from its index with encodeEntries).
-func encodeCheckpoint(recs []record) ([]byte, error) {
-	ents := make([]*entry, len(recs))
-	for i := range recs {
-		r := &recs[i]
-		if r.Schema != recordSchema {
-			return nil, fmt.Errorf("storage: record %d has schema %d", i, r.Schema)
-		}
-		ents[i] = &entry{id: r.ID, seq: r.Seq, storedAt: r.StoredAt, key: r.IdempotencyKey, hash: r.BodyHash, snap: r.Snapshot}
-	}
-	return encodeEntries(ents)
-}
-
 // encodeEntries writes the checkpoint of an index in one buffer: the
 // chunks are written in place behind a header filled in afterwards.
 func encodeEntries(ents []*entry) ([]byte, error) {
@@ -119,7 +105,7 @@ func encodeEntries(ents []*entry) ([]byte, error) {
 	return buf, nil
 }
 
-// decodeCheckpoint is the inverse of encodeCheckpoint; any damage is an
+// decodeCheckpoint is the inverse of encodeEntries; any damage is an
 // error and the caller falls back to the files.
 func decodeCheckpoint(data []byte) ([]record, error) {
 	if !bytes.HasPrefix(data, []byte(checkpointMagic)) {

@@ -430,3 +430,16 @@ func TestRequestPathsListNoDirectory(t *testing.T) {
 		}
 	}
 }
+
+// encodeCheckpoint is encodeEntries for records, as the tests build them.
+func encodeCheckpoint(recs []record) ([]byte, error) {
+	ents := make([]*entry, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if r.Schema != recordSchema {
+			return nil, fmt.Errorf("storage: record %d has schema %d", i, r.Schema)
+		}
+		ents[i] = &entry{id: r.ID, seq: r.Seq, storedAt: r.StoredAt, key: r.IdempotencyKey, hash: r.BodyHash, snap: r.Snapshot}
+	}
+	return encodeEntries(ents)
+}

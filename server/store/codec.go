@@ -113,6 +113,9 @@ type decoder struct {
 	seen map[string]string
 }
 
+// uvarint and varint are written out rather than one generic function
+// taking binary.Uvarint or binary.Varint: the call through a func value is
+// not inlined and cost ~5 ms of a 10 000-version Open.
 func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0

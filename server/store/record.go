@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/claude-usage/widget/shared"
@@ -22,10 +21,6 @@ const (
 	maxKeyLen     = 256
 	maxHashLen    = 256
 	internMaxSize = 4096
-)
-
-var (
-	idPattern = regexp.MustCompile(`^[0-9a-v]{20}$`)
 )
 
 // record is one version file: the snapshot plus what is needed to rebuild the

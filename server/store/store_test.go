@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"slices"
 	"sync"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/claude-usage/widget/shared"
 )
+
+// idPattern is the shape of a version id (an xid).
+var idPattern = regexp.MustCompile(`^[0-9a-v]{20}$`)
 
 func TestSaveAndRead(t *testing.T) {
 	t.Parallel()

@@ -125,11 +125,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 // is kept by the registry, and the request's own string points into a
 // buffer fasthttp reuses. It also bounds the label set.
 func canonicalMethod(m string) string {
-	for _, known := range []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut,
-		fiber.MethodPatch, fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace} {
-		if m == known {
-			return known
-		}
+	switch m {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
 	}
 	return "other"
 }

@@ -237,6 +237,15 @@ func TestOfflineReloadShowsCachedData(t *testing.T) {
 	// The service worker must control the page (and hold the shell) first.
 	tb.waitFor("service worker", `String(!!navigator.serviceWorker.controller)`, 30*time.Second,
 		func(s string) bool { return s == "true" })
+	// go-app's worker fills its cache in an install handler without
+	// waitUntil, so it can control the page before the shell is cached (a
+	// flake on a busy machine): wait for the page and app.wasm in the cache.
+	tb.waitFor("the shell in the service worker's cache", `(() => {
+		caches.keys().then(ks => Promise.all(ks.map(k => caches.open(k).then(c =>
+			Promise.all(["/", "/web/app.wasm"].map(u => c.match(u)))))))
+			.then(rs => { window.__shellCached = rs.some(r => r.every(Boolean)); });
+		return String(window.__shellCached === true);
+	})()`, 30*time.Second, func(s string) bool { return s == "true" })
 
 	s.stop()
 	tb.do(chromedp.Reload())

@@ -54,6 +54,9 @@ type Meter struct {
 	PercentUsed float64    `json:"percentUsed"`
 	ResetsAt    *time.Time `json:"resetsAt,omitempty"`
 	ResetsText  string     `json:"resetsText,omitempty"`
+	// Pace is computed by the server in GET answers (ComputePace); a
+	// snapshot that carries one is refused.
+	Pace *Pace `json:"pace,omitempty"`
 }
 
 // ExtraUsage is the pay-as-you-go spend beyond the plan, when enabled.

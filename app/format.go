@@ -143,5 +143,5 @@ func ScraperProblemText(s *shared.ScraperStatus) string {
 	if s == nil || s.OK {
 		return ""
 	}
-	return shared.ScrapeNextStep(s.Category)
+	return s.Category.NextStep()
 }

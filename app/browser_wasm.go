@@ -60,10 +60,8 @@ func browserDeps() *Deps {
 		Fetcher:  c,
 		Cache:    NewCache(st),
 		Settings: s,
-		Now:      time.Now,
 		Location: time.Local,
 		Logger:   logger,
-		Every:    Every,
 		Page:     browserPage{},
 	}
 }

@@ -145,3 +145,17 @@ func ScraperProblemText(s *shared.ScraperStatus) string {
 	}
 	return s.Category.NextStep()
 }
+
+// SplitCode splits s at its backticks: even elements are prose, odd ones
+// the commands that were between a pair. A lone backtick is kept as text,
+// so nothing is lost when a message has an odd number of them.
+func SplitCode(s string) []string {
+	parts := strings.Split(s, "`")
+	if len(parts)%2 == 0 {
+		// The last backtick has no partner: give it back to the prose.
+		last := len(parts) - 1
+		parts[last-1] += "`" + parts[last]
+		parts = parts[:last]
+	}
+	return parts
+}

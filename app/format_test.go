@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -165,5 +166,30 @@ func TestParseSettings(t *testing.T) {
 	bad := map[string]string{EnvRefresh: "soon", EnvRetryDelay: "-1s", EnvBreakerThreshold: "0"}
 	if got, want := ParseSettings(func(k string) string { return bad[k] }), DefaultSettings(); got != want {
 		t.Errorf("malformed values = %+v, want the defaults %+v", got, want)
+	}
+}
+
+func TestSplitCode(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"no code", "check the connection", []string{"check the connection"}},
+		{"one command", "run `usage-scraper login`", []string{"run ", "usage-scraper login", ""}},
+		{"two commands", "`a` then `b` now", []string{"", "a", " then ", "b", " now"}},
+		{"a lone backtick stays text", "run `a` or `b", []string{"run ", "a", " or `b"}},
+		{"empty", "", []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SplitCode(tt.in)
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.want) {
+				t.Errorf("SplitCode(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if strings.Join(got, "`") != tt.in {
+				t.Errorf("joined back = %q, want %q: nothing may be lost", strings.Join(got, "`"), tt.in)
+			}
+		})
 	}
 }

@@ -108,6 +108,17 @@ func (s *JSStorage) Remove(key string) (err error) {
 	return nil
 }
 
+func (s *JSStorage) Keys() (keys []string, err error) {
+	defer catch("listing the keys", &err)
+	n := s.v.Get("length").Int()
+	for i := 0; i < n; i++ {
+		if k := s.v.Call("key", i); k.Type() == js.TypeString {
+			keys = append(keys, k.String())
+		}
+	}
+	return keys, nil
+}
+
 // catch turns a JS exception (a panic in syscall/js) into an error.
 func catch(what string, err *error) {
 	r := recover()

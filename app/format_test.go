@@ -98,6 +98,11 @@ func TestTokenFromFragment(t *testing.T) {
 		{"with hash", "#token=abc", "abc", "", true},
 		{"keeps other parts", "view=x&token=abc&y=1", "abc", "view=x&y=1", true},
 		{"escaped", "token=a%2Bb%3D", "a+b=", "", true},
+		{"a plus stays a plus", "token=a+b", "a+b", "", true},
+		{"base64 as pasted", "token=Zm9v+YmFy/cQ==&view=compact", "Zm9v+YmFy/cQ==", "view=compact", true},
+		{"escaped space", "token=a%20b", "a b", "", true},
+		{"bad escape kept as written", "token=a%zz+b", "a%zz+b", "", true},
+		{"hex", "token=3f9a0c", "3f9a0c", "", true},
 		{"empty token", "token=", "", "token=", false},
 		{"no token", "section-2", "", "section-2", false},
 		{"empty", "", "", "", false},
@@ -191,5 +196,31 @@ func TestSplitCode(t *testing.T) {
 				t.Errorf("joined back = %q, want %q: nothing may be lost", strings.Join(got, "`"), tt.in)
 			}
 		})
+	}
+}
+
+func TestCacheForget(t *testing.T) {
+	t.Parallel()
+	st := NewMemoryStorage()
+	c := NewCache(st)
+	r := &shared.UsageResponse{Snapshot: shared.Snapshot{Meters: []shared.Meter{{ID: "session", Label: "S"}}}}
+	for _, err := range []error{c.SetToken("t"), c.SetAccount("a"), c.SaveLast("a", r, time.Now()), c.SaveLast("", r, time.Now()), st.Set("x", "y")} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Forget(); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := st.Keys()
+	if got, want := strings.Join(keys, ","), "x"; got != want {
+		t.Errorf("keys after Forget = %q, want %q (only what is not the widget's)", got, want)
+	}
+	if _, ok := c.LoadLast("a"); ok || c.Token() != "" || c.Account() != "" {
+		t.Error("Forget left the widget's data")
+	}
+	st.Fail = errors.New("storage disabled")
+	if err := c.Forget(); err == nil || !strings.Contains(err.Error(), "storage disabled") {
+		t.Errorf("Forget on a failing storage = %v, want its error", err)
 	}
 }

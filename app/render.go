@@ -224,6 +224,12 @@ func (w *Widget) renderSettings() app.UI {
 		app.Button().ID("token-save").Class("btn").Type("button").
 			OnClick(func(ctx app.Context, e app.Event) { save(ctx) }).
 			Text("Save"),
+		app.If(w.token != "", func() app.UI {
+			return app.Button().ID("token-remove").Class("btn").Type("button").
+				Title("Remove the token and the data kept in this browser").
+				OnClick(func(ctx app.Context, e app.Event) { w.forgetToken(ctx) }).
+				Text("Remove token")
+		}),
 	)
 }
 

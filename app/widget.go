@@ -329,9 +329,14 @@ func (w *Widget) selectAccount(ctx app.Context, account string) {
 	w.fetch(ctx, true)
 }
 
-// saveToken stores the token from the settings form and tries it at once.
+// saveToken stores the token from the settings form and tries it at once;
+// saving an empty one removes it.
 func (w *Widget) saveToken(ctx app.Context, token string) {
 	token = strings.TrimSpace(token)
+	if token == "" {
+		w.forgetToken(ctx)
+		return
+	}
 	w.token = token
 	w.storageNote = ""
 	if err := w.deps.Cache.SetToken(token); err != nil {
@@ -340,5 +345,22 @@ func (w *Widget) saveToken(ctx app.Context, token string) {
 	}
 	w.showSettings = false
 	w.tokenInput = ""
+	w.fetch(ctx, true)
+}
+
+// forgetToken removes the token and, with it, everything the widget kept
+// of the server's data (every account's cached response, the chosen
+// account): whoever uses this browser next sees nothing of it. The fetch
+// that follows goes without a token, so the server asks for one again.
+func (w *Widget) forgetToken(ctx app.Context) {
+	w.token, w.tokenInput, w.storageNote = "", "", ""
+	if err := w.deps.Cache.Forget(); err != nil {
+		w.storageNote = "Some stored data could not be removed from this browser."
+		w.log().Warn("removing the stored data", "error", err.Error())
+	}
+	w.account = ""
+	w.data, w.receivedAt, w.fromCache = nil, time.Time{}, false
+	w.status = stNone
+	w.log().Info("token removed with the cached data")
 	w.fetch(ctx, true)
 }

@@ -535,22 +535,118 @@ func TestUnauthorizedShowsForm(t *testing.T) {
 	})
 }
 
+// Any token the server accepts works from the URL: the fragment is
+// percent-decoded only, so a base64 token's '+' stays a '+'.
 func TestWidgetTakesTokenFromFragment(t *testing.T) {
-	inBubble(t, func(t *testing.T) {
-		h := newHarness(t, ok(usage(10)))
-		h.page.fragment = "token=s3cret&view=compact"
-		h.load()
-		h.settle()
-		if got, want := NewCache(h.store).Token(), "s3cret"; got != want {
-			t.Errorf("stored token = %q, want %q", got, want)
-		}
-		if got, want := strings.Join(h.page.replaced, "|"), "view=compact"; got != want {
-			t.Errorf("fragment rewritten to %q, want %q", got, want)
-		}
-		if got, want := h.doer.last().Header.Get("Authorization"), "Bearer s3cret"; got != want {
-			t.Errorf("authorization = %q, want %q", got, want)
-		}
-	})
+	tests := []struct {
+		name, fragment, token string
+	}{
+		{"plain", "token=s3cret&view=compact", "s3cret"},
+		{"base64 as pasted", "token=Zm9v+YmFy/cQ==&view=compact", "Zm9v+YmFy/cQ=="},
+		{"base64 percent-encoded", "token=Zm9v%2BYmFy%2FcQ%3D%3D&view=compact", "Zm9v+YmFy/cQ=="},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inBubble(t, func(t *testing.T) {
+				h := newHarness(t, ok(usage(10)))
+				h.page.fragment = tt.fragment
+				h.load()
+				h.settle()
+				if got, want := NewCache(h.store).Token(), tt.token; got != want {
+					t.Errorf("stored token = %q, want %q", got, want)
+				}
+				if got, want := strings.Join(h.page.replaced, "|"), "view=compact"; got != want {
+					t.Errorf("fragment rewritten to %q, want %q", got, want)
+				}
+				if got, want := h.doer.last().Header.Get("Authorization"), "Bearer "+tt.token; got != want {
+					t.Errorf("authorization = %q, want %q", got, want)
+				}
+				h.wantStatus("")
+			})
+		})
+	}
+}
+
+func TestSettingsTakesAnyToken(t *testing.T) {
+	for _, tok := range []string{"Zm9v+YmFy/cQ==", "a%2Bb", "3f9a0c1d2e"} {
+		t.Run(tok, func(t *testing.T) {
+			inBubble(t, func(t *testing.T) {
+				h := newHarness(t, apiErr(401, shared.CodeAuthInvalidKey))
+				h.load()
+				h.settle()
+				h.wantStatus(TextUnauthorized)
+				h.doer.script(ok(usage(10)))
+				h.on(func(ctx app.Context) { h.w.saveToken(ctx, tok) })
+				// Pasted text is taken as it is: no decoding of any kind.
+				if got, want := h.doer.last().Header.Get("Authorization"), "Bearer "+tok; got != want {
+					t.Errorf("authorization = %q, want %q", got, want)
+				}
+				if got, want := NewCache(h.store).Token(), tok; got != want {
+					t.Errorf("stored token = %q, want %q", got, want)
+				}
+				h.wantStatus("")
+			})
+		})
+	}
+}
+
+// Removing the token (the button, or saving an empty one) also removes
+// every cached response and the chosen account, and nothing else.
+func TestRemovingTheTokenClearsCachedData(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove func(h *harness, ctx app.Context)
+	}{
+		{"remove button", func(h *harness, ctx app.Context) { h.w.forgetToken(ctx) }},
+		{"save an empty token", func(h *harness, ctx app.Context) { h.w.saveToken(ctx, "  ") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inBubble(t, func(t *testing.T) {
+				h := newHarness(t)
+				c := NewCache(h.store)
+				work := usage(10, shared.Meter{ID: "session", Label: "Current session", PercentUsed: 77})
+				work.Account, work.Accounts = "work", []string{"default", "work"}
+				def := usage(10)
+				for _, err := range []error{
+					c.SetToken("tok"), c.SetAccount("work"),
+					c.SaveLast("work", &work, t0), c.SaveLast("", &def, t0),
+					h.store.Set("other-app.setting", "kept"),
+				} {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				h.doer.script(ok(work))
+				h.load()
+				h.settle()
+				h.wantText("77% used")
+				h.on(func(ctx app.Context) { h.w.showSettings = true })
+				if !strings.Contains(h.html(), `id="token-remove"`) {
+					t.Fatalf("no remove button while a token is stored:\n%s", h.html())
+				}
+
+				h.doer.script(apiErr(401, shared.CodeAuthMissingKey))
+				h.on(func(ctx app.Context) { tt.remove(h, ctx) })
+
+				keys, err := h.store.Keys()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := fmt.Sprint(keys), "[other-app.setting]"; got != want {
+					t.Errorf("stored keys after removing the token = %s, want %s", got, want)
+				}
+				if got := h.doer.last().Header.Get("Authorization"); got != "" {
+					t.Errorf("the next request still sent %q", got)
+				}
+				h.wantStatus(TextUnauthorized)
+				h.wantNoText("77% used", "42% used", "Cached")
+				if strings.Contains(h.html(), `id="token-remove"`) {
+					t.Error("remove button shown without a token")
+				}
+			})
+		})
+	}
 }
 
 func TestPartialScraperProblemAndExtraUsage(t *testing.T) {

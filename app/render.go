@@ -172,14 +172,16 @@ func (w *Widget) renderMeters(data *shared.UsageResponse) app.UI {
 				}
 				return app.Li().Class("meter").DataSet("meter", m.ID).Body(
 					app.Div().Class("meter-head").Body(
-						app.Span().Class("meter-label").ID("label-"+m.ID).Text(m.Label),
+						// CleanText again here: data cached from, or served by,
+						// an older server was never checked for bidi overrides.
+						app.Span().Class("meter-label").ID("label-"+m.ID).Text(shared.CleanText(m.Label)),
 						app.Span().Class("meter-percent").Text(PercentText(pct)+" used"),
 					),
 					app.Div().Class("meter-bar "+Level(pct)).Role("progressbar").
 						Aria("labelledby", "label-"+m.ID).
 						Aria("valuemin", 0).Aria("valuemax", 100).Aria("valuenow", strings.TrimSuffix(PercentText(pct), "%")).
 						Body(app.Div().Class("meter-fill").Style("width", FormatPercentWidth(width))),
-					app.P().Class("meter-reset").Text(ResetText(m.ResetsAt, m.ResetsText, now, loc)),
+					app.P().Class("meter-reset").Text(shared.CleanText(ResetText(m.ResetsAt, m.ResetsText, now, loc))),
 				)
 			}),
 		),

@@ -700,6 +700,23 @@ func TestBarLevels(t *testing.T) {
 	})
 }
 
+// A label that reorders its own display (from a server older than the
+// text rules, or its cached answer) is shown without the override.
+func TestBidiOverridesAreNotRendered(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		h := newHarness(t, ok(usage(10, shared.Meter{ID: "session", Label: "Session \u202e%001", PercentUsed: 1, ResetsText: "Resets\u2067 soon\n"})))
+		h.load()
+		h.settle()
+		page := h.html()
+		for _, r := range []string{"\u202e", "\u2067", "Resets\u2067"} {
+			if strings.Contains(page, r) {
+				t.Errorf("page renders %q:\n%s", r, page)
+			}
+		}
+		h.wantText("Session %001", "Resets soon")
+	})
+}
+
 func TestAccountSwitcher(t *testing.T) {
 	inBubble(t, func(t *testing.T) {
 		one := usage(10)

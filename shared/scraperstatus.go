@@ -1,7 +1,6 @@
 package shared
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -13,19 +12,7 @@ const MaxStatusMessage = 500
 // DecodeScraperStatus parses a scraper-status POST body strictly: unknown
 // fields and trailing data are rejected, and type errors name the field.
 func DecodeScraperStatus(body []byte) (ScraperStatus, error) {
-	var st ScraperStatus
-	if !utf8.Valid(body) {
-		return st, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must be valid UTF-8"}}}
-	}
-	dec := json.NewDecoder(bytesReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
-		return st, decodeProblem(err, "scraper status")
-	}
-	if dec.More() {
-		return st, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must contain exactly one JSON object"}}}
-	}
-	return st, nil
+	return decodeStrict[ScraperStatus](body, "scraper status")
 }
 
 // Normalize fills the default account and puts the time in UTC; the server

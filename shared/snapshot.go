@@ -259,20 +259,25 @@ func truncate(s string, n int) string {
 
 // DecodeSnapshot parses a POST body strictly: unknown top-level fields and
 // trailing data are rejected, and type errors name the field.
-func DecodeSnapshot(body []byte) (Snapshot, error) {
-	var s Snapshot
+func DecodeSnapshot(body []byte) (Snapshot, error) { return decodeStrict[Snapshot](body, "snapshot") }
+
+// decodeStrict parses one JSON object of type T from a request body, with
+// the rules every POST body follows (valid UTF-8, no unknown fields, no
+// trailing data); what names the body in errors.
+func decodeStrict[T any](body []byte, what string) (T, error) {
+	var v T
 	if !utf8.Valid(body) {
-		return s, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must be valid UTF-8"}}}
+		return v, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must be valid UTF-8"}}}
 	}
 	dec := json.NewDecoder(bytesReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return s, decodeProblem(err, "snapshot")
+	if err := dec.Decode(&v); err != nil {
+		return v, decodeProblem(err, what)
 	}
 	if dec.More() {
-		return s, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must contain exactly one JSON object"}}}
+		return v, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must contain exactly one JSON object"}}}
 	}
-	return s, nil
+	return v, nil
 }
 
 // decodeProblem turns a decoding error of a body (a snapshot, a scraper

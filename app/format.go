@@ -9,7 +9,7 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// Widget texts from DESIGN.md ("Widget states"); tests and the e2e suite
+// Widget texts, one per state; tests and the e2e suite
 // compare against these exactly.
 const (
 	TextLoading        = "Loading..."
@@ -49,7 +49,7 @@ func ceilSeconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
 }
 
-// Level classes of a meter's bar (DESIGN: below 75, 75-89, 90 and over).
+// Level classes of a meter's bar: below 75, 75-89, 90 and over.
 const (
 	LevelOK       = "level-ok"
 	LevelWarn     = "level-warn"

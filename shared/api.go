@@ -19,7 +19,7 @@ const (
 	HeaderIdempotentReplayed = "Idempotent-Replayed"
 )
 
-// Staleness thresholds from DESIGN.md.
+// Staleness thresholds: data is stale from 10 min, unhealthy after 30 min.
 const (
 	StaleAfter     = 10 * time.Minute
 	UnhealthyAfter = 30 * time.Minute

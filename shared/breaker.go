@@ -63,7 +63,7 @@ type Breaker struct {
 	probing  bool
 }
 
-// Defaults from DESIGN.md.
+// Defaults: open after 3 consecutive failures, for 60 s.
 const (
 	DefaultBreakerThreshold = 3
 	DefaultBreakerCooldown  = 60 * time.Second

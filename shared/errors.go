@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Code is one of the closed set of error codes in DESIGN.md.
+// Code is one of the closed set of error codes (README, "Errors"); extend
+// it deliberately.
 type Code string
 
 const (

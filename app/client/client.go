@@ -21,7 +21,7 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// Defaults from DESIGN.md (widget fetch).
+// Defaults of the widget fetch: one attempt and two retries, 2 s apart.
 const (
 	DefaultRetries    = 2
 	DefaultRetryDelay = 2 * time.Second

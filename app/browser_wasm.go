@@ -60,10 +60,8 @@ func browserDeps() *Deps {
 		Fetcher:  c,
 		Cache:    NewCache(st),
 		Settings: s,
-		Now:      time.Now,
 		Location: time.Local,
 		Logger:   logger,
-		Every:    Every,
 		Page:     browserPage{},
 	}
 }
@@ -108,6 +106,17 @@ func (s *JSStorage) Remove(key string) (err error) {
 	defer catch("removing "+key, &err)
 	s.v.Call("removeItem", key)
 	return nil
+}
+
+func (s *JSStorage) Keys() (keys []string, err error) {
+	defer catch("listing the keys", &err)
+	n := s.v.Get("length").Int()
+	for i := 0; i < n; i++ {
+		if k := s.v.Call("key", i); k.Type() == js.TypeString {
+			keys = append(keys, k.String())
+		}
+	}
+	return keys, nil
 }
 
 // catch turns a JS exception (a panic in syscall/js) into an error.

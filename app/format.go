@@ -9,7 +9,7 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// Widget texts from DESIGN.md ("Widget states"); tests and the e2e suite
+// Widget texts, one per state; tests and the e2e suite
 // compare against these exactly.
 const (
 	TextLoading        = "Loading..."
@@ -49,7 +49,7 @@ func ceilSeconds(d time.Duration) int {
 	return int((d + time.Second - 1) / time.Second)
 }
 
-// Level classes of a meter's bar (DESIGN: below 75, 75-89, 90 and over).
+// Level classes of a meter's bar: below 75, 75-89, 90 and over.
 const (
 	LevelOK       = "level-ok"
 	LevelWarn     = "level-warn"
@@ -143,5 +143,19 @@ func ScraperProblemText(s *shared.ScraperStatus) string {
 	if s == nil || s.OK {
 		return ""
 	}
-	return shared.ScrapeNextStep(s.Category)
+	return s.Category.NextStep()
+}
+
+// SplitCode splits s at its backticks: even elements are prose, odd ones
+// the commands that were between a pair. A lone backtick is kept as text,
+// so nothing is lost when a message has an odd number of them.
+func SplitCode(s string) []string {
+	parts := strings.Split(s, "`")
+	if len(parts)%2 == 0 {
+		// The last backtick has no partner: give it back to the prose.
+		last := len(parts) - 1
+		parts[last-1] += "`" + parts[last]
+		parts = parts[:last]
+	}
+	return parts
 }

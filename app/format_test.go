@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,11 @@ func TestTokenFromFragment(t *testing.T) {
 		{"with hash", "#token=abc", "abc", "", true},
 		{"keeps other parts", "view=x&token=abc&y=1", "abc", "view=x&y=1", true},
 		{"escaped", "token=a%2Bb%3D", "a+b=", "", true},
+		{"a plus stays a plus", "token=a+b", "a+b", "", true},
+		{"base64 as pasted", "token=Zm9v+YmFy/cQ==&view=compact", "Zm9v+YmFy/cQ==", "view=compact", true},
+		{"escaped space", "token=a%20b", "a b", "", true},
+		{"bad escape kept as written", "token=a%zz+b", "a%zz+b", "", true},
+		{"hex", "token=3f9a0c", "3f9a0c", "", true},
 		{"empty token", "token=", "", "token=", false},
 		{"no token", "section-2", "", "section-2", false},
 		{"empty", "", "", "", false},
@@ -165,5 +171,56 @@ func TestParseSettings(t *testing.T) {
 	bad := map[string]string{EnvRefresh: "soon", EnvRetryDelay: "-1s", EnvBreakerThreshold: "0"}
 	if got, want := ParseSettings(func(k string) string { return bad[k] }), DefaultSettings(); got != want {
 		t.Errorf("malformed values = %+v, want the defaults %+v", got, want)
+	}
+}
+
+func TestSplitCode(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"no code", "check the connection", []string{"check the connection"}},
+		{"one command", "run `usage-scraper login`", []string{"run ", "usage-scraper login", ""}},
+		{"two commands", "`a` then `b` now", []string{"", "a", " then ", "b", " now"}},
+		{"a lone backtick stays text", "run `a` or `b", []string{"run ", "a", " or `b"}},
+		{"empty", "", []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := SplitCode(tt.in)
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.want) {
+				t.Errorf("SplitCode(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if strings.Join(got, "`") != tt.in {
+				t.Errorf("joined back = %q, want %q: nothing may be lost", strings.Join(got, "`"), tt.in)
+			}
+		})
+	}
+}
+
+func TestCacheForget(t *testing.T) {
+	t.Parallel()
+	st := NewMemoryStorage()
+	c := NewCache(st)
+	r := &shared.UsageResponse{Snapshot: shared.Snapshot{Meters: []shared.Meter{{ID: "session", Label: "S"}}}}
+	for _, err := range []error{c.SetToken("t"), c.SetAccount("a"), c.SaveLast("a", r, time.Now()), c.SaveLast("", r, time.Now()), st.Set("x", "y")} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Forget(); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := st.Keys()
+	if got, want := strings.Join(keys, ","), "x"; got != want {
+		t.Errorf("keys after Forget = %q, want %q (only what is not the widget's)", got, want)
+	}
+	if _, ok := c.LoadLast("a"); ok || c.Token() != "" || c.Account() != "" {
+		t.Error("Forget left the widget's data")
+	}
+	st.Fail = errors.New("storage disabled")
+	if err := c.Forget(); err == nil || !strings.Contains(err.Error(), "storage disabled") {
+		t.Errorf("Forget on a failing storage = %v, want its error", err)
 	}
 }

@@ -74,6 +74,7 @@ func TestFragmentIsReadAndRewrittenWithoutHistoryEntry(t *testing.T) {
 	}{
 		{"token only", "#token=abc", "token=abc", "abc", "/widget?x=1"},
 		{"token and more", "#token=a%2Bb&view=compact", "token=a%2Bb&view=compact", "a+b", "/widget?x=1#view=compact"},
+		{"a plus as pasted", "#token=Zm9v+YmFy/cQ==", "token=Zm9v+YmFy/cQ==", "Zm9v+YmFy/cQ==", "/widget?x=1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,8 @@ const (
 	EnvBreakerCooldown  = "WIDGET_BREAKER_COOLDOWN"
 )
 
-// DefaultRefresh is the auto-refresh interval (DESIGN: 60 s).
+// DefaultRefresh is the auto-refresh interval, the default of the server's
+// --widget-refresh.
 const DefaultRefresh = 60 * time.Second
 
 // Settings are the widget's timings.
@@ -33,7 +34,8 @@ type Settings struct {
 	BreakerCooldown  time.Duration
 }
 
-// DefaultSettings are DESIGN.md's numbers.
+// DefaultSettings are the defaults of the server's --widget-* flags
+// (README, "Configuration").
 func DefaultSettings() Settings {
 	return Settings{
 		Refresh:          DefaultRefresh,

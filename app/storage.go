@@ -19,6 +19,8 @@ type Storage interface {
 	Get(key string) (string, bool, error)
 	Set(key, value string) error
 	Remove(key string) error
+	// Keys lists the stored keys, for removing the widget's own.
+	Keys() ([]string, error)
 }
 
 // MemoryStorage is a Storage in memory, for the host and for tests.
@@ -52,6 +54,19 @@ func (s *MemoryStorage) Set(key, value string) error {
 	return nil
 }
 
+func (s *MemoryStorage) Keys() ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Fail != nil {
+		return nil, s.Fail
+	}
+	keys := make([]string, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 func (s *MemoryStorage) Remove(key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -64,6 +79,7 @@ func (s *MemoryStorage) Remove(key string) error {
 
 // Storage keys. The version suffix lets a future format ignore old entries.
 const (
+	keyPrefix  = "usage-widget."
 	keyToken   = "usage-widget.token"
 	keyAccount = "usage-widget.account"
 	keyLastFmt = "usage-widget.last.v1.%s"
@@ -97,6 +113,27 @@ func (c *Cache) SetToken(t string) error {
 		return c.wrap("removing the token", c.st.Remove(keyToken))
 	}
 	return c.wrap("saving the token", c.st.Set(keyToken, t))
+}
+
+// Forget removes everything the widget stored: the token, the chosen
+// account and every account's cached response, so that removing the token
+// leaves nothing of the server's data in this browser. It removes what it
+// can and reports the first failure.
+func (c *Cache) Forget() error {
+	keys, err := c.st.Keys()
+	if err != nil {
+		// Without the list, at least the token and the known keys go.
+		keys = []string{keyToken, keyAccount, fmt.Sprintf(keyLastFmt, "")}
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, keyPrefix) {
+			continue
+		}
+		if rerr := c.st.Remove(k); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return c.wrap("removing the stored data", err)
 }
 
 // Account is the chosen account ("" for the server's default).
@@ -158,7 +195,9 @@ func TokenFromFragment(fragment string) (token, rest string, ok bool) {
 	for _, part := range strings.Split(fragment, "&") {
 		k, v, _ := strings.Cut(part, "=")
 		if k == "token" && !ok {
-			t, err := url.QueryUnescape(v)
+			// Percent-decoding only: a fragment is not a query string,
+			// and a '+' is part of a base64 token, not a space.
+			t, err := url.PathUnescape(v)
 			if err != nil {
 				t = v
 			}

@@ -23,6 +23,8 @@ func newJS(t *testing.T, src string) js.Value {
 
 const mapStorage = `{
   m: new Map(),
+  get length() { return this.m.size; },
+  key(i) { const k = [...this.m.keys()][i]; return k === undefined ? null : k; },
   getItem(k) { return this.m.has(k) ? this.m.get(k) : null; },
   setItem(k, v) { this.m.set(k, String(v)); },
   removeItem(k) { this.m.delete(k); },
@@ -101,6 +103,30 @@ func TestCacheOverJSStorage(t *testing.T) {
 	got, ok := c.LoadLast("")
 	if !ok || !got.SavedAt.Equal(at) || got.Response.Meters[0].PercentUsed != 42 || got.Response.AgeSeconds != 30 {
 		t.Fatalf("LoadLast = %+v, %v", got, ok)
+	}
+}
+
+func TestCacheForgetOverJSStorage(t *testing.T) {
+	obj := newJS(t, mapStorage)
+	c := NewCache(NewJSStorage(obj))
+	r := &shared.UsageResponse{Snapshot: shared.Snapshot{Meters: []shared.Meter{{ID: "session", Label: "S", PercentUsed: 1}}}}
+	for _, err := range []error{c.SetToken("a+b"), c.SetAccount("work"), c.SaveLast("work", r, time.Now()), c.SaveLast("", r, time.Now())} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	obj.Call("setItem", "another-app", "kept")
+	if err := c.Forget(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := obj.Get("length").Int(), 1; got != want {
+		t.Errorf("items left = %d, want %d", got, want)
+	}
+	if got := obj.Call("getItem", "another-app"); got.Type() != js.TypeString || got.String() != "kept" {
+		t.Errorf("another app's item = %v, want kept", got)
+	}
+	if err := NewCache(NewJSStorage(newJS(t, throwingStorage))).Forget(); err == nil {
+		t.Error("Forget on a throwing storage reported nothing")
 	}
 }
 

@@ -6,28 +6,34 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
-
-	"go.uber.org/goleak"
 )
 
+// In a synctest bubble the ticker runs on the fake clock; the bubble fails
+// the test if Every's goroutine outlives its context.
 func TestEveryStopsWithItsContext(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var n atomic.Int32
-	fired := make(chan struct{}, 1)
-	Every(ctx, time.Millisecond, func() {
-		if n.Add(1) == 2 {
-			fired <- struct{}{}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var n atomic.Int32
+		Every(ctx, time.Second, func() { n.Add(1) })
+		time.Sleep(3*time.Second + time.Millisecond)
+		if got, want := n.Load(), int32(3); got != want {
+			t.Errorf("calls after 3 s = %d, want %d", got, want)
+		}
+		cancel()
+		synctest.Wait()
+		time.Sleep(time.Minute)
+		if got, want := n.Load(), int32(3); got != want {
+			t.Errorf("calls after the context ended = %d, want %d", got, want)
 		}
 	})
-	<-fired // it repeats
-	cancel()
-	// goleak waits for the goroutine to end; a ticker that outlived its
-	// context would fail here.
 }
 
 func TestEveryIgnoresNonPositivePeriod(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	Every(context.Background(), 0, func() { t.Error("called with a zero period") })
+	synctest.Test(t, func(t *testing.T) {
+		Every(context.Background(), 0, func() { t.Error("called with a zero period") })
+		Every(context.Background(), -time.Second, func() { t.Error("called with a negative period") })
+		time.Sleep(time.Hour)
+	})
 }

@@ -256,8 +256,8 @@ func (s *Server) decodeScraperStatus(body []byte) (shared.ScraperStatus, error) 
 		return st, vfail("at", "is required")
 	case st.At.After(now.Add(shared.MaxFutureSkew)):
 		return st, vfail("at", "must not be more than 5 min in the future, got %s", st.At.Format("2006-01-02T15:04:05Z07:00"))
-	case st.Category != "" && !categoryPattern.MatchString(st.Category):
-		return st, vfail("category", "must be an upper-case code such as NOT_LOGGED_IN, got %q", truncateRunes(st.Category, 40))
+	case st.Category != "" && !categoryPattern.MatchString(string(st.Category)):
+		return st, vfail("category", "must be an upper-case code such as NOT_LOGGED_IN, got %q", truncateRunes(string(st.Category), 40))
 	case !st.OK && st.Category == "":
 		return st, vfail("category", "is required when ok is false")
 	case utf8.RuneCountInString(st.Message) > 500:

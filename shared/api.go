@@ -19,7 +19,7 @@ const (
 	HeaderIdempotentReplayed = "Idempotent-Replayed"
 )
 
-// Staleness thresholds from DESIGN.md.
+// Staleness thresholds: data is stale from 10 min, unhealthy after 30 min.
 const (
 	StaleAfter     = 10 * time.Minute
 	UnhealthyAfter = 30 * time.Minute
@@ -66,26 +66,14 @@ type HistoryResponse struct {
 	Points  []HistoryPoint `json:"points"`
 }
 
-// Scrape outcome categories reported by the scraper, beyond the network
-// categories of Classify.
-const (
-	ScrapeOK            = "OK"
-	ScrapeNotLoggedIn   = "NOT_LOGGED_IN"
-	ScrapeChallenge     = "CHALLENGE"
-	ScrapeLayoutChanged = "LAYOUT_CHANGED"
-	ScrapeBrowser       = "BROWSER"
-	ScrapeNetwork       = "NETWORK"
-	ScrapeUnknown       = "UNKNOWN"
-)
-
 // ScraperStatus is the body of POST /api/claude/scraper-status and the
 // `scraper` field of GET responses and health.
 type ScraperStatus struct {
-	Account  string    `json:"account"`
-	At       time.Time `json:"at"`
-	OK       bool      `json:"ok"`
-	Category string    `json:"category,omitempty"`
-	Message  string    `json:"message,omitempty"`
+	Account  string      `json:"account"`
+	At       time.Time   `json:"at"`
+	OK       bool        `json:"ok"`
+	Category ScrapeClass `json:"category,omitempty"`
+	Message  string      `json:"message,omitempty"`
 }
 
 // HealthStorage is the storage part of the health body.

@@ -42,9 +42,11 @@ type Transition struct {
 
 // BreakerConfig configures a Breaker. Zero values take the defaults.
 type BreakerConfig struct {
-	Name         string
-	Threshold    int           // consecutive failures that open it (3)
-	Cooldown     time.Duration // how long OPEN blocks (60 s)
+	Name      string
+	Threshold int           // consecutive failures that open it (3)
+	Cooldown  time.Duration // how long OPEN blocks (60 s)
+	// Now is the clock (time.Now). Tests fake time with testing/synctest;
+	// it remains for callers whose tests still inject their own clock.
 	Now          func() time.Time
 	OnTransition func(Transition) // called without the lock held
 }
@@ -63,7 +65,7 @@ type Breaker struct {
 	probing  bool
 }
 
-// Defaults from DESIGN.md.
+// Defaults: open after 3 consecutive failures, for 60 s.
 const (
 	DefaultBreakerThreshold = 3
 	DefaultBreakerCooldown  = 60 * time.Second

@@ -5,27 +5,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestBreaker(t *testing.T) (*Breaker, *fakeClock, *[]Transition) {
+// The tests run in synctest bubbles: the breaker reads time.Now, and
+// sleeping moves the bubble's fake clock, so a cooldown passes at once.
+func newTestBreaker(t *testing.T) (*Breaker, *[]Transition) {
 	t.Helper()
-	clk := &fakeClock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
 	var ts []Transition
-	b := NewBreaker(BreakerConfig{Name: "test", Now: clk.Now, OnTransition: func(tr Transition) { ts = append(ts, tr) }})
-	return b, clk, &ts
+	b := NewBreaker(BreakerConfig{Name: "test", OnTransition: func(tr Transition) { ts = append(ts, tr) }})
+	return b, &ts
 }
 
 var errFail = errors.New("fail")
@@ -34,183 +24,199 @@ func fail() error    { return errFail }
 func succeed() error { return nil }
 
 func TestBreakerOpensOnThirdFailure(t *testing.T) {
-	b, clk, ts := newTestBreaker(t)
-	for i := 1; i <= 2; i++ {
-		if err := b.Execute(fail); !errors.Is(err, errFail) {
-			t.Fatalf("failure %d: err = %v", i, err)
+	synctest.Test(t, func(t *testing.T) {
+		b, ts := newTestBreaker(t)
+		for i := 1; i <= 2; i++ {
+			if err := b.Execute(fail); !errors.Is(err, errFail) {
+				t.Fatalf("failure %d: err = %v", i, err)
+			}
+			if got, want := b.State(), StateClosed; got != want {
+				t.Fatalf("after %d failures state = %s, want %s", i, got, want)
+			}
 		}
-		if got, want := b.State(), StateClosed; got != want {
-			t.Fatalf("after %d failures state = %s, want %s", i, got, want)
+		_ = b.Execute(fail)
+		if got, want := b.State(), StateOpen; got != want {
+			t.Fatalf("after 3 failures state = %s, want %s", got, want)
 		}
-	}
-	_ = b.Execute(fail)
-	if got, want := b.State(), StateOpen; got != want {
-		t.Fatalf("after 3 failures state = %s, want %s", got, want)
-	}
-	if got, want := b.RetryIn(), 60*time.Second; got != want {
-		t.Errorf("RetryIn = %v, want %v", got, want)
-	}
-	if len(*ts) != 1 {
-		t.Fatalf("transitions = %+v, want 1", *ts)
-	}
-	tr := (*ts)[0]
-	if tr.From != StateClosed || tr.To != StateOpen || tr.Failures != 3 || !tr.At.Equal(clk.Now()) || tr.Name != "test" {
-		t.Errorf("transition = %+v", tr)
-	}
+		if got, want := b.RetryIn(), 60*time.Second; got != want {
+			t.Errorf("RetryIn = %v, want %v", got, want)
+		}
+		if len(*ts) != 1 {
+			t.Fatalf("transitions = %+v, want 1", *ts)
+		}
+		tr := (*ts)[0]
+		if tr.From != StateClosed || tr.To != StateOpen || tr.Failures != 3 || !tr.At.Equal(time.Now()) || tr.Name != "test" {
+			t.Errorf("transition = %+v", tr)
+		}
+	})
 }
 
 func TestBreakerSuccessResetsCount(t *testing.T) {
-	b, _, _ := newTestBreaker(t)
-	_ = b.Execute(fail)
-	_ = b.Execute(fail)
-	_ = b.Execute(succeed)
-	_ = b.Execute(fail)
-	_ = b.Execute(fail)
-	if got, want := b.State(), StateClosed; got != want {
-		t.Fatalf("state = %s, want %s (failures must be consecutive)", got, want)
-	}
-	if got, want := b.Failures(), 2; got != want {
-		t.Errorf("failures = %d, want %d", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b, _ := newTestBreaker(t)
+		_ = b.Execute(fail)
+		_ = b.Execute(fail)
+		_ = b.Execute(succeed)
+		_ = b.Execute(fail)
+		_ = b.Execute(fail)
+		if got, want := b.State(), StateClosed; got != want {
+			t.Fatalf("state = %s, want %s (failures must be consecutive)", got, want)
+		}
+		if got, want := b.Failures(), 2; got != want {
+			t.Errorf("failures = %d, want %d", got, want)
+		}
+	})
 }
 
 func TestBreakerBlocksForCooldown(t *testing.T) {
-	b, clk, _ := newTestBreaker(t)
-	for range 3 {
-		_ = b.Execute(fail)
-	}
-	calls := 0
-	call := func() error { calls++; return nil }
-	clk.Add(59*time.Second + 999*time.Millisecond)
-	if err := b.Execute(call); !errors.Is(err, ErrOpen) {
-		t.Fatalf("at 59.999s err = %v, want ErrOpen", err)
-	}
-	if calls != 0 {
-		t.Fatalf("fn called %d times while open", calls)
-	}
-	if got, want := b.RetryIn(), time.Millisecond; got != want {
-		t.Errorf("RetryIn = %v, want %v", got, want)
-	}
-	clk.Add(time.Millisecond)
-	if got, want := b.State(), StateHalfOpen; got != want {
-		t.Fatalf("at 60s state = %s, want %s", got, want)
-	}
-	if got := b.RetryIn(); got != 0 {
-		t.Errorf("RetryIn in half-open = %v, want 0", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b, _ := newTestBreaker(t)
+		for range 3 {
+			_ = b.Execute(fail)
+		}
+		calls := 0
+		call := func() error { calls++; return nil }
+		time.Sleep(59*time.Second + 999*time.Millisecond)
+		if err := b.Execute(call); !errors.Is(err, ErrOpen) {
+			t.Fatalf("at 59.999s err = %v, want ErrOpen", err)
+		}
+		if calls != 0 {
+			t.Fatalf("fn called %d times while open", calls)
+		}
+		if got, want := b.RetryIn(), time.Millisecond; got != want {
+			t.Errorf("RetryIn = %v, want %v", got, want)
+		}
+		time.Sleep(time.Millisecond)
+		if got, want := b.State(), StateHalfOpen; got != want {
+			t.Fatalf("at 60s state = %s, want %s", got, want)
+		}
+		if got := b.RetryIn(); got != 0 {
+			t.Errorf("RetryIn in half-open = %v, want 0", got)
+		}
+	})
 }
 
 func TestBreakerHalfOpenOneProbe(t *testing.T) {
-	b, clk, _ := newTestBreaker(t)
-	for range 3 {
-		_ = b.Execute(fail)
-	}
-	clk.Add(60 * time.Second)
-	done, err := b.Allow()
-	if err != nil {
-		t.Fatalf("probe refused: %v", err)
-	}
-	for i := range 5 {
-		if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
-			t.Fatalf("second caller %d while probing: err = %v, want ErrOpen", i, err)
+	synctest.Test(t, func(t *testing.T) {
+		b, _ := newTestBreaker(t)
+		for range 3 {
+			_ = b.Execute(fail)
 		}
-	}
-	done(true)
-	if got, want := b.State(), StateClosed; got != want {
-		t.Fatalf("after probe success state = %s, want %s", got, want)
-	}
-	if got := b.Failures(); got != 0 {
-		t.Errorf("failures = %d, want 0", got)
-	}
+		time.Sleep(60 * time.Second)
+		done, err := b.Allow()
+		if err != nil {
+			t.Fatalf("probe refused: %v", err)
+		}
+		for i := range 5 {
+			if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
+				t.Fatalf("second caller %d while probing: err = %v, want ErrOpen", i, err)
+			}
+		}
+		done(true)
+		if got, want := b.State(), StateClosed; got != want {
+			t.Fatalf("after probe success state = %s, want %s", got, want)
+		}
+		if got := b.Failures(); got != 0 {
+			t.Errorf("failures = %d, want 0", got)
+		}
+	})
 }
 
 func TestBreakerProbeFailureReopens(t *testing.T) {
-	b, clk, ts := newTestBreaker(t)
-	for range 3 {
-		_ = b.Execute(fail)
-	}
-	clk.Add(60 * time.Second)
-	if err := b.Execute(fail); !errors.Is(err, errFail) {
-		t.Fatalf("probe err = %v", err)
-	}
-	if got, want := b.State(), StateOpen; got != want {
-		t.Fatalf("after probe failure state = %s, want %s", got, want)
-	}
-	if got, want := b.RetryIn(), 60*time.Second; got != want {
-		t.Errorf("RetryIn = %v, want a fresh %v", got, want)
-	}
-	var path []string
-	for _, tr := range *ts {
-		path = append(path, tr.From.String()+">"+tr.To.String())
-	}
-	want := []string{"CLOSED>OPEN", "OPEN>HALF_OPEN", "HALF_OPEN>OPEN"}
-	if len(path) != len(want) {
-		t.Fatalf("transitions = %v, want %v", path, want)
-	}
-	for i := range want {
-		if path[i] != want[i] {
+	synctest.Test(t, func(t *testing.T) {
+		b, ts := newTestBreaker(t)
+		for range 3 {
+			_ = b.Execute(fail)
+		}
+		time.Sleep(60 * time.Second)
+		if err := b.Execute(fail); !errors.Is(err, errFail) {
+			t.Fatalf("probe err = %v", err)
+		}
+		if got, want := b.State(), StateOpen; got != want {
+			t.Fatalf("after probe failure state = %s, want %s", got, want)
+		}
+		if got, want := b.RetryIn(), 60*time.Second; got != want {
+			t.Errorf("RetryIn = %v, want a fresh %v", got, want)
+		}
+		var path []string
+		for _, tr := range *ts {
+			path = append(path, tr.From.String()+">"+tr.To.String())
+		}
+		want := []string{"CLOSED>OPEN", "OPEN>HALF_OPEN", "HALF_OPEN>OPEN"}
+		if len(path) != len(want) {
 			t.Fatalf("transitions = %v, want %v", path, want)
 		}
-	}
+		for i := range want {
+			if path[i] != want[i] {
+				t.Fatalf("transitions = %v, want %v", path, want)
+			}
+		}
+	})
 }
 
 func TestBreakerBypass(t *testing.T) {
-	b, _, _ := newTestBreaker(t)
-	for range 3 {
-		_ = b.Execute(fail)
-	}
-	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
-		t.Fatal("breaker should block normal calls")
-	}
-	// A manual refresh goes through while open and its failure keeps it
-	// open with a fresh cooldown.
-	done := b.Bypass()
-	done(false)
-	if got, want := b.State(), StateOpen; got != want {
-		t.Fatalf("after failed bypass state = %s, want %s", got, want)
-	}
-	done = b.Bypass()
-	done(true)
-	if got, want := b.State(), StateClosed; got != want {
-		t.Fatalf("after successful bypass state = %s, want %s", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b, _ := newTestBreaker(t)
+		for range 3 {
+			_ = b.Execute(fail)
+		}
+		if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
+			t.Fatal("breaker should block normal calls")
+		}
+		// A manual refresh goes through while open and its failure keeps it
+		// open with a fresh cooldown.
+		done := b.Bypass()
+		done(false)
+		if got, want := b.State(), StateOpen; got != want {
+			t.Fatalf("after failed bypass state = %s, want %s", got, want)
+		}
+		done = b.Bypass()
+		done(true)
+		if got, want := b.State(), StateClosed; got != want {
+			t.Fatalf("after successful bypass state = %s, want %s", got, want)
+		}
+	})
 }
 
 func TestBreakerDoneIsIdempotent(t *testing.T) {
-	b, _, _ := newTestBreaker(t)
-	done, _ := b.Allow()
-	done(false)
-	done(false)
-	done(false)
-	if got, want := b.Failures(), 1; got != want {
-		t.Errorf("failures = %d, want %d", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b, _ := newTestBreaker(t)
+		done, _ := b.Allow()
+		done(false)
+		done(false)
+		done(false)
+		if got, want := b.Failures(), 1; got != want {
+			t.Errorf("failures = %d, want %d", got, want)
+		}
+	})
 }
 
 func TestBreakerConcurrentHalfOpen(t *testing.T) {
-	b, clk, _ := newTestBreaker(t)
-	for range 3 {
-		_ = b.Execute(fail)
-	}
-	clk.Add(time.Minute)
-	var allowed atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			if _, err := b.Allow(); err == nil {
-				allowed.Add(1)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if got, want := allowed.Load(), int32(1); got != want {
-		t.Errorf("%d probes allowed in half-open, want %d", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b, _ := newTestBreaker(t)
+		for range 3 {
+			_ = b.Execute(fail)
+		}
+		time.Sleep(time.Minute)
+		var allowed atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, err := b.Allow(); err == nil {
+					allowed.Add(1)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if got, want := allowed.Load(), int32(1); got != want {
+			t.Errorf("%d probes allowed in half-open, want %d", got, want)
+		}
+	})
 }
 
 func TestStateString(t *testing.T) {
@@ -222,14 +228,15 @@ func TestStateString(t *testing.T) {
 }
 
 func TestBreakerCustomConfig(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(0, 0)}
-	b := NewBreaker(BreakerConfig{Threshold: 1, Cooldown: 5 * time.Second, Now: clk.Now})
-	_ = b.Execute(fail)
-	if got, want := b.State(), StateOpen; got != want {
-		t.Fatalf("state = %s, want %s", got, want)
-	}
-	clk.Add(5 * time.Second)
-	if got, want := b.State(), StateHalfOpen; got != want {
-		t.Fatalf("state = %s, want %s", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker(BreakerConfig{Threshold: 1, Cooldown: 5 * time.Second})
+		_ = b.Execute(fail)
+		if got, want := b.State(), StateOpen; got != want {
+			t.Fatalf("state = %s, want %s", got, want)
+		}
+		time.Sleep(5 * time.Second)
+		if got, want := b.State(), StateHalfOpen; got != want {
+			t.Fatalf("state = %s, want %s", got, want)
+		}
+	})
 }

@@ -38,6 +38,7 @@ func TestClassify(t *testing.T) {
 		{"413", 413, nil, CategoryValidation, false},
 		{"415", 415, nil, CategoryValidation, false},
 		{"422", 422, nil, CategoryValidation, false},
+		{"431 headers too large", 431, nil, CategoryValidation, false},
 		{"429", 429, nil, CategoryRateLimited, true},
 		{"500", 500, nil, CategoryServer, true},
 		{"502", 502, nil, CategoryServer, true},
@@ -85,6 +86,7 @@ func TestCatalogueIsComplete(t *testing.T) {
 		CodeRateLimited: 429, CodeNoData: 404, CodeVersionNotFound: 404, CodeNotFound: 404,
 		CodeMethodNotAllowed: 405, CodeStorageDiskFull: 507, CodeStoragePermissionDenied: 500,
 		CodeStorageWriteFailed: 500, CodeStorageReadFailed: 500, CodeStorageUnavailable: 503, CodeInternal: 500,
+		CodeAccountLimit: 403, CodeHeadersTooLarge: 431,
 	}
 	if got, want := len(Catalogue), len(want); got != want {
 		t.Errorf("catalogue has %d codes, want %d", got, want)

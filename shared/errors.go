@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Code is one of the closed set of error codes in DESIGN.md.
+// Code is one of the closed set of error codes (README, "Errors"); extend
+// it deliberately.
 type Code string
 
 const (
@@ -25,6 +26,8 @@ const (
 	CodeVersionNotFound         Code = "VERSION_NOT_FOUND"
 	CodeNotFound                Code = "NOT_FOUND"
 	CodeMethodNotAllowed        Code = "METHOD_NOT_ALLOWED"
+	CodeAccountLimit            Code = "ACCOUNT_LIMIT"
+	CodeHeadersTooLarge         Code = "HEADERS_TOO_LARGE"
 	CodeStorageDiskFull         Code = "STORAGE_DISK_FULL"
 	CodeStoragePermissionDenied Code = "STORAGE_PERMISSION_DENIED"
 	CodeStorageWriteFailed      Code = "STORAGE_WRITE_FAILED"
@@ -55,6 +58,8 @@ var Catalogue = map[Code]CodeInfo{
 	CodeVersionNotFound:         {http.StatusNotFound, CategoryNotFound, "Ask for a version within the range in the message, or omit version for the latest."},
 	CodeNotFound:                {http.StatusNotFound, CategoryNotFound, "Check the URL against the API reference."},
 	CodeMethodNotAllowed:        {http.StatusMethodNotAllowed, CategoryValidation, "Check the HTTP method against the API reference."},
+	CodeAccountLimit:            {http.StatusForbidden, CategoryAuth, "Send snapshots for an existing account, or raise the server's --max-accounts."},
+	CodeHeadersTooLarge:         {http.StatusRequestHeaderFieldsTooLarge, CategoryValidation, "Send at most 16 KiB of request headers; clear large cookies for this domain."},
 	CodeStorageDiskFull:         {http.StatusInsufficientStorage, CategoryServer, "Free disk space on the server's data directory; the scraper keeps unsent snapshots meanwhile."},
 	CodeStoragePermissionDenied: {http.StatusInternalServerError, CategoryServer, "Give the server's user write access to its data directory."},
 	CodeStorageWriteFailed:      {http.StatusInternalServerError, CategoryServer, "Check the server log for this request ID; the scraper will retry."},

@@ -7,8 +7,10 @@ package shared
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -153,6 +155,8 @@ func (s *Snapshot) Validate(now time.Time) error {
 	}
 	if s.ScrapedAt.IsZero() {
 		add("scrapedAt", "is required")
+	} else if r := timeProblem(s.ScrapedAt); r != "" {
+		add("scrapedAt", "%s", r)
 	} else if s.ScrapedAt.After(now.Add(MaxFutureSkew)) {
 		add("scrapedAt", "must not be more than 5 min in the future, got %s (server time %s)",
 			s.ScrapedAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
@@ -166,6 +170,8 @@ func (s *Snapshot) Validate(now time.Time) error {
 	}
 	if len(s.Source) > 200 {
 		add("source", "must be at most 200 characters")
+	} else if r := textProblem(s.Source); r != "" {
+		add("source", "%s", r)
 	}
 	switch n := len(s.Meters); {
 	case n == 0:
@@ -185,17 +191,25 @@ func (s *Snapshot) Validate(now time.Time) error {
 		}
 		if n := utf8.RuneCountInString(m.Label); n < 1 || n > MaxLabelLen {
 			add(p+".label", "must be 1-%d characters, got %d", MaxLabelLen, n)
+		} else if r := textProblem(m.Label); r != "" {
+			add(p+".label", "%s", r)
 		}
 		if math.IsNaN(m.PercentUsed) || math.IsInf(m.PercentUsed, 0) {
 			add(p+".percentUsed", "must be a finite number")
 		} else if m.PercentUsed < 0 || m.PercentUsed > 100 {
 			add(p+".percentUsed", "must be between 0 and 100, got %g", m.PercentUsed)
 		}
-		if m.ResetsAt != nil && m.ResetsAt.IsZero() {
-			add(p+".resetsAt", "must be an RFC 3339 time")
+		if m.ResetsAt != nil {
+			if m.ResetsAt.IsZero() {
+				add(p+".resetsAt", "must be an RFC 3339 time")
+			} else if r := timeProblem(*m.ResetsAt); r != "" {
+				add(p+".resetsAt", "%s", r)
+			}
 		}
 		if len(m.ResetsText) > 200 {
 			add(p+".resetsText", "must be at most 200 characters")
+		} else if r := textProblem(m.ResetsText); r != "" {
+			add(p+".resetsText", "%s", r)
 		}
 	}
 	if e := s.ExtraUsage; e != nil {
@@ -207,18 +221,25 @@ func (s *Snapshot) Validate(now time.Time) error {
 		}
 		if len(e.Currency) > 8 {
 			add("extraUsage.currency", "must be at most 8 characters")
+		} else if r := textProblem(e.Currency); r != "" {
+			add("extraUsage.currency", "%s", r)
 		}
 	}
 	if len(s.ExtractionErrors) > MaxMeters {
 		add("extractionErrors", "must have at most %d entries", MaxMeters)
 	}
-	for k, v := range s.ExtractionErrors {
+	// In key order, so that the first problem (the error body's field)
+	// is the same for the same body.
+	for _, k := range slices.Sorted(maps.Keys(s.ExtractionErrors)) {
+		v := s.ExtractionErrors[k]
 		if !MeterIDPattern.MatchString(k) {
 			add("extractionErrors", "key must match %s, got %q", MeterIDPattern, truncate(k, 60))
 			break
 		}
 		if len(v) > 500 {
 			add("extractionErrors."+k, "must be at most 500 characters")
+		} else if r := textProblem(v); r != "" {
+			add("extractionErrors."+k, "%s", r)
 		}
 	}
 	if len(ps) == 0 {
@@ -227,32 +248,44 @@ func (s *Snapshot) Validate(now time.Time) error {
 	return &ValidationError{Problems: ps}
 }
 
+// truncate keeps the first n characters of s (never half of one).
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j] + "…"
+		}
+		i++
 	}
-	return s[:n] + "…"
+	return s
 }
 
 // DecodeSnapshot parses a POST body strictly: unknown top-level fields and
 // trailing data are rejected, and type errors name the field.
-func DecodeSnapshot(body []byte) (Snapshot, error) {
-	var s Snapshot
+func DecodeSnapshot(body []byte) (Snapshot, error) { return decodeStrict[Snapshot](body, "snapshot") }
+
+// decodeStrict parses one JSON object of type T from a request body, with
+// the rules every POST body follows (valid UTF-8, no unknown fields, no
+// trailing data); what names the body in errors.
+func decodeStrict[T any](body []byte, what string) (T, error) {
+	var v T
 	if !utf8.Valid(body) {
-		return s, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must be valid UTF-8"}}}
+		return v, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must be valid UTF-8"}}}
 	}
 	dec := json.NewDecoder(bytesReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return s, decodeProblem(err)
+	if err := dec.Decode(&v); err != nil {
+		return v, decodeProblem(err, what)
 	}
 	if dec.More() {
-		return s, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must contain exactly one JSON object"}}}
+		return v, &ValidationError{Problems: []FieldError{{Field: "body", Reason: "must contain exactly one JSON object"}}}
 	}
-	return s, nil
+	return v, nil
 }
 
-func decodeProblem(err error) error {
+// decodeProblem turns a decoding error of a body (a snapshot, a scraper
+// status) into a *ValidationError naming the field where it can.
+func decodeProblem(err error, what string) error {
 	var (
 		te *json.UnmarshalTypeError
 		se *json.SyntaxError
@@ -274,7 +307,7 @@ func decodeProblem(err error) error {
 	if f, ok := unknownField(msg); ok {
 		return &ValidationError{Problems: []FieldError{{Field: f, Reason: "is not a known field"}}}
 	}
-	return &ValidationError{Problems: []FieldError{{Field: "body", Reason: "is not a valid snapshot: " + truncate(msg, 200)}}}
+	return &ValidationError{Problems: []FieldError{{Field: "body", Reason: "is not a valid " + what + ": " + truncate(msg, 200)}}}
 }
 
 func jsonType(kind string) string {

@@ -40,6 +40,14 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		`{} {}`,
 		"{\"account\":\"\xff\"}",
 		`{"scrapedAt":"2026-11-28T13:50:00Z","meters":[{"id":"a","label":"a","percentUsed":1}],"extraUsage":{"usedCents":-1}}`,
+		// Times that parse but leave 2000-9999 once in UTC.
+		`{"scrapedAt":"2026-11-28T13:50:00Z","meters":[{"id":"a","label":"a","percentUsed":1,"resetsAt":"9999-12-31T23:59:59-01:00"}]}`,
+		`{"scrapedAt":"0000-01-01T00:00:00+01:00","meters":[{"id":"a","label":"a","percentUsed":1}]}`,
+		`{"scrapedAt":"1999-12-31T23:59:59Z","meters":[{"id":"a","label":"a","percentUsed":1}]}`,
+		// Text that would display or log as something else.
+		`{"scrapedAt":"2026-11-28T13:50:00Z","meters":[{"id":"a","label":"1 \u202e%001","percentUsed":1}]}`,
+		`{"scrapedAt":"2026-11-28T13:50:00Z","meters":[{"id":"a","label":"a","percentUsed":1,"resetsText":"in\n2 h\u2066"}]}`,
+		`{"scrapedAt":"2026-11-28T13:50:00Z","meters":[{"id":"a","label":"a","percentUsed":1}],"partial":true,"extractionErrors":{"b":"x\u0000\u200f"}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

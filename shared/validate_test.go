@@ -63,6 +63,30 @@ func TestValidate(t *testing.T) {
 		{"extra limit negative", func(s *Snapshot) { s.ExtraUsage = &ExtraUsage{LimitCents: -1} }, "extraUsage.limitCents"},
 		{"extra currency long", func(s *Snapshot) { s.ExtraUsage = &ExtraUsage{Currency: "123456789"} }, "extraUsage.currency"},
 		{"extraction key bad", func(s *Snapshot) { s.ExtractionErrors = map[string]string{"Bad Key": "x"} }, "extractionErrors"},
+		{"scrapedAt at the start of 2000 ok", func(s *Snapshot) { s.ScrapedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) }, ""},
+		{"scrapedAt before 2000", func(s *Snapshot) { s.ScrapedAt = time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC) }, "scrapedAt"},
+		{"scrapedAt before 2000 only in UTC", func(s *Snapshot) { s.ScrapedAt = time.Date(2000, 1, 1, 0, 30, 0, 0, plusOne) }, "scrapedAt"},
+		{"scrapedAt year 0 with an offset", func(s *Snapshot) { s.ScrapedAt = time.Date(0, 1, 1, 0, 30, 0, 0, plusOne) }, "scrapedAt"},
+		{"resetsAt at the end of 9999 ok", func(s *Snapshot) { s.Meters[0].ResetsAt = ptr(time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)) }, ""},
+		{"resetsAt past 9999 in UTC", func(s *Snapshot) { s.Meters[0].ResetsAt = ptr(time.Date(9999, 12, 31, 23, 30, 0, 0, minusOne)) }, "meters[0].resetsAt"},
+		{"resetsAt before 2000", func(s *Snapshot) { s.Meters[1].ResetsAt = ptr(time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)) }, "meters[1].resetsAt"},
+		{"label with accents and symbols ok", func(s *Snapshot) { s.Meters[0].Label = "Opus 4 · café ✓" }, ""},
+		{"label with a bell", func(s *Snapshot) { s.Meters[0].Label = "Current\x07session" }, "meters[0].label"},
+		{"label with a newline", func(s *Snapshot) { s.Meters[1].Label = "All\nmodels" }, "meters[1].label"},
+		{"label with a tab", func(s *Snapshot) { s.Meters[1].Label = "All\tmodels" }, "meters[1].label"},
+		{"label with DEL", func(s *Snapshot) { s.Meters[1].Label = "All\x7fmodels" }, "meters[1].label"},
+		{"label with a C1 control", func(s *Snapshot) { s.Meters[1].Label = "All\u0085models" }, "meters[1].label"},
+		{"label with a right-to-left override", func(s *Snapshot) { s.Meters[0].Label = "Session \u202e%001" }, "meters[0].label"},
+		{"resetsText with an isolate", func(s *Snapshot) { s.Meters[0].ResetsText = "Resets \u2067in 2 hr" }, "meters[0].resetsText"},
+		{"resetsText with a newline", func(s *Snapshot) { s.Meters[0].ResetsText = "Resets\nin 2 hr" }, "meters[0].resetsText"},
+		{"source with a newline", func(s *Snapshot) { s.Source = "claude.ai\nforged log line" }, "source"},
+		{"currency with an Arabic letter mark", func(s *Snapshot) { s.ExtraUsage = &ExtraUsage{Currency: "US\u061cD"} }, "extraUsage.currency"},
+		{"extraction reason with a mark", func(s *Snapshot) {
+			s.ExtractionErrors = map[string]string{"weekly_opus": "not \u200ffound"}
+		}, "extractionErrors.weekly_opus"},
+		{"extraction reason with a control", func(s *Snapshot) {
+			s.ExtractionErrors = map[string]string{"weekly_opus": "not\x1bfound"}
+		}, "extractionErrors.weekly_opus"},
 		{"extraction reason long", func(s *Snapshot) {
 			s.ExtractionErrors = map[string]string{"weekly_opus": strings.Repeat("x", 501)}
 		}, "extractionErrors.weekly_opus"},
@@ -123,6 +147,74 @@ func TestNormalizeDefaults(t *testing.T) {
 	}
 	if got, want := s.ScrapedAt.Location(), time.UTC; got != want {
 		t.Errorf("scrapedAt location = %v, want UTC", got)
+	}
+}
+
+var (
+	plusOne  = time.FixedZone("+01", 3600)
+	minusOne = time.FixedZone("-01", -3600)
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// Every bidirectional formatting character is refused, in any text field.
+func TestValidateRefusesEveryBidiFormat(t *testing.T) {
+	now := time.Date(2026, 11, 28, 14, 0, 0, 0, time.UTC)
+	chars := []rune{0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0x200E, 0x200F, 0x061C}
+	for _, r := range chars {
+		t.Run(fmt.Sprintf("%U", r), func(t *testing.T) {
+			s := validSnapshot(now)
+			s.Meters[0].Label = "1 " + string(r) + "%"
+			var ve *ValidationError
+			if !errors.As(s.Validate(now), &ve) {
+				t.Fatalf("a label with %U was accepted", r)
+			}
+			if got, want := ve.Field(), "meters[0].label"; got != want {
+				t.Errorf("field = %q, want %q", got, want)
+			}
+			if want := fmt.Sprintf("%U", r); !strings.Contains(ve.Error(), want) {
+				t.Errorf("error %q does not name %s", ve.Error(), want)
+			}
+		})
+	}
+	// Neighbours of the ranges are ordinary text.
+	for _, r := range []rune{0x2029, 0x202F, 0x2065, 0x206A, 0x200D, 0x061B} {
+		s := validSnapshot(now)
+		s.Meters[0].Label = "a" + string(r) + "b"
+		if err := s.Validate(now); err != nil {
+			t.Errorf("a label with %U was refused: %v", r, err)
+		}
+	}
+}
+
+// A decoded body whose times land outside 2000-9999 in UTC is refused by
+// Validate, so nothing that cannot be encoded again is ever accepted.
+func TestDecodedTimesOutOfRange(t *testing.T) {
+	now := time.Date(2026, 11, 28, 14, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, scrapedAt, resetsAt, field string
+	}{
+		{"resetsAt past 9999 after the offset", "2026-11-28T13:50:00Z", "9999-12-31T23:59:59-01:00", "meters[0].resetsAt"},
+		{"resetsAt year 0", "2026-11-28T13:50:00Z", "0000-01-01T00:00:00Z", "meters[0].resetsAt"},
+		{"scrapedAt before year 0 after the offset", "0000-01-01T00:00:00+01:00", "2026-11-28T16:00:00Z", "scrapedAt"},
+		{"scrapedAt in 1999", "1999-06-01T00:00:00Z", "2026-11-28T16:00:00Z", "scrapedAt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"scrapedAt":"` + tt.scrapedAt + `","meters":[{"id":"session","label":"Current session","percentUsed":1,"resetsAt":"` + tt.resetsAt + `"}]}`
+			s, err := DecodeSnapshot([]byte(body))
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			s.Normalize()
+			var ve *ValidationError
+			if !errors.As(s.Validate(now), &ve) {
+				t.Fatal("accepted")
+			}
+			if got, want := ve.Field(), tt.field; got != want {
+				t.Errorf("field = %q, want %q (%v)", got, want, ve)
+			}
+		})
 	}
 }
 

@@ -19,7 +19,9 @@
       var kv = parts[i].split("=");
       if (kv[0] === "token" && kv.length > 1) {
         try {
-          token = decodeURIComponent(kv.slice(1).join("=").replace(/\+/g, " ")).trim();
+          // Percent-decoding only, as the widget does: a '+' in a
+          // base64 token stays a '+'.
+          token = decodeURIComponent(kv.slice(1).join("=")).trim();
         } catch (e) {
           token = kv.slice(1).join("=").trim();
         }

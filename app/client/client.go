@@ -21,14 +21,17 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// Defaults from DESIGN.md (widget fetch).
+// Defaults of the widget fetch: one attempt and two retries, 2 s apart.
 const (
 	DefaultRetries    = 2
 	DefaultRetryDelay = 2 * time.Second
 	// DefaultAttemptTimeout bounds one request so that a hanging server
 	// counts as a NETWORK failure instead of freezing the widget.
 	DefaultAttemptTimeout = 10 * time.Second
-	maxBodyBytes          = 1 << 20
+	// DefaultMaxRetryAfter is the longest Retry-After a cycle waits for
+	// before it gives up until the next refresh.
+	DefaultMaxRetryAfter = time.Minute
+	maxBodyBytes         = 1 << 20
 )
 
 // Kind is the outcome of one fetch cycle, as the widget shows it.
@@ -97,11 +100,12 @@ type Config struct {
 	Retries    int           // retries after the first attempt (2); -1 for none
 	RetryDelay time.Duration // constant wait between attempts (2 s)
 	Timeout    time.Duration // per attempt (10 s)
-	Breaker    *shared.Breaker
-	// Sleep waits d or until ctx ends; tests replace it to fake time.
-	Sleep  func(ctx context.Context, d time.Duration) error
-	Now    func() time.Time
-	Logger Logger
+	// MaxRetryAfter bounds how long a cycle waits for a 429's
+	// Retry-After (1 min); a longer one ends the cycle and the next
+	// refresh tries again.
+	MaxRetryAfter time.Duration
+	Breaker       *shared.Breaker
+	Logger        Logger
 }
 
 // ErrFetchFailed marks fetch's TypeError: the browser reports every
@@ -160,17 +164,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Token == nil {
 		cfg.Token = func() string { return "" }
 	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = Sleep
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.MaxRetryAfter <= 0 {
+		cfg.MaxRetryAfter = DefaultMaxRetryAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = nopLogger{}
 	}
 	if cfg.Breaker == nil {
-		cfg.Breaker = shared.NewBreaker(shared.BreakerConfig{Name: "widget", Now: cfg.Now})
+		cfg.Breaker = shared.NewBreaker(shared.BreakerConfig{Name: "widget"})
 	}
 	return &Client{cfg: cfg}, nil
 }
@@ -178,23 +179,12 @@ func New(cfg Config) (*Client, error) {
 // Breaker is the client's breaker, for the widget's countdown.
 func (c *Client) Breaker() *shared.Breaker { return c.cfg.Breaker }
 
-// Sleep waits d or until ctx ends.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// errFinal marks a failure that must not be retried.
+// attemptError is one failed attempt with what decides its retry.
 type attemptError struct {
-	status int
-	cat    shared.Category
-	err    error
+	status     int
+	cat        shared.Category
+	retryAfter time.Duration // a 429's Retry-After
+	err        error
 }
 
 func (e *attemptError) Error() string { return e.err.Error() }
@@ -228,29 +218,35 @@ func (c *Client) Fetch(ctx context.Context, req Request) Result {
 		last    *attemptError
 		attempt int
 	)
+	// go-retry keeps the schedule and does the waiting; the wrapper only
+	// stretches the wait to a 429's Retry-After and tells the widget a
+	// retry is pending.
 	inner := retry.WithMaxRetries(uint64(c.cfg.Retries), retry.NewConstant(c.cfg.RetryDelay))
-	// go-retry decides the schedule; the wait itself goes through the
-	// injected sleeper so that tests fake time instead of waiting.
 	backoff := retry.BackoffFunc(func() (time.Duration, bool) {
 		d, stop := inner.Next()
 		if stop {
 			return 0, true
+		}
+		if last.retryAfter > d {
+			if last.retryAfter > c.cfg.MaxRetryAfter {
+				log.Warn("fetch not retried: Retry-After is beyond this cycle", "attempt", attempt,
+					"retryAfterMs", last.retryAfter.Milliseconds())
+				return 0, true
+			}
+			d = last.retryAfter
 		}
 		log.Warn("fetch retry", "attempt", attempt, "delayMs", d.Milliseconds(),
 			"category", string(last.cat), "error", last.Error())
 		if req.OnRetry != nil {
 			req.OnRetry(RetryEvent{Attempt: attempt, Delay: d, Category: last.cat, Err: last.err})
 		}
-		if err := c.cfg.Sleep(ctx, d); err != nil {
-			return 0, true
-		}
-		return 0, false
+		return d, false
 	})
 	err := retry.Do(ctx, backoff, func(ctx context.Context) error {
 		attempt++
-		start := c.cfg.Now()
+		start := time.Now()
 		data, aerr := c.attempt(ctx, req)
-		ms := c.cfg.Now().Sub(start).Milliseconds()
+		ms := time.Since(start).Milliseconds()
 		if aerr == nil {
 			log.Info("fetch ok", "attempt", attempt, "durationMs", ms, "account", data.Account,
 				"ageSeconds", data.AgeSeconds)
@@ -260,13 +256,11 @@ func (c *Client) Fetch(ctx context.Context, req Request) Result {
 		last = aerr
 		log.Warn("fetch failed", "attempt", attempt, "durationMs", ms, "status", aerr.status,
 			"category", string(aerr.cat), "error", aerr.Error())
-		if aerr.cat == shared.CategoryNetwork || aerr.cat == shared.CategoryServer || aerr.cat == shared.CategoryUnknown {
-			if ctx.Err() != nil {
-				return aerr // the widget is going away: do not wait
-			}
-			return retry.RetryableError(aerr)
+		if !aerr.cat.Retryable() || ctx.Err() != nil {
+			// Not retryable, or the widget is going away: do not wait.
+			return aerr
 		}
-		return aerr
+		return retry.RetryableError(aerr)
 	})
 	res.Attempts = attempt
 	if err == nil {
@@ -336,7 +330,7 @@ func (c *Client) attempt(ctx context.Context, req Request) (*shared.UsageRespons
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		ae := shared.ParseErrorResponse(resp)
-		return nil, &attemptError{status: resp.StatusCode, cat: ae.Category(), err: fmt.Errorf("client: %w", ae)}
+		return nil, &attemptError{status: resp.StatusCode, cat: ae.Category(), retryAfter: ae.RetryAfter, err: fmt.Errorf("client: %w", ae)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
 	if err != nil {

@@ -221,7 +221,7 @@ func TestStaleDataAndScraperProblem(t *testing.T) {
 		[]byte(`{"account":"default","at":"`+at+`","ok":false,"category":"NOT_LOGGED_IN","message":"redirected to /login"}`), 204)
 	tb := openWithData(t, s)
 	page := tb.text()
-	for _, want := range []string{"Data is 20 min old", "Scraper signed out — run `usage-scraper login`"} {
+	for _, want := range []string{"Data is 20 min old", "Scraper signed out — run usage-scraper login"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
 		}

@@ -142,7 +142,7 @@ func (e *cmdEnv) fail(err error) int {
 	var se *scrapeerr.Error
 	if errors.As(err, &se) {
 		fmt.Fprintf(e.stderr, "usage-scraper %s: %v\nnext step: %s\n", e.name, err, se.Class.NextStep())
-		return se.Class.ExitCode()
+		return scrapeerr.ExitCode(se.Class)
 	}
 	fmt.Fprintf(e.stderr, "usage-scraper %s: %v\n", e.name, err)
 	return scrapeerr.ExitOther

@@ -173,7 +173,7 @@ func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
 	tr.RecordSync(ssync.SyncRecord{At: now.Add(-15 * time.Minute), OK: true, Attempts: 2, DurationMs: 10040}, "")
 	tr.RecordSync(ssync.SyncRecord{At: now.Add(-10 * time.Minute), OK: false, Attempts: 4, DurationMs: 70100, Category: shared.CategoryNetwork},
 		"sync: NETWORK after 4 attempt(s): connection refused")
-	tr.RecordScrape(ssync.ScrapeRecord{At: now.Add(-5 * time.Minute), OK: false, Category: shared.ScrapeNotLoggedIn, Message: "redirected to login"})
+	tr.RecordScrape(ssync.ScrapeRecord{At: now.Add(-5 * time.Minute), OK: false, Category: string(shared.ScrapeNotLoggedIn), Message: "redirected to login"})
 
 	d := testDeps(t, map[string]string{"HOME": t.TempDir()})
 	r := runCLI(t, d, "status", "--outbox-dir", dir)
@@ -196,7 +196,7 @@ func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 {
 		t.Fatalf("status --json = %d %q: %v", r.code, r.stdout, err)
 	}
-	if rep.Outbox.Pending != 3 || rep.Stats.Syncs != 3 || rep.State.LastError.Category != shared.ScrapeNotLoggedIn {
+	if rep.Outbox.Pending != 3 || rep.Stats.Syncs != 3 || rep.State.LastError.Category != string(shared.ScrapeNotLoggedIn) {
 		t.Errorf("status --json = %+v", rep)
 	}
 	// A fresh machine: nothing yet, and nothing created.

@@ -279,7 +279,7 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		// in rejected/ for a human to look at.
 		r.log.Warn("snapshot fails local validation", "error", verr.Error())
 	}
-	r.track(sync.ScrapeRecord{At: at, OK: true, Category: shared.ScrapeOK, Message: partialMessage(snap)})
+	r.track(sync.ScrapeRecord{At: at, OK: true, Category: string(shared.ScrapeOK), Message: partialMessage(snap)})
 	id, err := r.cfg.Outbox.Put(snap)
 	if err != nil {
 		// Not durable, but not lost yet either: try to deliver it now.
@@ -329,7 +329,7 @@ func statusMessage(err error) string {
 func (r *Runner) report(ctx context.Context, scrapeErr error) bool {
 	st := shared.ScraperStatus{Account: r.cfg.Account, At: r.cfg.Now().UTC(), OK: scrapeErr == nil, Category: shared.ScrapeOK}
 	if scrapeErr != nil {
-		st.Category, st.Message = string(scrapeerr.ClassOf(scrapeErr)), statusMessage(scrapeErr)
+		st.Category, st.Message = scrapeerr.ClassOf(scrapeErr), statusMessage(scrapeErr)
 	}
 	if err := r.cfg.Client.ReportStatus(ctx, st); err != nil {
 		r.log.Warn("scrape status not reported", "category", string(sync.CategoryOf(err)), "error", err.Error())

@@ -165,7 +165,7 @@ func TestCycleScrapeFailureIsReportedWithItsClass(t *testing.T) {
 			if len(keys) != 0 {
 				t.Errorf("a failed scrape posted %d snapshots", len(keys))
 			}
-			if len(statuses) != 1 || statuses[0].OK || statuses[0].Category != string(class) ||
+			if len(statuses) != 1 || statuses[0].OK || statuses[0].Category != class ||
 				!strings.Contains(statuses[0].Message, class.NextStep()) {
 				t.Errorf("statuses = %+v, want one failure of class %s with its next step", statuses, class)
 			}

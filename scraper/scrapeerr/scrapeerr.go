@@ -1,5 +1,7 @@
-// Package scrapeerr names the ways a scrape of the usage page can fail. Each
-// class has its own exit code, log line and next step for the user.
+// Package scrapeerr carries a scrape failure with its class and maps the
+// class to the exit code of `usage-scraper once`. The classes themselves,
+// and the next step shown for each, are shared.ScrapeClass: one set for the
+// scraper, the server and the widget.
 package scrapeerr
 
 import (
@@ -9,16 +11,18 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// Class is a scrape failure class; the values are shared.Scrape* constants.
-type Class string
+// Class is shared.ScrapeClass under the name the scraper's code uses.
+type Class = shared.ScrapeClass
 
+// The classes, as the scraper's code names them (the same constants as
+// shared's, not copies).
 const (
-	NotLoggedIn   Class = shared.ScrapeNotLoggedIn
-	Challenge     Class = shared.ScrapeChallenge
-	LayoutChanged Class = shared.ScrapeLayoutChanged
-	Browser       Class = shared.ScrapeBrowser
-	Network       Class = shared.ScrapeNetwork
-	Unknown       Class = shared.ScrapeUnknown
+	NotLoggedIn   = shared.ScrapeNotLoggedIn
+	Challenge     = shared.ScrapeChallenge
+	LayoutChanged = shared.ScrapeLayoutChanged
+	Browser       = shared.ScrapeBrowser
+	Network       = shared.ScrapeNetwork
+	Unknown       = shared.ScrapeUnknown
 )
 
 // Error is a classified scrape failure.
@@ -51,12 +55,7 @@ func ClassOf(err error) Class {
 	return Unknown
 }
 
-// NextStep is the advice shown in logs and in the widget for a class. The
-// texts live in shared so that the widget, which must not import the
-// scraper, shows the same words.
-func (c Class) NextStep() string { return shared.ScrapeNextStep(string(c)) }
-
-// Exit codes of `usage-scraper once` (DESIGN.md, Commands).
+// Exit codes of `usage-scraper once` (README, "Troubleshooting the scraper").
 const (
 	ExitOK            = 0
 	ExitOther         = 1
@@ -68,8 +67,9 @@ const (
 	ExitNetwork       = 7
 )
 
-// ExitCode maps a class to the exit code of `once`.
-func (c Class) ExitCode() int {
+// ExitCode maps a class to the exit code of `once`; classes without their
+// own code (Unknown, ones a newer scraper adds) exit with ExitOther.
+func ExitCode(c Class) int {
 	switch c {
 	case NotLoggedIn:
 		return ExitNotLoggedIn

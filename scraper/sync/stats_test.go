@@ -60,7 +60,7 @@ func TestTrackerPersistsAndSurvivesCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.RecordSync(SyncRecord{At: t0, OK: true, Attempts: 1, DurationMs: 12}, "")
-	tr.RecordScrape(ScrapeRecord{At: t0.Add(time.Minute), OK: false, Category: shared.ScrapeNotLoggedIn, Message: "signed out"})
+	tr.RecordScrape(ScrapeRecord{At: t0.Add(time.Minute), OK: false, Category: string(shared.ScrapeNotLoggedIn), Message: "signed out"})
 	st, err := ReadState(path)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestTrackerPersistsAndSurvivesCorruption(t *testing.T) {
 	if !reflect.DeepEqual(st, tr.State()) {
 		t.Errorf("file = %+v, memory = %+v", st, tr.State())
 	}
-	if st.LastError == nil || st.LastError.Kind != "scrape" || st.LastError.Category != shared.ScrapeNotLoggedIn {
+	if st.LastError == nil || st.LastError.Kind != "scrape" || st.LastError.Category != string(shared.ScrapeNotLoggedIn) {
 		t.Errorf("last error = %+v, want the scrape failure", st.LastError)
 	}
 	tr2, err := OpenTracker(path, nil)

@@ -1,0 +1,44 @@
+package shared
+
+import "regexp"
+
+// ScrapeClass is the outcome of one scrape as the scraper reports it in
+// ScraperStatus.Category. The classes live here, not in the scraper,
+// because the widget (which must not import the scraper) explains them
+// with the same words the scraper logs.
+type ScrapeClass string
+
+// The scrape classes. The values are wire values: the scraper sends them
+// and the server keeps them, so they never change.
+const (
+	ScrapeOK            ScrapeClass = "OK"
+	ScrapeNotLoggedIn   ScrapeClass = "NOT_LOGGED_IN"
+	ScrapeChallenge     ScrapeClass = "CHALLENGE"
+	ScrapeLayoutChanged ScrapeClass = "LAYOUT_CHANGED"
+	ScrapeBrowser       ScrapeClass = "BROWSER"
+	ScrapeNetwork       ScrapeClass = "NETWORK"
+	ScrapeUnknown       ScrapeClass = "UNKNOWN"
+)
+
+// ScrapeClassPattern is the shape of any category the server accepts in a
+// scraper status: the known classes and ones a newer scraper may add.
+var ScrapeClassPattern = regexp.MustCompile(`^[A-Z][A-Z_]{0,31}$`)
+
+// NextStep is the advice for a failure of this class, shown in the
+// scraper's logs and in the widget. Commands are set in backticks; the
+// widget renders them as code.
+func (c ScrapeClass) NextStep() string {
+	switch c {
+	case ScrapeNotLoggedIn:
+		return "Scraper signed out — run `usage-scraper login`"
+	case ScrapeChallenge:
+		return "Claude showed a browser check — run `usage-scraper login` once and pass it in the window"
+	case ScrapeLayoutChanged:
+		return "The usage page changed and no meter could be read — update the scraper"
+	case ScrapeBrowser:
+		return "Chromium is missing or crashed — install Chrome/Chromium or set --chrome-path"
+	case ScrapeNetwork:
+		return "The laptop could not reach claude.ai — check the connection"
+	}
+	return "The scrape failed — see the scraper log"
+}

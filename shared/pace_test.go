@@ -14,8 +14,6 @@ func at(s string) time.Time {
 	return t
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func TestComputePace(t *testing.T) {
 	resets := at("2026-11-28T16:00:00Z") // session window 11:00–16:00
 	for _, tc := range []struct {

@@ -206,6 +206,9 @@ func (s *Snapshot) Validate(now time.Time) error {
 				add(p+".resetsAt", "%s", r)
 			}
 		}
+		if m.Pace != nil {
+			add(p+".pace", "is computed by the server; a snapshot must not carry it")
+		}
 		if len(m.ResetsText) > 200 {
 			add(p+".resetsText", "must be at most 200 characters")
 		} else if r := textProblem(m.ResetsText); r != "" {

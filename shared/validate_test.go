@@ -58,6 +58,7 @@ func TestValidate(t *testing.T) {
 		{"percent NaN", func(s *Snapshot) { s.Meters[0].PercentUsed = math.NaN() }, "meters[0].percentUsed"},
 		{"percent Inf", func(s *Snapshot) { s.Meters[0].PercentUsed = math.Inf(1) }, "meters[0].percentUsed"},
 		{"resetsAt zero", func(s *Snapshot) { s.Meters[1].ResetsAt = &zero }, "meters[1].resetsAt"},
+		{"pace carried by a snapshot", func(s *Snapshot) { s.Meters[0].Pace = &Pace{Band: BandOn} }, "meters[0].pace"},
 		{"resetsText too long", func(s *Snapshot) { s.Meters[0].ResetsText = strings.Repeat("r", 201) }, "meters[0].resetsText"},
 		{"extra used negative", func(s *Snapshot) { s.ExtraUsage = &ExtraUsage{UsedCents: -1} }, "extraUsage.usedCents"},
 		{"extra limit negative", func(s *Snapshot) { s.ExtraUsage = &ExtraUsage{LimitCents: -1} }, "extraUsage.limitCents"},

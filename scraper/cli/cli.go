@@ -18,7 +18,7 @@ import (
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/runner"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	ssync "github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -245,7 +245,7 @@ func (e *cmdEnv) browser(headless bool) *lazyBrowser {
 }
 
 // syncParts opens the outbox, the statistics and the client.
-func (e *cmdEnv) syncParts() (*outbox.Outbox, *ssync.Client, error) {
+func (e *cmdEnv) syncParts() (*outbox.Outbox, *upload.Client, error) {
 	key, err := e.cfg.key()
 	if err != nil {
 		return nil, nil, err
@@ -254,11 +254,11 @@ func (e *cmdEnv) syncParts() (*outbox.Outbox, *ssync.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tr, err := ssync.OpenTracker(stateFile(e.cfg.OutboxDir), e.log)
+	tr, err := upload.OpenTracker(stateFile(e.cfg.OutboxDir), e.log)
 	if err != nil {
 		return nil, nil, err
 	}
-	client := &ssync.Client{ServerURL: e.cfg.Server, APIKey: key, Logger: e.log, Verbose: e.cfg.Verbose, Tracker: tr}
+	client := &upload.Client{ServerURL: e.cfg.Server, APIKey: key, Logger: e.log, Verbose: e.cfg.Verbose, Tracker: tr}
 	return ob, client, nil
 }
 
@@ -352,10 +352,10 @@ func cmdLogin(e *cmdEnv) int {
 
 // statusReport is the JSON of `status --json`.
 type statusReport struct {
-	Outbox outbox.Info `json:"outbox"`
-	State  ssync.State `json:"state"`
-	Stats  ssync.Stats `json:"stats"`
-	Error  string      `json:"error,omitempty"`
+	Outbox outbox.Info  `json:"outbox"`
+	State  upload.State `json:"state"`
+	Stats  upload.Stats `json:"stats"`
+	Error  string       `json:"error,omitempty"`
 }
 
 func cmdStatus(e *cmdEnv) int {
@@ -363,7 +363,7 @@ func cmdStatus(e *cmdEnv) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	st, err := ssync.ReadState(stateFile(e.cfg.OutboxDir))
+	st, err := upload.ReadState(stateFile(e.cfg.OutboxDir))
 	code := scrapeerr.ExitOK
 	rep := statusReport{Outbox: info, State: st, Stats: st.Stats()}
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	ssync "github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -165,15 +165,15 @@ func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tr, err := ssync.OpenTracker(stateFile(dir), nil)
+	tr, err := upload.OpenTracker(stateFile(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.RecordSync(ssync.SyncRecord{At: now.Add(-20 * time.Minute), OK: true, Attempts: 1, DurationMs: 40}, "")
-	tr.RecordSync(ssync.SyncRecord{At: now.Add(-15 * time.Minute), OK: true, Attempts: 2, DurationMs: 10040}, "")
-	tr.RecordSync(ssync.SyncRecord{At: now.Add(-10 * time.Minute), OK: false, Attempts: 4, DurationMs: 70100, Category: shared.CategoryNetwork},
+	tr.RecordSync(upload.SyncRecord{At: now.Add(-20 * time.Minute), OK: true, Attempts: 1, DurationMs: 40}, "")
+	tr.RecordSync(upload.SyncRecord{At: now.Add(-15 * time.Minute), OK: true, Attempts: 2, DurationMs: 10040}, "")
+	tr.RecordSync(upload.SyncRecord{At: now.Add(-10 * time.Minute), OK: false, Attempts: 4, DurationMs: 70100, Category: shared.CategoryNetwork},
 		"sync: NETWORK after 4 attempt(s): connection refused")
-	tr.RecordScrape(ssync.ScrapeRecord{At: now.Add(-5 * time.Minute), OK: false, Category: shared.ScrapeNotLoggedIn, Message: "redirected to login"})
+	tr.RecordScrape(upload.ScrapeRecord{At: now.Add(-5 * time.Minute), OK: false, Category: shared.ScrapeNotLoggedIn, Message: "redirected to login"})
 
 	d := testDeps(t, map[string]string{"HOME": t.TempDir()})
 	r := runCLI(t, d, "status", "--outbox-dir", dir)

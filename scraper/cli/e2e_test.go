@@ -20,8 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-usage/widget/scraper/demo"
-	"github.com/claude-usage/widget/scraper/fixture"
+	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 	"github.com/claude-usage/widget/shared"
 )
@@ -52,7 +51,7 @@ func TestOnceDryRunAgainstDemo(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	base, err := demo.Start(ctx, "127.0.0.1:0", time.Now)
+	base, err := fakeclaude.Start(ctx, "127.0.0.1:0", time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +60,7 @@ func TestOnceDryRunAgainstDemo(t *testing.T) {
 		t.Errorf("--dry-run talked to the server: %s %s", r.Method, r.URL)
 	}))
 	defer srv.Close()
-	args := append([]string{"once", "--dry-run", "--usage-url", demo.UsageURL(base), "--server", srv.URL}, baseArgs(t, dir)...)
+	args := append([]string{"once", "--dry-run", "--usage-url", fakeclaude.UsageURL(base, ""), "--server", srv.URL}, baseArgs(t, dir)...)
 	r := runCLI(t, realTestDeps(map[string]string{"HOME": dir}), args...)
 	if r.code != scrapeerr.ExitOK {
 		t.Fatalf("exit = %d\nstderr: %s", r.code, r.stderr)
@@ -89,7 +88,7 @@ func TestOnceDryRunAgainstDemo(t *testing.T) {
 // and their detection in scraper/browser.
 func TestOnceExitCodeByFailureClass(t *testing.T) {
 	t.Parallel()
-	site := httptest.NewServer(fixture.Handler(fixture.Options{}))
+	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
 	closed := freeAddr(t)
 	for _, tc := range []struct {
@@ -98,10 +97,10 @@ func TestOnceExitCodeByFailureClass(t *testing.T) {
 		args []string
 		want int
 	}{
-		{"ok", fixture.UsageURL(site.URL, fixture.VariantLimits), nil, scrapeerr.ExitOK},
-		{"partial is ok", fixture.UsageURL(site.URL, fixture.VariantMissing), nil, scrapeerr.ExitOK},
-		{"login redirect", fixture.UsageURL(site.URL, fixture.VariantLogin), nil, scrapeerr.ExitNotLoggedIn},
-		{"no chromium", fixture.UsageURL(site.URL, ""), []string{"--chrome-path", "/nonexistent/chromium"}, scrapeerr.ExitBrowser},
+		{"ok", fakeclaude.UsageURL(site.URL, fakeclaude.VariantLimits), nil, scrapeerr.ExitOK},
+		{"partial is ok", fakeclaude.UsageURL(site.URL, fakeclaude.VariantMissing), nil, scrapeerr.ExitOK},
+		{"login redirect", fakeclaude.UsageURL(site.URL, fakeclaude.VariantLogin), nil, scrapeerr.ExitNotLoggedIn},
+		{"no chromium", fakeclaude.UsageURL(site.URL, ""), []string{"--chrome-path", "/nonexistent/chromium"}, scrapeerr.ExitBrowser},
 		{"unreachable", "http://" + closed + "/settings/usage", nil, scrapeerr.ExitNetwork},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,12 +251,12 @@ func TestOnceSyncsToRealServer(t *testing.T) {
 	// once against the demo site served by this test.
 	dctx, dcancel := context.WithCancel(context.Background())
 	defer dcancel()
-	base, err := demo.Start(dctx, "127.0.0.1:0", time.Now)
+	base, err := fakeclaude.Start(dctx, "127.0.0.1:0", time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 2; i++ {
-		r := runCLI(t, d, append([]string{"once", "--usage-url", demo.UsageURL(base), "--api-key-file", kf}, baseArgs(t, dir)...)...)
+		r := runCLI(t, d, append([]string{"once", "--usage-url", fakeclaude.UsageURL(base, ""), "--api-key-file", kf}, baseArgs(t, dir)...)...)
 		if r.code != scrapeerr.ExitOK || !strings.Contains(r.stdout, "synced: ") {
 			t.Fatalf("once = %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
@@ -283,7 +282,7 @@ func TestOnceSyncsToRealServer(t *testing.T) {
 // once sends both.
 func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 	t.Parallel()
-	site := httptest.NewServer(fixture.Handler(fixture.Options{}))
+	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
 	dir := t.TempDir()
 	kf := writeKey(t, dir)
@@ -295,7 +294,7 @@ func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 	}))
 	defer auth.Close()
 	d := realTestDeps(map[string]string{"HOME": dir})
-	args := append([]string{"once", "--usage-url", fixture.UsageURL(site.URL, ""), "--api-key-file", kf, "--server", auth.URL}, baseArgs(t, dir)...)
+	args := append([]string{"once", "--usage-url", fakeclaude.UsageURL(site.URL, ""), "--api-key-file", kf, "--server", auth.URL}, baseArgs(t, dir)...)
 	r := runCLI(t, d, args...)
 	if r.code != scrapeerr.ExitOther || !strings.Contains(r.stderr, "sync failed") || !strings.Contains(r.stderr, "1 waiting") {
 		t.Fatalf("once against a refusing server = %d\n%s", r.code, r.stderr)
@@ -305,7 +304,7 @@ func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 		t.Errorf("status after the failed sync:\n%s", r.stdout)
 	}
 	server := startServer(t)
-	args = append([]string{"once", "--usage-url", fixture.UsageURL(site.URL, ""), "--api-key-file", kf, "--server", server}, baseArgs(t, dir)...)
+	args = append([]string{"once", "--usage-url", fakeclaude.UsageURL(site.URL, ""), "--api-key-file", kf, "--server", server}, baseArgs(t, dir)...)
 	if r := runCLI(t, d, args...); r.code != scrapeerr.ExitOK {
 		t.Fatalf("once = %d\n%s", r.code, r.stderr)
 	}
@@ -320,7 +319,7 @@ func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 func TestBinary(t *testing.T) {
 	t.Parallel()
 	bin := binary(t, "usage-scraper")
-	site := httptest.NewServer(fixture.Handler(fixture.Options{}))
+	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
 	dir := t.TempDir()
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
@@ -342,7 +341,7 @@ func TestBinary(t *testing.T) {
 	if code, _ := exitOf("once", "--interval", "1s"); code != scrapeerr.ExitUsage {
 		t.Errorf("bad usage exit = %d, want 2", code)
 	}
-	if code, stderr := exitOf(append([]string{"once", "--dry-run", "--usage-url", fixture.UsageURL(site.URL, fixture.VariantLogin)}, baseArgs(t, dir)...)...); code != scrapeerr.ExitNotLoggedIn {
+	if code, stderr := exitOf(append([]string{"once", "--dry-run", "--usage-url", fakeclaude.UsageURL(site.URL, fakeclaude.VariantLogin)}, baseArgs(t, dir)...)...); code != scrapeerr.ExitNotLoggedIn {
 		t.Errorf("signed-out exit = %d, want 3\n%s", code, stderr)
 	}
 

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/scraper/browser"
-	"github.com/claude-usage/widget/scraper/demo"
+	"github.com/claude-usage/widget/scraper/fakeclaude"
 )
 
 func newRealBrowser(ctx context.Context, o BrowserOptions) (Browser, error) {
@@ -20,9 +20,9 @@ func newRealBrowser(ctx context.Context, o BrowserOptions) (Browser, error) {
 // startRealDemo serves the bundled sample usage page until ctx ends and
 // returns its usage URL.
 func startRealDemo(ctx context.Context, addr string) (string, error) {
-	base, err := demo.Start(ctx, addr, time.Now)
+	base, err := fakeclaude.Start(ctx, addr, time.Now)
 	if err != nil {
 		return "", err
 	}
-	return demo.UsageURL(base), nil
+	return fakeclaude.UsageURL(base, ""), nil
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -227,7 +227,7 @@ type rig struct {
 	runSleep *recorder // the runner's waits between cycles
 	syncWait *recorder // the client's waits between attempts
 	ob       *outbox.Outbox
-	client   *sync.Client
+	client   *upload.Client
 	scraper  *scripted
 	logs     *logBuf
 	r        *Runner
@@ -246,11 +246,11 @@ func newRig(t *testing.T, serverURL string, fn func(n int) error, tweak func(*Co
 	}
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	tracker, err := sync.OpenTracker("", log)
+	tracker, err := upload.OpenTracker("", log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rg.client = &sync.Client{ServerURL: serverURL, APIKey: testKey, HTTPClient: &http.Client{Transport: tr},
+	rg.client = &upload.Client{ServerURL: serverURL, APIKey: testKey, HTTPClient: &http.Client{Transport: tr},
 		Logger: log, Sleep: rg.syncWait.Sleep, Now: clk.Now, AttemptTimeout: 2 * time.Second, Tracker: tracker}
 	cfg := Config{Scraper: rg.scraper, Outbox: rg.ob, Client: rg.client, UsageURL: "https://claude.ai/settings/usage",
 		Account: "work", Rand: func() float64 { return 0.5 }, Sleep: rg.runSleep.Sleep, Now: clk.Now, Logger: log}

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/scraper/outbox"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -56,7 +56,7 @@ func childMain() int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}
-	client := &sync.Client{ServerURL: os.Getenv(childServer), APIKey: testKey, Logger: log,
+	client := &upload.Client{ServerURL: os.Getenv(childServer), APIKey: testKey, Logger: log,
 		AttemptTimeout: time.Minute, // the parent kills us long before
 		Sleep:          func(ctx context.Context, d time.Duration) error { return ctx.Err() }}
 	sc := &numbered{base: base, next: first}
@@ -249,7 +249,7 @@ func TestNothingLostWhileServerDown(t *testing.T) {
 	rg.clk.t = time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	for range n {
 		res := rg.r.Cycle(context.Background())
-		if res.ID == "" || sync.CategoryOf(res.Drain.Err) != shared.CategoryNetwork {
+		if res.ID == "" || upload.CategoryOf(res.Drain.Err) != shared.CategoryNetwork {
 			t.Fatalf("cycle while down = %+v", res)
 		}
 		rg.clk.advance(5 * time.Minute)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -46,7 +46,7 @@ const (
 type Config struct {
 	Scraper  Scraper
 	Outbox   *outbox.Outbox
-	Client   *sync.Client
+	Client   *upload.Client
 	UsageURL string
 	Account  string // written into every snapshot (shared.DefaultAccount)
 
@@ -218,7 +218,7 @@ func (r *Runner) Cycle(ctx context.Context) CycleResult {
 		if res.Drain.Err != nil {
 			// The server just failed us; another request now would only
 			// wait again. The next cycle reports its own outcome.
-			r.log.Info("scrape status not reported: server unavailable", "category", string(sync.CategoryOf(res.Drain.Err)))
+			r.log.Info("scrape status not reported: server unavailable", "category", string(upload.CategoryOf(res.Drain.Err)))
 		} else {
 			res.Reported = r.report(ctx, res.ScrapeErr)
 		}
@@ -263,7 +263,7 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		res.ScrapeErr = err
 		r.log.Error("scrape failed", "category", string(class), "nextStep", class.NextStep(), "failures", r.failures,
 			"skipCycles", r.skipLeft, "error", err.Error())
-		r.track(sync.ScrapeRecord{At: at, OK: false, Category: string(class), Message: statusMessage(err)})
+		r.track(upload.ScrapeRecord{At: at, OK: false, Category: string(class), Message: statusMessage(err)})
 		return
 	}
 	done(true)
@@ -279,7 +279,7 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		// in rejected/ for a human to look at.
 		r.log.Warn("snapshot fails local validation", "error", verr.Error())
 	}
-	r.track(sync.ScrapeRecord{At: at, OK: true, Category: shared.ScrapeOK, Message: partialMessage(snap)})
+	r.track(upload.ScrapeRecord{At: at, OK: true, Category: shared.ScrapeOK, Message: partialMessage(snap)})
 	id, err := r.cfg.Outbox.Put(snap)
 	if err != nil {
 		// Not durable, but not lost yet either: try to deliver it now.
@@ -303,7 +303,7 @@ func skipFor(n, maxSkip int) int {
 	return min(s, maxSkip)
 }
 
-func (r *Runner) track(rec sync.ScrapeRecord) {
+func (r *Runner) track(rec upload.ScrapeRecord) {
 	if r.cfg.Client.Tracker != nil {
 		r.cfg.Client.Tracker.RecordScrape(rec)
 	}
@@ -332,7 +332,7 @@ func (r *Runner) report(ctx context.Context, scrapeErr error) bool {
 		st.Category, st.Message = string(scrapeerr.ClassOf(scrapeErr)), statusMessage(scrapeErr)
 	}
 	if err := r.cfg.Client.ReportStatus(ctx, st); err != nil {
-		r.log.Warn("scrape status not reported", "category", string(sync.CategoryOf(err)), "error", err.Error())
+		r.log.Warn("scrape status not reported", "category", string(upload.CategoryOf(err)), "error", err.Error())
 		return false
 	}
 	return true
@@ -371,7 +371,7 @@ loop:
 			break loop
 		}
 		_, err = r.cfg.Client.Send(ctx, it.ID, snap)
-		cat := sync.CategoryOf(err)
+		cat := upload.CategoryOf(err)
 		switch {
 		case err == nil:
 			if rerr := r.cfg.Outbox.Remove(it.ID); rerr != nil {

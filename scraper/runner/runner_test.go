@@ -15,7 +15,7 @@ import (
 
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -94,7 +94,7 @@ func TestDrain(t *testing.T) {
 			if got, want := rg.syncWait.got(), tc.wantWaits; !reflect.DeepEqual(got, want) {
 				t.Errorf("sync waits = %v, want %v", got, want)
 			}
-			if got := sync.CategoryOf(res.Err); got != tc.wantErr {
+			if got := upload.CategoryOf(res.Err); got != tc.wantErr {
 				t.Errorf("drain error category = %q, want %q (%v)", got, tc.wantErr, res.Err)
 			}
 			if got, want := res.Remaining, len(tc.wantPending); got != want {
@@ -198,7 +198,7 @@ func TestServerDownThenUpLosesNothing(t *testing.T) {
 		if !res.Scraped || res.ScrapeErr != nil {
 			t.Fatalf("scraping stopped while the server is down: %+v", res)
 		}
-		if got := sync.CategoryOf(res.Drain.Err); got != shared.CategoryNetwork {
+		if got := upload.CategoryOf(res.Drain.Err); got != shared.CategoryNetwork {
 			t.Fatalf("drain error = %q, want NETWORK", got)
 		}
 		if res.Reported {
@@ -398,7 +398,7 @@ func TestNewChecksConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := Config{Scraper: &scripted{}, Outbox: ob, Client: &sync.Client{}, UsageURL: "u"}
+	good := Config{Scraper: &scripted{}, Outbox: ob, Client: &upload.Client{}, UsageURL: "u"}
 	for _, tc := range []struct {
 		name string
 		mut  func(*Config)

@@ -1,9 +1,9 @@
-// Package sync sends snapshots from the scraper's outbox to the server with
+// Package upload sends snapshots from the scraper's outbox to the server with
 // the retry policy of DESIGN.md (1 attempt + 3 retries at 10 s, 20 s, 40 s,
 // go-retry, a new backoff per snapshot, 429 honours Retry-After), reports
 // each scrape's outcome, and keeps the sync statistics that
 // `usage-scraper status` shows.
-package sync
+package upload
 
 import (
 	"bytes"

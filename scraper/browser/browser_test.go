@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 	"github.com/claude-usage/widget/shared"
@@ -28,7 +29,7 @@ import (
 var (
 	shared1 *Browser
 	site    *httptest.Server
-	logBuf  = &lockedBuffer{}
+	logBuf  = &testutil.LogBuffer{}
 )
 
 // fixedNow is Saturday 2026-11-28 13:50 UTC; the fixture renders its texts
@@ -527,78 +528,6 @@ func TestIsUsageURL(t *testing.T) {
 				t.Errorf("isUsageURL = %v, want %v", got, tt.want)
 			}
 		})
-	}
-}
-
-// TestBuildComparesCaptures checks the decision after the page is read:
-// JSON preferred, page text kept for resetsText, disagreements logged.
-func TestBuildComparesCaptures(t *testing.T) {
-	buf := &lockedBuffer{}
-	b := &Browser{opts: testOptions(), log: slog.New(slog.NewJSONHandler(buf, nil))}
-	b.opts.Location = time.UTC
-	st := pageState{
-		URL:   "https://claude.ai/settings/usage",
-		Title: "Settings - Claude",
-		Text:  "Current session\nResets in 1 hr\n50% used\nAll models\nResets Thu 9:00 AM\n18% used\n",
-	}
-	api := []byte(`{"five_hour":{"utilization":42,"resets_at":"2026-11-28T14:50:00Z"},"seven_day":{"utilization":18,"resets_at":null}}`)
-	snap, err := b.build(st, api, 200, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := snap.Capture, "api"; got != want {
-		t.Errorf("capture = %q, want %q", got, want)
-	}
-	if got, want := snap.Meters[0].PercentUsed, 42.0; got != want {
-		t.Errorf("session percent = %g, want the JSON's %g", got, want)
-	}
-	if got, want := snap.Meters[0].ResetsText, "Resets in 1 hr"; got != want {
-		t.Errorf("resetsText = %q, want the page's %q", got, want)
-	}
-	if !strings.Contains(buf.String(), `"msg":"captures disagree","detail":"meter session: JSON says 42%, page says 50%"`) {
-		t.Errorf("no disagreement logged:\n%s", buf.String())
-	}
-
-	// JSON with an error status falls back to the text.
-	snap, err = b.build(st, []byte(`{"error":"x"}`), 500, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := snap.Capture, "dom"; got != want {
-		t.Errorf("capture with HTTP 500 JSON = %q, want %q", got, want)
-	}
-	if got, want := snap.Meters[0].PercentUsed, 50.0; got != want {
-		t.Errorf("session percent = %g, want the page's %g", got, want)
-	}
-
-	// JSON fine, page text unreadable: the JSON is used and the broken
-	// fallback is reported.
-	buf.Reset()
-	moved := st
-	moved.Text = "Usage\nWe redesigned this page"
-	snap, err = b.build(moved, api, 200, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := snap.Capture, "api"; got != want {
-		t.Errorf("capture with unreadable text = %q, want %q", got, want)
-	}
-	if !strings.Contains(buf.String(), "the fallback capture would fail") {
-		t.Errorf("unreadable page text not reported:\n%s", buf.String())
-	}
-
-	// Neither: LayoutChanged naming the page and both causes once.
-	_, err = b.build(moved, nil, 0, []string{"net::ERR_FAILED"})
-	if got, want := scrapeerr.ClassOf(err), scrapeerr.LayoutChanged; got != want {
-		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
-	}
-	for _, w := range []string{moved.URL, "net::ERR_FAILED", "no meter in page text"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not name %q", err, w)
-		}
-	}
-	if n := strings.Count(err.Error(), "LAYOUT_CHANGED"); n != 1 {
-		t.Errorf("error %q names its class %d times", err, n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/claude-usage/widget/internal/atomicfile"
 	"github.com/claude-usage/widget/scraper/install"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 )
@@ -167,27 +168,8 @@ func writeServiceFile(dest string, data []byte, logDir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(dest)+"-*")
-	if err != nil {
+	if err := atomicfile.Write(dest, data, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Chmod(0o644)
-	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, dest)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", dest, werr)
 	}
 	return nil
 }

@@ -27,6 +27,8 @@ import (
 
 	"github.com/rs/xid"
 
+	"github.com/claude-usage/widget/internal/atomicfile"
+
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -43,9 +45,6 @@ const (
 // maxSideFiles bounds rejected/ and corrupt/: they are for a human to look
 // at, and a bug that rejects every snapshot must not fill the disk.
 const maxSideFiles = 1000
-
-// tmpPrefix marks files being written; a crash can leave one behind.
-const tmpPrefix = ".tmp-"
 
 // orphanAge is how old a temp file must be before Open removes it: another
 // process (a manual `once` next to the LaunchAgent) may be writing it now.
@@ -121,7 +120,7 @@ func (o *Outbox) cleanOrphans() error {
 		return fmt.Errorf("outbox: reading %s: %w", o.dir, err)
 	}
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasPrefix(e.Name(), tmpPrefix) {
+		if e.IsDir() || !atomicfile.IsTmp(e.Name()) {
 			continue
 		}
 		fi, err := e.Info()
@@ -173,8 +172,8 @@ func (o *Outbox) Put(snap shared.Snapshot) (string, error) {
 	id := xid.New().String()
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := writeAtomic(o.dir, fileName(snap.ScrapedAt, id), raw); err != nil {
-		return "", err
+	if err := atomicfile.Write(filepath.Join(o.dir, fileName(snap.ScrapedAt, id)), raw, 0o600); err != nil {
+		return "", fmt.Errorf("outbox: writing snapshot %s: %w", id, err)
 	}
 	if err := o.enforceBound(); err != nil {
 		// The new snapshot is safe; only the trimming failed.
@@ -202,7 +201,7 @@ func (o *Outbox) enforceBound() error {
 		}
 		dropped++
 	}
-	_ = syncDir(o.dir)
+	_ = atomicfile.SyncDir(o.dir)
 	o.log.Warn("outbox full: dropped oldest snapshots", "dropped", dropped, "max", o.max,
 		"oldestDropped", items[0].ScrapedAt, "newestDropped", items[over-1].ScrapedAt)
 	return errors.Join(errs...)
@@ -301,7 +300,10 @@ func (o *Outbox) Remove(id string) error {
 	}
 	// Without this a crash could bring the file back; the replay would be
 	// harmless (idempotent) but noisy.
-	return syncDir(o.dir)
+	if err := atomicfile.SyncDir(o.dir); err != nil {
+		return fmt.Errorf("outbox: syncing %s: %w", o.dir, err)
+	}
+	return nil
 }
 
 // Reject moves a snapshot the server refused for good (VALIDATION) to
@@ -336,18 +338,17 @@ func (o *Outbox) moveTo(name, sub, reason string) error {
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return fmt.Errorf("outbox: creating %s: %w", d, err)
 	}
-	if err := writeAtomic(d, name+".reason", []byte(reason+"\n")); err != nil {
-		return err
+	if err := atomicfile.Write(filepath.Join(d, name+".reason"), []byte(reason+"\n"), 0o600); err != nil {
+		return fmt.Errorf("outbox: writing the reason for %s: %w", name, err)
 	}
 	if err := os.Rename(filepath.Join(o.dir, name), filepath.Join(d, name)); err != nil {
 		_ = os.Remove(filepath.Join(d, name+".reason"))
 		return fmt.Errorf("outbox: moving %s to %s: %w", name, sub, err)
 	}
-	if err := syncDir(d); err != nil {
-		return err
-	}
-	if err := syncDir(o.dir); err != nil {
-		return err
+	for _, dir := range []string{d, o.dir} {
+		if err := atomicfile.SyncDir(dir); err != nil {
+			return fmt.Errorf("outbox: syncing %s: %w", dir, err)
+		}
 	}
 	trimSide(d, o.log)
 	return nil
@@ -375,48 +376,6 @@ func trimSide(d string, log *slog.Logger) {
 		_ = os.Remove(filepath.Join(d, n+".reason"))
 	}
 	log.Warn("side directory full: dropped oldest files", "dir", d, "dropped", len(over), "max", maxSideFiles)
-}
-
-// writeAtomic writes tmp → fsync → rename → fsync dir, so a crash leaves
-// either no file or the whole file. The temp file is removed on error.
-func writeAtomic(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("outbox: creating a temp file in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("outbox: writing %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("outbox: syncing %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("outbox: closing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("outbox: renaming %s: %w", tmp, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("outbox: opening %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("outbox: syncing %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Info is a read-only look at a queue directory, for `usage-scraper status`.

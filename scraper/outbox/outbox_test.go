@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/atomicfile"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -83,7 +84,7 @@ func tmpFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), tmpPrefix) {
+		if atomicfile.IsTmp(d.Name()) {
 			out = append(out, p)
 		}
 		return nil
@@ -120,25 +121,6 @@ func TestPutWritesWholeFileAndNoTemp(t *testing.T) {
 	got, err := o.Load(id)
 	if err != nil || !reflect.DeepEqual(got, s) {
 		t.Errorf("Load = %+v, %v; want %+v", got, err, s)
-	}
-}
-
-func TestWriteAtomicRemovesTempOnError(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	// A non-empty directory where the file should go makes the rename fail.
-	if err := os.MkdirAll(filepath.Join(dir, "target.json", "x"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	err := writeAtomic(dir, "target.json", []byte("{}"))
-	if err == nil {
-		t.Fatal("writeAtomic onto a directory succeeded")
-	}
-	if !strings.HasPrefix(err.Error(), "outbox: renaming") {
-		t.Errorf("error = %q, want it to name the failed rename", err)
-	}
-	if got := tmpFiles(t, dir); len(got) != 0 {
-		t.Errorf("temp files left after a failed write: %v", got)
 	}
 }
 
@@ -308,8 +290,8 @@ func TestReopenKeepsEverything(t *testing.T) {
 func TestOpenRemovesOnlyOrphanedTemps(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	old := filepath.Join(dir, tmpPrefix+"crashed")
-	fresh := filepath.Join(dir, tmpPrefix+"being-written")
+	old := filepath.Join(dir, atomicfile.TmpPrefix+"crashed")
+	fresh := filepath.Join(dir, atomicfile.TmpPrefix+"being-written")
 	for _, p := range []string{old, fresh} {
 		if err := os.WriteFile(p, []byte(`{"half`), 0o600); err != nil {
 			t.Fatal(err)

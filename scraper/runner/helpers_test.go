@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +26,7 @@ var t0 = time.Date(2026, 11, 28, 13, 50, 0, 0, time.UTC)
 
 // clock is a fake clock that only moves when someone sleeps on it.
 type clock struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	t  time.Time
 }
 
@@ -45,7 +45,7 @@ func (c *clock) advance(d time.Duration) {
 // recorder is a Sleep that advances the clock and records the waits.
 type recorder struct {
 	clk   *clock
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	waits []time.Duration
 	// after, when set, runs after each recorded wait (e.g. to stop Run).
 	after func(n int)
@@ -74,7 +74,7 @@ func (r *recorder) got() []time.Duration {
 
 // scripted is a Scraper that plays a function of the call number.
 type scripted struct {
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	calls int
 	urls  []string
 	clk   *clock
@@ -117,7 +117,7 @@ type fakeServer struct {
 	t   *testing.T
 	srv *httptest.Server
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	usage    func(n int, key string, snap shared.Snapshot) (status int, retryAfter string)
 	keys     []string // Idempotency-Key of every snapshot POST, in order
 	snaps    []shared.Snapshot
@@ -186,7 +186,7 @@ func (f *fakeServer) seen() ([]string, []shared.Snapshot, []shared.ScraperStatus
 
 // logBuf collects JSON log lines.
 type logBuf struct {
-	mu  gosync.Mutex
+	mu  sync.Mutex
 	buf bytes.Buffer
 }
 

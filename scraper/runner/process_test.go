@@ -17,7 +17,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,7 +94,7 @@ func (s *numbered) Scrape(context.Context, string) (shared.Snapshot, error) {
 }
 
 var (
-	serverBinOnce gosync.Once
+	serverBinOnce sync.Once
 	serverBin     string
 	serverBinErr  error
 )
@@ -131,7 +131,7 @@ func freeAddr(t *testing.T) string {
 
 // syncBuffer is a goroutine-safe buffer for a child's stderr.
 type syncBuffer struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	b  bytes.Buffer
 }
 
@@ -177,7 +177,7 @@ func startUsageServer(t *testing.T, addr, dataDir string) {
 	listening := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		once := gosync.Once{}
+		once := sync.Once{}
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), "listening on ") {
 				once.Do(func() { close(listening) })
@@ -294,7 +294,7 @@ type child struct {
 // is caught mid-sync.
 type holdProxy struct {
 	target string
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	n      int
 	hold   int // 0: pass everything
 	held   chan string

@@ -13,7 +13,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +49,7 @@ type step struct {
 type faultServer struct {
 	t      *testing.T
 	srv    *httptest.Server
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	steps  []step
 	reqs   []*http.Request
 	bodies [][]byte
@@ -131,7 +131,7 @@ func (f *faultServer) requests() ([]*http.Request, [][]byte) {
 
 // logBuf collects JSON log lines.
 type logBuf struct {
-	mu  gosync.Mutex
+	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
@@ -167,7 +167,7 @@ func (l *logBuf) lines(t *testing.T, msg string) []map[string]any {
 
 // sleeper records the waits instead of waiting.
 type sleeper struct {
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	waits []time.Duration
 }
 

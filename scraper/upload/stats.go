@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"time"
 
+	"github.com/claude-usage/widget/internal/atomicfile"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -100,7 +101,7 @@ func (st Stats) LogAttrs() []any {
 type Tracker struct {
 	path string
 	log  *slog.Logger
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	st   State
 }
 
@@ -201,42 +202,14 @@ func (t *Tracker) save(st State) {
 	}
 	raw, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(t.path, raw)
+		err = os.MkdirAll(filepath.Dir(t.path), 0o700)
+	}
+	if err == nil {
+		// A reader (`usage-scraper status`) sees the old or the new state,
+		// never half of one.
+		err = atomicfile.Write(t.path, raw, 0o600)
 	}
 	if err != nil {
 		t.log.Warn("state file not saved", "file", t.path, "error", err.Error())
 	}
-}
-
-// writeFileAtomic replaces path with data so a reader sees the old or the
-// new state, never half of one.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("sync: creating %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".tmp-state-*")
-	if err != nil {
-		return fmt.Errorf("sync: creating a temp file in %s: %w", dir, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("sync: writing %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync: syncing %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("sync: closing %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("sync: renaming to %s: %w", path, err)
-	}
-	return nil
 }

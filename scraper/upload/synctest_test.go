@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
-	gosync "sync"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -19,7 +19,7 @@ import (
 type stampTransport struct {
 	next   http.RoundTripper
 	start  time.Time
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	stamps []time.Duration
 }
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/scraper/install"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 )
@@ -75,12 +75,12 @@ func run(ctx context.Context, d deps, args []string, stdin io.Reader, stdout, st
 		return scrapeerr.ExitUsage
 	}
 	p := defaultPaths(d.goos, d.getenv)
-	var cfg config
-	f := newFlags(cmd, d.getenv)
+	var cfg settings
+	f := config.New(cmd, d.getenv)
 	c.flags(f, &cfg, p)
 	header := fmt.Sprintf("usage-scraper %s: %s\n\nUsage: usage-scraper %s [flags]", cmd, c.summary, cmd)
-	if err := f.parse(rest, stdout, header); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	if err := f.Parse(rest, stdout, header, ""); err != nil {
+		if errors.Is(err, config.ErrHelp) {
 			return scrapeerr.ExitOK
 		}
 		fmt.Fprintf(stderr, "usage-scraper %s: %v\n", cmd, err)
@@ -90,8 +90,12 @@ func run(ctx context.Context, d deps, args []string, stdin io.Reader, stdout, st
 		fmt.Fprintf(stderr, "usage-scraper %s: %v\n", cmd, err)
 		return scrapeerr.ExitUsage
 	}
-	level, _ := parseLevel(cfg.LogLevel)
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	level, _ := config.ParseLevel(cfg.LogLevel)
+	format, _ := config.ParseFormat(cfg.LogFormat)
+	log := slog.New(config.Handler(stderr, format, config.IsTerminal(stderr), &slog.HandlerOptions{Level: level}))
+	for _, w := range f.Warnings {
+		log.Warn(w, "component", "cli")
+	}
 	env := &cmdEnv{ctx: ctx, d: d, cfg: cfg, paths: p, log: log, stdin: stdin, stdout: stdout, stderr: stderr, name: cmd}
 	code := c.run(env)
 	return code
@@ -101,7 +105,7 @@ func run(ctx context.Context, d deps, args []string, stdin io.Reader, stdout, st
 type cmdEnv struct {
 	ctx            context.Context
 	d              deps
-	cfg            config
+	cfg            settings
 	paths          paths
 	log            *slog.Logger
 	stdin          io.Reader
@@ -127,43 +131,43 @@ func (e *cmdEnv) fail(err error) int {
 
 type command struct {
 	summary string
-	flags   func(f *flags, c *config, p paths)
+	flags   func(f *config.Set, c *settings, p paths)
 	run     func(e *cmdEnv) int
 }
 
 var commands = map[string]command{
-	"run": {"scrape every --interval, sync and drain the outbox until stopped", func(f *flags, c *config, p paths) {
-		f.common(c, p)
-		f.boolean(&c.Demo, "demo", "", false, "scrape the bundled sample usage page served on 127.0.0.1 (for make run)")
+	"run": {"scrape every --interval, sync and drain the outbox until stopped", func(f *config.Set, c *settings, p paths) {
+		common(f, c, p, false)
+		f.Bool(&c.Demo, "demo", "", false, "scrape the bundled sample usage page served on 127.0.0.1 (for make run)")
 	}, cmdRun},
-	"once": {"scrape once and sync (exit codes: see usage-scraper --help)", func(f *flags, c *config, p paths) {
-		f.common(c, p)
-		f.boolean(&c.DryRun, "dry-run", "", false, "print the snapshot JSON on stdout and post nothing")
+	"once": {"scrape once and sync (exit codes: see usage-scraper --help)", func(f *config.Set, c *settings, p paths) {
+		common(f, c, p, false)
+		f.Bool(&c.DryRun, "dry-run", "", false, "print the snapshot JSON on stdout and post nothing")
 	}, cmdOnce},
-	"login": {"open a visible Chromium window on the profile to sign in to claude.ai", func(f *flags, c *config, p paths) {
-		f.common(c, p)
+	"login": {"open a visible Chromium window on the profile to sign in to claude.ai", func(f *config.Set, c *settings, p paths) {
+		common(f, c, p, false)
 	}, cmdLogin},
-	"status": {"show the outbox, the last success and error, and sync statistics", func(f *flags, c *config, p paths) {
-		f.common(c, p)
-		f.boolean(&c.JSON, "json", "", false, "print the status as JSON")
+	"status": {"show the outbox, the last success and error, and sync statistics", func(f *config.Set, c *settings, p paths) {
+		common(f, c, p, false)
+		f.Bool(&c.JSON, "json", "", false, "print the status as JSON")
 	}, cmdStatus},
-	"install-launchd": {"write a LaunchAgent plist that runs `usage-scraper run` at login", func(f *flags, c *config, p paths) {
-		f.common(c, p)
+	"install-launchd": {"write a LaunchAgent plist that runs `usage-scraper run` at login", func(f *config.Set, c *settings, p paths) {
+		common(f, c, p, true)
 		installFlags(f, c, filepath.Join(p.home, "Library", "Logs", appDir))
-		f.str(&c.Label, "label", "", install.DefaultLabel, "LaunchAgent label (also the plist's file name)")
+		f.String(&c.Label, "label", "", install.DefaultLabel, "LaunchAgent label (also the plist's file name)")
 	}, cmdInstallLaunchd},
-	"install-systemd": {"write a systemd user unit that runs `usage-scraper run`", func(f *flags, c *config, p paths) {
-		f.common(c, p)
+	"install-systemd": {"write a systemd user unit that runs `usage-scraper run`", func(f *config.Set, c *settings, p paths) {
+		common(f, c, p, true)
 		installFlags(f, c, "")
 	}, cmdInstallSystemd},
 }
 
-func installFlags(f *flags, c *config, logDir string) {
-	f.boolean(&c.Print, "print", "", false, "write the file to stdout instead of installing it")
-	f.str(&c.Program, "program", "", "", "absolute path of usage-scraper in the file (default: this binary)")
+func installFlags(f *config.Set, c *settings, logDir string) {
+	f.Bool(&c.Print, "print", "", false, "write the file to stdout instead of installing it")
+	f.String(&c.Program, "program", "", "", "absolute path of usage-scraper in the file (default: this binary)")
 	doc := "directory for the service's log files"
 	if logDir == "" {
 		doc += " (empty: the systemd journal)"
 	}
-	f.str(&c.LogDir, "log-dir", "", logDir, doc)
+	f.String(&c.LogDir, "log-dir", "", logDir, doc)
 }

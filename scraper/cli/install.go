@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/claude-usage/widget/internal/atomicfile"
+	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/scraper/install"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 )
@@ -14,7 +15,7 @@ import (
 func (e *cmdEnv) serviceOptions() (install.Options, error) {
 	c := e.cfg
 	if c.APIKeyFile == "" {
-		if c.APIKey != "" {
+		if c.APIKey != "" || e.d.getenv("USAGE_API_KEY") != "" {
 			return install.Options{}, usagef("pass the key as --api-key-file: a key written into the service file is readable by every process of the user")
 		}
 		return install.Options{}, usagef("--api-key-file is required: the service reads the write key from it")
@@ -69,6 +70,9 @@ func (e *cmdEnv) serviceOptions() (install.Options, error) {
 	}
 	if c.LogLevel != "info" {
 		args = append(args, "--log-level", c.LogLevel)
+	}
+	if c.LogFormat != config.FormatAuto {
+		args = append(args, "--log-format", c.LogFormat)
 	}
 	o := install.Options{Program: prog, Args: args, Env: map[string]string{"USAGE_SERVER_URL": c.Server}}
 	if c.LogDir != "" {

@@ -65,7 +65,6 @@ var ErrCorrupt = errors.New("outbox: snapshot file is corrupt")
 type Options struct {
 	Max    int // pending snapshots kept; the oldest are dropped beyond it (DefaultMax)
 	Logger *slog.Logger
-	Now    func() time.Time
 }
 
 // Outbox is a directory queue. It is safe for concurrent use in one
@@ -75,7 +74,6 @@ type Outbox struct {
 	dir string
 	max int
 	log *slog.Logger
-	now func() time.Time
 	mu  sync.Mutex
 }
 
@@ -98,13 +96,10 @@ func Open(dir string, opts Options) (*Outbox, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("outbox: creating %s: %w", dir, err)
 	}
-	o := &Outbox{dir: dir, max: opts.Max, log: opts.Logger.With("component", "outbox"), now: opts.Now}
+	o := &Outbox{dir: dir, max: opts.Max, log: opts.Logger.With("component", "outbox")}
 	if err := o.cleanOrphans(); err != nil {
 		return nil, err
 	}
@@ -124,7 +119,7 @@ func (o *Outbox) cleanOrphans() error {
 			continue
 		}
 		fi, err := e.Info()
-		if err != nil || o.now().Sub(fi.ModTime()) < orphanAge {
+		if err != nil || time.Since(fi.ModTime()) < orphanAge {
 			continue
 		}
 		p := filepath.Join(o.dir, e.Name())

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/xid"
+	"github.com/sethvargo/go-retry"
 
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
@@ -53,10 +54,7 @@ type Config struct {
 	Interval time.Duration // between cycle starts (DefaultInterval)
 	Jitter   float64       // ± fraction of Interval (DefaultJitter); negative disables
 	Rand     func() float64
-	// Sleep waits between cycles; nil waits on a timer.
-	Sleep  func(ctx context.Context, d time.Duration) error
-	Now    func() time.Time
-	Logger *slog.Logger
+	Logger   *slog.Logger
 
 	ScrapeTimeout time.Duration // bounds one scrape (DefaultScrapeTimeout)
 	// DrainBudget bounds how long one cycle spends draining a backlog
@@ -73,8 +71,9 @@ type Runner struct {
 	log     *slog.Logger
 	breaker *shared.Breaker
 
-	failures int // consecutive failed scrapes
-	skipLeft int // cycles still to skip
+	failures int           // consecutive failed scrapes
+	skip     retry.Backoff // cycles to skip after each failure; nil after a success
+	skipLeft int           // cycles still to skip
 }
 
 // New checks cfg and returns a Runner.
@@ -105,12 +104,6 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = sleepTimer
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -131,24 +124,13 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner")}
 	r.breaker = shared.NewBreaker(shared.BreakerConfig{
-		Name: "scrape", Threshold: cfg.BreakerThreshold, Cooldown: cfg.BreakerCooldown, Now: cfg.Now,
+		Name: "scrape", Threshold: cfg.BreakerThreshold, Cooldown: cfg.BreakerCooldown,
 		OnTransition: func(t shared.Transition) {
 			r.log.Warn("scrape breaker transition", "breaker", t.Name, "from", t.From.String(), "to", t.To.String(),
 				"failures", t.Failures, "at", t.At)
 		},
 	})
 	return r, nil
-}
-
-func sleepTimer(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Breaker is the scrape breaker, for status and tests.
@@ -180,14 +162,20 @@ type DrainResult struct {
 func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("scraper started", "interval", r.cfg.Interval.String(), "account", r.cfg.Account, "usageUrl", r.cfg.UsageURL)
 	for {
-		start := r.cfg.Now()
+		start := time.Now()
 		r.Cycle(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		wait := max(r.nextInterval()-r.cfg.Now().Sub(start), 0)
+		wait := max(r.nextInterval()-time.Since(start), 0)
 		r.log.Debug("next cycle", "inMs", wait.Milliseconds())
-		if err := r.cfg.Sleep(ctx, wait); err != nil {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
 			break
 		}
 	}
@@ -248,7 +236,7 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		err = scrapeerr.New(scrapeerr.Network, err, "the usage page did not load within %s", r.cfg.ScrapeTimeout)
 	}
 	cancel()
-	at := r.cfg.Now()
+	at := time.Now()
 	if err != nil {
 		if ctx.Err() != nil {
 			// Shutdown is not the page's fault: the breaker does not count
@@ -258,7 +246,13 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		}
 		done(false)
 		r.failures++
-		r.skipLeft = skipFor(r.failures, r.cfg.MaxSkip)
+		if r.skip == nil {
+			// 1, 2, 4, 8, … cycles, at most MaxSkip: go-retry's exponential
+			// backoff counted in intervals.
+			r.skip = retry.WithCappedDuration(time.Duration(r.cfg.MaxSkip)*r.cfg.Interval, retry.NewExponential(r.cfg.Interval))
+		}
+		d, _ := r.skip.Next()
+		r.skipLeft = int(d / r.cfg.Interval)
 		class := scrapeerr.ClassOf(err)
 		res.ScrapeErr = err
 		r.log.Error("scrape failed", "category", string(class), "nextStep", class.NextStep(), "failures", r.failures,
@@ -270,7 +264,7 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 	if r.failures > 0 {
 		r.log.Info("scraping recovered", "failures", r.failures)
 	}
-	r.failures, r.skipLeft = 0, 0
+	r.failures, r.skip, r.skipLeft = 0, nil, 0
 	snap.Account = r.cfg.Account
 	res.Snapshot = snap
 	r.log.Info("scraped", "meters", len(snap.Meters), "partial", snap.Partial, "capture", snap.Capture, "scrapedAt", snap.ScrapedAt)
@@ -291,16 +285,6 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		return
 	}
 	res.ID = id
-}
-
-// skipFor is how many cycles to skip after n consecutive failures:
-// 1, 2, 4, 8, … up to max.
-func skipFor(n, maxSkip int) int {
-	s := 1
-	for i := 1; i < n && s < maxSkip; i++ {
-		s *= 2
-	}
-	return min(s, maxSkip)
 }
 
 func (r *Runner) track(rec upload.ScrapeRecord) {
@@ -327,7 +311,7 @@ func statusMessage(err error) string {
 
 // report sends the scrape's outcome; a failure is logged, never fatal.
 func (r *Runner) report(ctx context.Context, scrapeErr error) bool {
-	st := shared.ScraperStatus{Account: r.cfg.Account, At: r.cfg.Now().UTC(), OK: scrapeErr == nil, Category: shared.ScrapeOK}
+	st := shared.ScraperStatus{Account: r.cfg.Account, At: time.Now().UTC(), OK: scrapeErr == nil, Category: shared.ScrapeOK}
 	if scrapeErr != nil {
 		st.Category, st.Message = string(scrapeerr.ClassOf(scrapeErr)), statusMessage(scrapeErr)
 	}
@@ -348,13 +332,13 @@ func (r *Runner) Drain(ctx context.Context) DrainResult {
 		r.log.Error("outbox unreadable", "error", err.Error())
 		return res
 	}
-	start := r.cfg.Now()
+	start := time.Now()
 loop:
 	for i, it := range items {
 		if ctx.Err() != nil {
 			break
 		}
-		if i > 0 && r.cfg.Now().Sub(start) >= r.cfg.DrainBudget {
+		if i > 0 && time.Since(start) >= r.cfg.DrainBudget {
 			r.log.Info("drain budget spent; the rest waits for the next cycle", "budget", r.cfg.DrainBudget.String(), "sent", res.Sent)
 			break
 		}

@@ -40,16 +40,17 @@ const (
 )
 
 // Client posts snapshots and scraper statuses. Zero values of the optional
-// fields take defaults; the zero Sleep waits on go-retry's own timers.
+// fields take defaults.
 type Client struct {
 	ServerURL  string // e.g. http://127.0.0.1:8080
 	APIKey     string // sent as X-API-Key, never logged
 	HTTPClient *http.Client
 	Logger     *slog.Logger
-	// Sleep, when set, performs every wait between attempts instead of
-	// go-retry's timer, so tests can record the exact delays.
+	// Sleep, when set, performs every wait between attempts in place of
+	// go-retry's timer. It exists for tests against a real server process,
+	// which a testing/synctest bubble cannot hold (they scale the waits
+	// down); everything else leaves it nil.
 	Sleep func(ctx context.Context, d time.Duration) error
-	Now   func() time.Time
 	// Verbose logs request and response detail (SYNC_VERBOSE), never the key.
 	Verbose bool
 	// AttemptTimeout bounds each attempt (DefaultAttemptTimeout).
@@ -98,13 +99,6 @@ type outcome struct {
 	err        error
 }
 
-func (c *Client) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
-}
-
 func (c *Client) logger() *slog.Logger {
 	l := c.Logger
 	if l == nil {
@@ -147,12 +141,12 @@ func (c *Client) Send(ctx context.Context, id string, snap shared.Snapshot) (sha
 	if err != nil {
 		return shared.PostResult{}, &Error{Category: shared.CategoryValidation, Err: fmt.Errorf("encoding snapshot: %w", err)}
 	}
-	start := c.now()
+	start := time.Now()
 	attempts, last, err := c.do(ctx, log, retry.WithMaxRetries(MaxRetries, retry.NewExponential(BaseDelay)),
 		func(ctx context.Context, n int) outcome {
 			return c.post(ctx, log, n, shared.PathUsage, id, body)
 		})
-	total := c.now().Sub(start)
+	total := time.Now().Sub(start)
 	if err == nil {
 		log.Info("snapshot synced", "attempts", attempts, "durationMs", total.Milliseconds(),
 			"version", last.result.Version, "id", last.result.ID, "replayed", last.replayed, "requestId", last.requestID)
@@ -180,10 +174,9 @@ func errMessage(err error) string {
 // stretches the wait when it is longer than the backoff's.
 func (c *Client) do(ctx context.Context, log *slog.Logger, b retry.Backoff, attempt func(context.Context, int) outcome) (int, outcome, error) {
 	var (
-		n       int
-		last    outcome
-		pending time.Duration // a wait that Sleep performs before the next attempt
-		gaveUp  string
+		n      int
+		last   outcome
+		gaveUp string
 	)
 	waits := retry.BackoffFunc(func() (time.Duration, bool) {
 		d, stop := b.Next()
@@ -195,24 +188,18 @@ func (c *Client) do(ctx context.Context, log *slog.Logger, b retry.Backoff, atte
 			}
 		}
 		if stop {
-			c.logAttempt(log, n, last, 0, false)
-			return 0, true
+			d = 0
 		}
-		c.logAttempt(log, n, last, d, true)
-		if c.Sleep != nil {
-			pending = d
-			return 0, false
+		c.logAttempt(log, n, last, d, !stop)
+		if stop || c.Sleep == nil {
+			return d, stop
 		}
-		return d, false
+		// The hook has done the wait (or seen ctx end, which go-retry
+		// checks before the next attempt).
+		_ = c.Sleep(ctx, d)
+		return 0, false
 	})
 	_, err := retry.DoValue(ctx, waits, func(ctx context.Context) (struct{}, error) {
-		if pending > 0 {
-			d := pending
-			pending = 0
-			if err := c.Sleep(ctx, d); err != nil {
-				return struct{}{}, err
-			}
-		}
 		n++
 		last = attempt(ctx, n)
 		switch {
@@ -268,9 +255,9 @@ func (c *Client) logAttempt(log *slog.Logger, n int, o outcome, delay time.Durat
 func (c *Client) post(ctx context.Context, log *slog.Logger, n int, path, idemKey string, body []byte) outcome {
 	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout())
 	defer cancel()
-	start := c.now()
+	start := time.Now()
 	o := c.roundTrip(actx, log, n, path, idemKey, body)
-	o.duration = c.now().Sub(start)
+	o.duration = time.Now().Sub(start)
 	return o
 }
 
@@ -322,7 +309,7 @@ func (c *Client) roundTrip(ctx context.Context, log *slog.Logger, n int, path, i
 		return o
 	}
 	ae := &shared.APIError{Status: resp.StatusCode, RequestID: o.requestID,
-		RetryAfter: shared.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())}
+		RetryAfter: shared.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	ae.Body, _ = shared.ParseErrorBody(raw)
 	if ae.RequestID == "" {
 		ae.RequestID = ae.Body.RequestID

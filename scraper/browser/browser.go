@@ -368,4 +368,3 @@ func (b *Browser) Close() error {
 	}
 	return nil
 }
-

@@ -283,4 +283,3 @@ func (b *Browser) Login(ctx context.Context, usageURL string) error {
 		}
 	}
 }
-

@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/claude-usage/widget/internal/testbin"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testbin"
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 	"github.com/claude-usage/widget/shared"
@@ -90,7 +89,7 @@ func TestOnceExitCodeByFailureClass(t *testing.T) {
 	t.Parallel()
 	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
-	closed := freeAddr(t)
+	closed := testutil.FreeAddr(t)
 	for _, tc := range []struct {
 		name string
 		url  string
@@ -139,70 +138,16 @@ func binary(t *testing.T, name string) string {
 	return p
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startServer runs the real usage-server until the test ends and returns
 // its base URL.
 func startServer(t *testing.T) string {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(binary(t, "usage-server"), "--addr", addr, "--data-dir", t.TempDir(), "--api-key", e2eKey,
-		"--read-token", e2eToken, "--web-dir", t.TempDir(), "--rate-limit", "0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
+	addr := testutil.FreeAddr(t)
+	p := testutil.StartProcess(t, binary(t, "usage-server"), []string{"--addr", addr, "--data-dir", t.TempDir(), "--api-key", e2eKey,
+		"--read-token", e2eToken, "--web-dir", t.TempDir(), "--rate-limit", "0"},
+		testutil.ProcessOptions{Env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}})
+	if err := p.WaitLine("listening on ", 30*time.Second); err != nil {
 		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		var once sync.Once
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening on ") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-done:
-		t.Fatalf("usage-server exited:\n%s", stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("usage-server did not start:\n%s", stderr)
 	}
 	return "http://" + addr
 }
@@ -347,16 +292,9 @@ func TestBinary(t *testing.T) {
 
 	server := startServer(t)
 	kf := writeKey(t, dir)
-	cmd := exec.Command(bin, append([]string{"run", "--demo", "--interval", "10m", "--server", server, "--api-key-file", kf}, baseArgs(t, dir)...)...)
-	cmd.Env = env
-	errb := &lockedBuffer{}
-	cmd.Stderr = errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	p := testutil.StartProcess(t, bin, append([]string{"run", "--demo", "--interval", "10m", "--server", server, "--api-key-file", kf},
+		baseArgs(t, dir)...), testutil.ProcessOptions{Env: env})
+	errb := p.Log
 	// The first cycle syncs the snapshot and then reports the scrape.
 	deadline := time.Now().Add(45 * time.Second)
 	for {
@@ -371,12 +309,12 @@ func TestBinary(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-done:
-		if err != nil {
+	case <-p.Done():
+		if err := p.ExitErr(); err != nil {
 			t.Errorf("run after SIGTERM: %v\n%s", err, errb)
 		}
 	case <-time.After(20 * time.Second):

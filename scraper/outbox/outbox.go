@@ -32,7 +32,7 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// DefaultMax is the bound on pending snapshots (DESIGN.md): about 35 days of
+// DefaultMax is the bound on pending snapshots: about 35 days of
 // 5-minute scrapes.
 const DefaultMax = 10000
 

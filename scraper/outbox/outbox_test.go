@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/internal/atomicfile"
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -27,41 +27,9 @@ func snap(at time.Time, pct float64) shared.Snapshot {
 	}
 }
 
-// logBuf collects JSON log lines.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) lines(t *testing.T, msg string) []map[string]any {
+func open(t *testing.T, dir string, max int) (*Outbox, *testutil.LogBuffer) {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", line, err)
-		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func open(t *testing.T, dir string, max int) (*Outbox, *logBuf) {
-	t.Helper()
-	lb := &logBuf{}
+	lb := &testutil.LogBuffer{}
 	o, err := Open(dir, Options{Max: max, Logger: slog.New(slog.NewJSONHandler(lb, nil))})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -181,7 +149,7 @@ func TestBoundDropsOldestWithLoggedCount(t *testing.T) {
 	if got, want := ids(items), []string{all[3], all[4], id}; !reflect.DeepEqual(got, want) {
 		t.Errorf("after trimming = %v, want the newest three %v", got, want)
 	}
-	logs := lb.lines(t, "outbox full: dropped oldest snapshots")
+	logs := testutil.LogRecords(t, lb.String(), "outbox full: dropped oldest snapshots")
 	if len(logs) != 1 {
 		t.Fatalf("got %d drop log lines, want 1", len(logs))
 	}
@@ -221,7 +189,7 @@ func TestRejectMovesAsideWithReason(t *testing.T) {
 	if err != nil || !strings.Contains(string(reason), "percentUsed") {
 		t.Errorf("reason file = %q, %v", reason, err)
 	}
-	if len(lb.lines(t, "snapshot rejected by the server, moved aside")) != 1 {
+	if len(testutil.LogRecords(t, lb.String(), "snapshot rejected by the server, moved aside")) != 1 {
 		t.Error("reject not logged")
 	}
 	info, err := Inspect(dir)
@@ -307,7 +275,7 @@ func TestOpenRemovesOnlyOrphanedTemps(t *testing.T) {
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("a temp file another process may be writing was removed: %v", err)
 	}
-	if len(lb.lines(t, "removed orphaned temp file")) != 1 {
+	if len(testutil.LogRecords(t, lb.String(), "removed orphaned temp file")) != 1 {
 		t.Error("orphan removal not logged")
 	}
 	if n, _ := o.Len(); n != 0 {
@@ -347,7 +315,7 @@ func TestUnparsableFilesMovedAsideNotLost(t *testing.T) {
 			t.Errorf("%s still pending: %v", n, err)
 		}
 	}
-	if got := len(lb.lines(t, "moved unreadable file aside")); got != 2 {
+	if got := len(testutil.LogRecords(t, lb.String(), "moved unreadable file aside")); got != 2 {
 		t.Errorf("logged %d moves, want 2", got)
 	}
 	items, _ = o.List()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,25 +134,6 @@ func (f *fakeServer) seen() ([]string, []shared.Snapshot, []shared.ScraperStatus
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string{}, f.keys...), append([]shared.Snapshot{}, f.snaps...), append([]shared.ScraperStatus{}, f.statuses...)
-}
-
-// logLines returns the JSON log records of lb whose msg is msg.
-func logLines(t *testing.T, lb *testutil.LogBuffer, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", line, err)
-		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // stampTransport records when (on the bubble's clock, from start) each

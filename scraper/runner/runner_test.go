@@ -188,7 +188,7 @@ func TestCycleScrapeFailureIsReportedWithItsClass(t *testing.T) {
 				if st.LastError == nil || st.LastError.Kind != "scrape" || st.LastError.Category != string(class) {
 					t.Errorf("last error = %+v", st.LastError)
 				}
-				logs := logLines(t, rg.logs, "scrape failed")
+				logs := testutil.LogRecords(t, rg.logs.String(), "scrape failed")
 				if len(logs) != 1 || logs[0]["category"] != string(class) || logs[0]["nextStep"] != class.NextStep() {
 					t.Errorf("scrape failure log = %v", logs)
 				}
@@ -224,7 +224,7 @@ func TestServerDownThenUpLosesNothing(t *testing.T) {
 		}
 		// Each cycle tried only one snapshot: 1 attempt + 3 retries; a
 		// refused connection says the server is down, not the snapshot.
-		if got, want := len(logLines(t, rg.logs, "sync attempt")), 5*4; got != want {
+		if got, want := len(testutil.LogRecords(t, rg.logs.String(), "sync attempt")), 5*4; got != want {
 			t.Errorf("attempts while down = %d, want %d", got, want)
 		}
 		rg.client.ServerURL = fs.srv.URL
@@ -285,7 +285,7 @@ func TestRepeatedScrapeFailuresBackOffAndTripBreaker(t *testing.T) {
 			at       time.Duration
 		}
 		var got []tr
-		for _, l := range logLines(t, rg.logs, "scrape breaker transition") {
+		for _, l := range testutil.LogRecords(t, rg.logs.String(), "scrape breaker transition") {
 			at, _ := time.Parse(time.RFC3339Nano, l["at"].(string))
 			got = append(got, tr{l["from"].(string), l["to"].(string), at.Sub(rg.start)})
 			if _, ok := l["failures"]; !ok {
@@ -309,10 +309,10 @@ func TestRepeatedScrapeFailuresBackOffAndTripBreaker(t *testing.T) {
 		if len(snaps) != 2 || len(statuses) != 8 {
 			t.Errorf("server saw %d snapshots and %d statuses, want 2 and 8", len(snaps), len(statuses))
 		}
-		if len(logLines(t, rg.logs, "scraping recovered")) != 1 {
+		if len(testutil.LogRecords(t, rg.logs.String(), "scraping recovered")) != 1 {
 			t.Error("recovery not logged")
 		}
-		skips := logLines(t, rg.logs, "scrape skipped")
+		skips := testutil.LogRecords(t, rg.logs.String(), "scrape skipped")
 		if got, want := len(skips), 48-8; got != want {
 			t.Errorf("logged %d skipped cycles, want %d", got, want)
 		}
@@ -353,7 +353,7 @@ func TestRunCadenceJitterAndSlowSync(t *testing.T) {
 		if !reflect.DeepEqual(at, want) {
 			t.Errorf("scrapes at %v, want %v", at, want)
 		}
-		if len(logLines(t, rg.logs, "scraper stopped")) != 1 {
+		if len(testutil.LogRecords(t, rg.logs.String(), "scraper stopped")) != 1 {
 			t.Error("stop not logged")
 		}
 	})
@@ -455,7 +455,7 @@ func TestNoLeaksAfterManyFailedSyncs(t *testing.T) {
 		for range 50 {
 			rg.r.Cycle(context.Background())
 		}
-		if got, want := len(logLines(t, rg.logs, "sync attempt")), 50*4; got != want {
+		if got, want := len(testutil.LogRecords(t, rg.logs.String(), "sync attempt")), 50*4; got != want {
 			t.Errorf("failed attempts = %d, want %d", got, want)
 		}
 		if n, _ := rg.ob.Len(); n != 50 {

@@ -1,5 +1,5 @@
 // Package upload sends snapshots from the scraper's outbox to the server with
-// the retry policy of DESIGN.md (1 attempt + 3 retries at 10 s, 20 s, 40 s,
+// the project's retry policy (1 attempt + 3 retries at 10 s, 20 s, 40 s,
 // go-retry, a new backoff per snapshot, 429 honours Retry-After), reports
 // each scrape's outcome, and keeps the sync statistics that
 // `usage-scraper status` shows.
@@ -22,7 +22,7 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// The retry policy (DESIGN.md, Resilience rules).
+// The retry policy, the same for every snapshot.
 const (
 	DefaultAttemptTimeout = 10 * time.Second
 	BaseDelay             = 10 * time.Second

@@ -131,25 +131,6 @@ func (f *faultServer) requests() ([]*http.Request, [][]byte) {
 	return append([]*http.Request(nil), f.reqs...), append([][]byte(nil), f.bodies...)
 }
 
-// logLines returns the JSON log records of lb whose msg is msg.
-func logLines(t *testing.T, lb *testutil.LogBuffer, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(lb.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", line, err)
-		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // stampTransport records, on the bubble's fake clock, when each attempt
 // starts.
 type stampTransport struct {
@@ -295,7 +276,7 @@ func checkSend(t *testing.T, fs *faultServer, lb *testutil.LogBuffer, res shared
 		}
 	}
 	// One JSON line per attempt with the contract's fields.
-	logs := logLines(t, lb, "sync attempt")
+	logs := testutil.LogRecords(t, lb.String(), "sync attempt")
 	if got, want := len(logs), wantAttempts; got != want {
 		t.Fatalf("logged %d attempts, want %d:\n%s", got, want, lb)
 	}
@@ -377,7 +358,7 @@ func TestSendConnectionRefused(t *testing.T) {
 		if got, want := st.gaps(), secs(10, 20, 40); !reflect.DeepEqual(got, want) {
 			t.Errorf("gaps = %v, want %v", got, want)
 		}
-		if got := len(logLines(t, lb, "sync attempt")); got != 4 {
+		if got := len(testutil.LogRecords(t, lb.String(), "sync attempt")); got != 4 {
 			t.Errorf("logged %d attempts, want 4", got)
 		}
 		if !strings.Contains(err.Error(), "connection refused") {
@@ -396,7 +377,7 @@ func TestSendVerboseNeverLogsKey(t *testing.T) {
 		if _, err := c.Send(context.Background(), testID, testSnap()); err != nil {
 			t.Fatal(err)
 		}
-		reqLogs, respLogs := logLines(t, lb, "sync request"), logLines(t, lb, "sync response")
+		reqLogs, respLogs := testutil.LogRecords(t, lb.String(), "sync request"), testutil.LogRecords(t, lb.String(), "sync response")
 		if len(reqLogs) != 2 || len(respLogs) != 2 {
 			t.Fatalf("verbose logged %d requests, %d responses; want 2 and 2", len(reqLogs), len(respLogs))
 		}
@@ -417,7 +398,7 @@ func TestSendVerboseNeverLogsKey(t *testing.T) {
 		if _, err := c2.Send(context.Background(), testID, testSnap()); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(logLines(t, lb2, "sync request")); n != 0 {
+		if n := len(testutil.LogRecords(t, lb2.String(), "sync request")); n != 0 {
 			t.Errorf("non-verbose logged %d request lines", n)
 		}
 	})

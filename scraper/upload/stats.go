@@ -14,7 +14,7 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// StatsWindow is how many recent syncs the statistics cover (DESIGN.md).
+// StatsWindow is how many recent syncs the statistics cover.
 const StatsWindow = 10
 
 // SyncRecord is one Send: all its attempts and waits.

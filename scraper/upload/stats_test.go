@@ -85,7 +85,7 @@ func TestTrackerPersistsAndSurvivesCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a corrupt state file stopped the tracker: %v", err)
 	}
-	if len(tr3.State().Recent) != 0 || len(logLines(t, lb, "state file unreadable, starting fresh statistics")) != 1 {
+	if len(tr3.State().Recent) != 0 || len(testutil.LogRecords(t, lb.String(), "state file unreadable, starting fresh statistics")) != 1 {
 		t.Errorf("corrupt state not replaced and logged: %+v\n%s", tr3.State(), lb)
 	}
 	if _, err := ReadState(path); err == nil || !strings.HasPrefix(err.Error(), "sync: state") {
@@ -114,7 +114,7 @@ func TestSendRecordsAndLogsStats(t *testing.T) {
 		if _, err := c.Send(context.Background(), "d4k2c6p3qf7c73a5ue11", testSnap()); CategoryOf(err) != shared.CategoryAuth {
 			t.Fatalf("second Send = %v, want AUTH", err)
 		}
-		logs := logLines(t, lb, "sync stats")
+		logs := testutil.LogRecords(t, lb.String(), "sync stats")
 		if len(logs) != 2 {
 			t.Fatalf("logged stats %d times, want after each of 2 syncs", len(logs))
 		}

@@ -202,6 +202,17 @@ func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
 	if rep.Outbox.Pending != 3 || rep.Stats.Syncs != 3 || rep.State.LastError.Category != shared.ScrapeNotLoggedIn {
 		t.Errorf("status --json = %+v", rep)
 	}
+	// camelCase names, as everywhere on the wire.
+	for _, want := range []string{`"dir":`, `"pending": 3`, `"rejected": 0`, `"oldest": "`, `"lastSuccess": "`, `"successRate":`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status --json lacks %s:\n%s", want, r.stdout)
+		}
+	}
+	for _, bad := range []string{`"Dir"`, `"Pending"`, `"Oldest"`} {
+		if strings.Contains(r.stdout, bad) {
+			t.Errorf("status --json has the Go name %s:\n%s", bad, r.stdout)
+		}
+	}
 	// A fresh machine: nothing yet, and nothing created.
 	empty := filepath.Join(t.TempDir(), "none")
 	r = runCLI(t, d, "status", "--outbox-dir", empty)
@@ -211,6 +222,11 @@ func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
 	}
 	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
 		t.Error("status created the outbox directory")
+	}
+	// Unknown times are left out, not 0001-01-01.
+	r = runCLI(t, d, "status", "--outbox-dir", empty, "--json")
+	if r.code != 0 || strings.Contains(r.stdout, "0001-01-01") || strings.Contains(r.stdout, `"oldest"`) || strings.Contains(r.stdout, `"lastSuccess"`) {
+		t.Errorf("empty status --json = %d\n%s", r.code, r.stdout)
 	}
 }
 
@@ -484,5 +500,31 @@ func TestREADMETableMatchesHelp(t *testing.T) {
 	}
 	if !reflect.DeepEqual(readme, help) {
 		t.Errorf("README table (flag → env) = %v\n--help = %v", readme, help)
+	}
+}
+
+// `status` says when the server URL did not answer like a usage-server,
+// and when snapshots were dropped.
+func TestStatusSaysNotUsageServerAndDropped(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "outbox")
+	tr, err := upload.OpenTracker(stateFile(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	tr.RecordSync(upload.SyncRecord{At: now.Add(-2 * time.Minute), OK: false, Attempts: 4, Category: shared.CategoryServer, NotUsageServer: true},
+		"sync: POST http://portal.example/api/claude/console-usage answered HTTP 200 (text/html)")
+	tr.RecordDropped(now.Add(-time.Minute), "2 snapshot(s) dropped, neither stored nor sent: the outbox directory cannot be written")
+	r := runCLI(t, testDeps(t, map[string]string{"HOME": t.TempDir()}), "status", "--outbox-dir", dir)
+	for _, want := range []string{"server:        the server URL does not answer like a usage-server", "answered HTTP 200 (text/html)",
+		"dropped:       ", "2 snapshot(s) dropped"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = runCLI(t, testDeps(t, map[string]string{"HOME": t.TempDir()}), "status", "--outbox-dir", dir, "--json")
+	if !strings.Contains(r.stdout, `"notUsageServer": {`) || !strings.Contains(r.stdout, `"dropped": {`) {
+		t.Errorf("status --json lacks notUsageServer and dropped:\n%s", r.stdout)
 	}
 }

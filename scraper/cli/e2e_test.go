@@ -235,7 +235,10 @@ func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 	// here (the waits themselves are tested in scraper/sync); a refused key
 	// is not retried and keeps the snapshot just the same.
 	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(shared.ErrorBody{ErrorCode: shared.CodeAuthInvalidKey, Message: "the key does not match",
+			RequestID: "d4k2c6p3qf7c73a5ue10", Category: shared.CategoryAuth})
 	}))
 	defer auth.Close()
 	d := realTestDeps(map[string]string{"HOME": dir})

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -89,9 +90,9 @@ func cmdOnce(e *cmdEnv) int {
 		}
 		return code
 	}
-	if res.Drain.Err != nil {
+	if failed := cmp.Or(res.Drain.Err, res.Drain.Failed); failed != nil {
 		fmt.Fprintf(e.stderr, "usage-scraper once: sync failed: %v\nthe snapshot is kept in %s and sent by the next run or once (%d waiting)\n",
-			res.Drain.Err, ob.Dir(), res.Drain.Remaining)
+			failed, ob.Dir(), res.Drain.Remaining)
 		return scrapeerr.ExitOther
 	}
 	fmt.Fprintf(e.stdout, "synced: %d meter(s) scraped at %s; sent %d snapshot(s), %d rejected, %d waiting\n",

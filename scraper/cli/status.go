@@ -53,6 +53,13 @@ func cmdStatus(e *cmdEnv) int {
 	} else {
 		fmt.Fprintln(w, "last success:  never")
 	}
+	if nu := st.NotUsageServer; nu != nil {
+		fmt.Fprintf(w, "server:        the server URL does not answer like a usage-server (%s): check --server; snapshots stay in the outbox\n", ago(nu.At))
+		fmt.Fprintf(w, "               %s\n", nu.Message)
+	}
+	if d := st.Dropped; d != nil {
+		fmt.Fprintf(w, "dropped:       %s %s\n", ago(d.At), d.Message)
+	}
 	if le := st.LastError; le != nil {
 		fmt.Fprintf(w, "last error:    %s %s %s: %s\n", ago(le.At), le.Kind, le.Category, le.Message)
 		if next := scrapeerr.Class(le.Category).NextStep(); le.Kind == "scrape" {

@@ -1,7 +1,9 @@
 // Package outbox is the scraper's durable queue of snapshots that the server
 // has not acknowledged yet. Every snapshot is written here before its first
-// POST and removed only after a 2xx, so a crash, a reboot or a long server
-// outage loses nothing.
+// POST and removed only once the usage-server has stored it, so a crash, a
+// reboot or a long server outage loses nothing. When the directory cannot
+// be written (disk full, permissions) snapshots are held in memory under
+// their ids, at most MaxHeld, until Flush can write them.
 //
 // Layout of the directory:
 //
@@ -63,18 +65,30 @@ var ErrCorrupt = errors.New("outbox: snapshot file is corrupt")
 
 // Options configures Open. Zero values take the defaults.
 type Options struct {
-	Max    int // pending snapshots kept; the oldest are dropped beyond it (DefaultMax)
-	Logger *slog.Logger
+	Max int // pending snapshots kept; the oldest are dropped beyond it (DefaultMax)
+	// MaxHeld bounds the snapshots held in memory while the directory
+	// cannot be written (DefaultMaxHeld).
+	MaxHeld int
+	Logger  *slog.Logger
+	// FS writes the snapshot files (atomicfile.OS); tests inject the
+	// faults no real disk can be made to show, such as a directory sync
+	// that fails after the rename.
+	FS atomicfile.FS
 }
 
 // Outbox is a directory queue. It is safe for concurrent use in one
 // process; two processes sharing a directory at worst send a snapshot twice,
 // which the server's Idempotency-Key check turns into one version.
 type Outbox struct {
-	dir string
-	max int
-	log *slog.Logger
-	mu  sync.Mutex
+	dir     string
+	max     int
+	maxHeld int
+	fs      atomicfile.FS
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	held    []held // oldest first
+	dropped Dropped
 }
 
 // Item is one pending snapshot as List sees it, without reading the file.
@@ -93,13 +107,19 @@ func Open(dir string, opts Options) (*Outbox, error) {
 	if opts.Max <= 0 {
 		opts.Max = DefaultMax
 	}
+	if opts.MaxHeld <= 0 {
+		opts.MaxHeld = DefaultMaxHeld
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.FS == nil {
+		opts.FS = atomicfile.OS
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("outbox: creating %s: %w", dir, err)
 	}
-	o := &Outbox{dir: dir, max: opts.Max, log: opts.Logger.With("component", "outbox")}
+	o := &Outbox{dir: dir, max: opts.Max, maxHeld: opts.MaxHeld, fs: opts.FS, log: opts.Logger.With("component", "outbox")}
 	if err := o.cleanOrphans(); err != nil {
 		return nil, err
 	}
@@ -158,17 +178,26 @@ func parseName(name string) (Item, bool) {
 
 // Put writes snap durably and returns its id, a new xid that is also the
 // POST's Idempotency-Key. When the queue then holds more than Max
-// snapshots, the oldest are dropped and the count logged.
+// snapshots, the oldest are dropped (see Dropped).
+//
+// When the directory cannot be written (disk full, permissions), the
+// snapshot is held in memory under the same id, Put returns the id with a
+// *NotDurableError, and Flush writes it before the next send; the id never
+// changes, so the server sees one snapshot even if the failed write left
+// its file visible.
 func (o *Outbox) Put(snap shared.Snapshot) (string, error) {
 	raw, err := json.Marshal(snap)
 	if err != nil {
 		return "", fmt.Errorf("outbox: encoding snapshot: %w", err)
 	}
 	id := xid.New().String()
+	name := fileName(snap.ScrapedAt, id)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := atomicfile.Write(filepath.Join(o.dir, fileName(snap.ScrapedAt, id)), raw, 0o600); err != nil {
-		return "", fmt.Errorf("outbox: writing snapshot %s: %w", id, err)
+	renamed, err := atomicfile.WriteFS(o.fs, filepath.Join(o.dir, name), raw, 0o600)
+	if err != nil {
+		it, _ := parseName(name)
+		return id, o.holdLocked(held{Item: it, raw: raw}, err, renamed)
 	}
 	if err := o.enforceBound(); err != nil {
 		// The new snapshot is safe; only the trimming failed.
@@ -197,8 +226,7 @@ func (o *Outbox) enforceBound() error {
 		dropped++
 	}
 	_ = atomicfile.SyncDir(o.dir)
-	o.log.Warn("outbox full: dropped oldest snapshots", "dropped", dropped, "max", o.max,
-		"oldestDropped", items[0].ScrapedAt, "newestDropped", items[over-1].ScrapedAt)
+	o.dropLocked(dropped, fmt.Sprintf("the outbox holds more than %d snapshots", o.max), items[0].ScrapedAt, items[over-1].ScrapedAt)
 	return errors.Join(errs...)
 }
 
@@ -209,12 +237,14 @@ func (o *Outbox) List() ([]Item, error) {
 	return o.list()
 }
 
+// list returns the files and the held snapshots; when the directory cannot
+// be read it still returns the held ones, with the error.
 func (o *Outbox) list() ([]Item, error) {
 	entries, err := os.ReadDir(o.dir)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: reading %s: %w", o.dir, err)
+		return o.heldItems(nil), fmt.Errorf("outbox: reading %s: %w", o.dir, err)
 	}
-	items := make([]Item, 0, len(entries))
+	items := make([]Item, 0, len(entries)+len(o.held))
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || strings.HasPrefix(name, ".") {
@@ -229,8 +259,7 @@ func (o *Outbox) list() ([]Item, error) {
 		}
 		items = append(items, it)
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].name < items[j].name })
-	return items, nil
+	return o.heldItems(items), nil
 }
 
 // Len is the number of pending snapshots.
@@ -259,6 +288,13 @@ func (o *Outbox) find(id string) (string, error) {
 func (o *Outbox) Load(id string) (shared.Snapshot, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if h, ok := o.heldByID(id); ok {
+		var snap shared.Snapshot
+		if err := json.Unmarshal(h.raw, &snap); err != nil {
+			return shared.Snapshot{}, fmt.Errorf("outbox: held snapshot %s: %w", id, err)
+		}
+		return snap, nil
+	}
 	name, err := o.find(id)
 	if err != nil {
 		return shared.Snapshot{}, err
@@ -283,6 +319,7 @@ func (o *Outbox) Load(id string) (shared.Snapshot, error) {
 func (o *Outbox) Remove(id string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.unhold(id)
 	name, err := o.find(id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -307,6 +344,19 @@ func (o *Outbox) Remove(id string) error {
 func (o *Outbox) Reject(id, reason string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if h, ok := o.heldByID(id); ok {
+		// Its file may exist too (a rename whose directory sync failed):
+		// rejected/ gets one copy, and neither stays pending.
+		if err := o.writeAside(h, RejectedDir, reason); err != nil {
+			return err
+		}
+		o.unhold(id)
+		if name, err := o.find(id); err == nil {
+			_ = os.Remove(filepath.Join(o.dir, name))
+		}
+		o.log.Warn("snapshot rejected by the server, moved aside", "id", id, "dir", filepath.Join(o.dir, RejectedDir), "reason", reason)
+		return nil
+	}
 	name, err := o.find(id)
 	if err != nil {
 		return err
@@ -375,12 +425,12 @@ func trimSide(d string, log *slog.Logger) {
 
 // Info is a read-only look at a queue directory, for `usage-scraper status`.
 type Info struct {
-	Dir      string
-	Pending  int
-	Rejected int
-	Corrupt  int
-	Oldest   time.Time // zero when nothing is pending
-	Newest   time.Time
+	Dir      string    `json:"dir"`
+	Pending  int       `json:"pending"`
+	Rejected int       `json:"rejected"`
+	Corrupt  int       `json:"corrupt"`
+	Oldest   time.Time `json:"oldest,omitzero"` // zero (and left out) when nothing is pending
+	Newest   time.Time `json:"newest,omitzero"`
 }
 
 // Inspect counts a queue directory without changing it; a missing directory

@@ -149,9 +149,15 @@ func TestBoundDropsOldestWithLoggedCount(t *testing.T) {
 	if got, want := ids(items), []string{all[3], all[4], id}; !reflect.DeepEqual(got, want) {
 		t.Errorf("after trimming = %v, want the newest three %v", got, want)
 	}
-	logs := testutil.LogRecords(t, lb.String(), "outbox full: dropped oldest snapshots")
+	logs := testutil.LogRecords(t, lb.String(), "snapshots dropped: neither stored nor sent")
 	if len(logs) != 1 {
 		t.Fatalf("got %d drop log lines, want 1", len(logs))
+	}
+	if got, want := logs[0]["level"], "ERROR"; got != want {
+		t.Errorf("drop logged at %v, want %v", got, want)
+	}
+	if d := o2.Dropped(); d.Count != 3 || !strings.Contains(d.Reason, "more than 3 snapshots") {
+		t.Errorf("Dropped = %+v, want 3 for the bound", d)
 	}
 	if got, want := logs[0]["dropped"], float64(3); got != want {
 		t.Errorf("logged dropped = %v, want %v", got, want)

@@ -123,7 +123,12 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		if status < 300 {
 			fmt.Fprintf(w, `{"success":true,"version":%d,"id":"v%d","storedAt":"2026-11-28T13:50:01Z","requestId":"r%d"}`, n, n, n)
 		} else {
-			fmt.Fprintf(w, `{"errorCode":"X","message":"scripted %d","requestId":"r%d"}`, status, n)
+			code := map[int]shared.Code{400: shared.CodeValidationFailed, 401: shared.CodeAuthInvalidKey, 404: shared.CodeNotFound,
+				422: shared.CodeIdempotencyKeyReused, 429: shared.CodeRateLimited, 503: shared.CodeStorageUnavailable}[status]
+			if code == "" {
+				code = shared.CodeInternal
+			}
+			fmt.Fprintf(w, `{"errorCode":%q,"message":"scripted %d","requestId":"r%d"}`, code, status, n)
 		}
 	default:
 		http.NotFound(w, r)

@@ -14,7 +14,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/rs/xid"
 	"github.com/sethvargo/go-retry"
 
 	"github.com/claude-usage/widget/scraper/outbox"
@@ -74,6 +73,11 @@ type Runner struct {
 	failures int           // consecutive failed scrapes
 	skip     retry.Backoff // cycles to skip after each failure; nil after a success
 	skipLeft int           // cycles still to skip
+
+	deferred map[string]*deferral // outbox id → its own backoff, after its retries
+	dropSeen int                  // outbox drops already noted
+	dropNote string               // drops not yet reported to the server
+	dropN    int                  // how many those are
 }
 
 // New checks cfg and returns a Runner.
@@ -122,7 +126,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.BreakerCooldown <= 0 {
 		cfg.BreakerCooldown = DefaultBreakerCooldown
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner")}
+	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), deferred: map[string]*deferral{}}
 	r.breaker = shared.NewBreaker(shared.BreakerConfig{
 		Name: "scrape", Threshold: cfg.BreakerThreshold, Cooldown: cfg.BreakerCooldown,
 		OnTransition: func(t shared.Transition) {
@@ -150,10 +154,16 @@ type CycleResult struct {
 // DrainResult is what one drain did.
 type DrainResult struct {
 	Sent, Rejected, Corrupt, Remaining int
-	// Err is the failure that stopped the drain: a retryable one after its
-	// retries, or AUTH/NOT_FOUND, which need the user. Everything not sent
-	// stays in the outbox.
+	// Deferred counts the snapshots waiting behind the others on their own
+	// backoff after their retries were spent (tried this drain or not).
+	Deferred int
+	// Err is the failure that stopped the drain: the server unreachable,
+	// rate limiting, an answer not from a usage-server, two snapshots in a
+	// row failing, or AUTH/NOT_FOUND, which need the user. Everything not
+	// sent stays in the outbox.
 	Err error
+	// Failed is the last failed send of the drain, Err or a deferral.
+	Failed error
 }
 
 // Run loops until ctx ends: a cycle at once, then one every Interval
@@ -202,11 +212,15 @@ func (r *Runner) Cycle(ctx context.Context) CycleResult {
 		return res
 	}
 	res.Drain = r.Drain(ctx)
-	if res.Scraped && ctx.Err() == nil {
-		if res.Drain.Err != nil {
+	r.noteDrops()
+	if (res.Scraped || r.dropNote != "") && ctx.Err() == nil {
+		if failed := res.Drain.Err; failed != nil || (res.Drain.Failed != nil && res.Drain.Sent == 0) {
 			// The server just failed us; another request now would only
 			// wait again. The next cycle reports its own outcome.
-			r.log.Info("scrape status not reported: server unavailable", "category", string(upload.CategoryOf(res.Drain.Err)))
+			if failed == nil {
+				failed = res.Drain.Failed
+			}
+			r.log.Info("scrape status not reported: server unavailable", "category", string(upload.CategoryOf(failed)))
 		} else {
 			res.Reported = r.report(ctx, res.ScrapeErr)
 		}
@@ -275,16 +289,15 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 	}
 	r.track(upload.ScrapeRecord{At: at, OK: true, Category: shared.ScrapeOK, Message: partialMessage(snap)})
 	id, err := r.cfg.Outbox.Put(snap)
-	if err != nil {
-		// Not durable, but not lost yet either: try to deliver it now.
-		r.log.Error("outbox write failed; sending the snapshot directly", "error", err.Error())
-		id = xid.New().String()
-		if _, serr := r.cfg.Client.Send(ctx, id, snap); serr != nil {
-			r.log.Error("snapshot lost: neither stored nor sent", "scrapedAt", snap.ScrapedAt, "error", serr.Error())
-		}
+	var nd *outbox.NotDurableError
+	if err != nil && !errors.As(err, &nd) {
+		r.log.Error("snapshot not queued", "scrapedAt", snap.ScrapedAt, "error", err.Error())
 		return
 	}
+	// Held in memory (the outbox logged why) or on disk: either way the
+	// drain sends it under this id.
 	res.ID = id
+	r.noteDrops()
 }
 
 func (r *Runner) track(rec upload.ScrapeRecord) {
@@ -302,7 +315,11 @@ func partialMessage(s shared.Snapshot) string {
 
 func statusMessage(err error) string {
 	class := scrapeerr.ClassOf(err)
-	msg := class.NextStep() + " (" + err.Error() + ")"
+	return clipMessage(class.NextStep() + " (" + err.Error() + ")")
+}
+
+// clipMessage bounds a status message to what the server accepts.
+func clipMessage(msg string) string {
 	if utf8.RuneCountInString(msg) > maxStatusMessage {
 		msg = string([]rune(msg)[:maxStatusMessage-1]) + "…"
 	}
@@ -310,86 +327,39 @@ func statusMessage(err error) string {
 }
 
 // report sends the scrape's outcome; a failure is logged, never fatal.
+//
+// A loss of snapshots not reported yet goes first and alone: the server
+// keeps the latest status, so the widget shows the loss until the next
+// cycle reports the scrape again.
 func (r *Runner) report(ctx context.Context, scrapeErr error) bool {
 	st := shared.ScraperStatus{Account: r.cfg.Account, At: time.Now().UTC(), OK: scrapeErr == nil, Category: shared.ScrapeOK}
-	if scrapeErr != nil {
+	switch {
+	case r.dropNote != "":
+		st.OK, st.Category, st.Message = false, upload.CategoryDropped, clipMessage(r.dropNote)
+	case scrapeErr != nil:
 		st.Category, st.Message = string(scrapeerr.ClassOf(scrapeErr)), statusMessage(scrapeErr)
 	}
 	if err := r.cfg.Client.ReportStatus(ctx, st); err != nil {
 		r.log.Warn("scrape status not reported", "category", string(upload.CategoryOf(err)), "error", err.Error())
 		return false
 	}
+	if st.Category == upload.CategoryDropped {
+		r.dropNote, r.dropN = "", 0
+	}
 	return true
 }
 
-// Drain sends pending snapshots oldest first until the outbox is empty,
-// a send fails, or the drain budget is spent.
-func (r *Runner) Drain(ctx context.Context) DrainResult {
-	var res DrainResult
-	items, err := r.cfg.Outbox.List()
-	if err != nil {
-		res.Err = err
-		r.log.Error("outbox unreadable", "error", err.Error())
-		return res
+// noteDrops turns the outbox's new drops into a pending status report and
+// a record for `usage-scraper status`; the outbox has logged them.
+func (r *Runner) noteDrops() {
+	d := r.cfg.Outbox.Dropped()
+	if d.Count <= r.dropSeen {
+		return
 	}
-	start := time.Now()
-loop:
-	for i, it := range items {
-		if ctx.Err() != nil {
-			break
-		}
-		if i > 0 && time.Since(start) >= r.cfg.DrainBudget {
-			r.log.Info("drain budget spent; the rest waits for the next cycle", "budget", r.cfg.DrainBudget.String(), "sent", res.Sent)
-			break
-		}
-		snap, err := r.cfg.Outbox.Load(it.ID)
-		switch {
-		case errors.Is(err, outbox.ErrCorrupt):
-			res.Corrupt++
-			continue
-		case errors.Is(err, outbox.ErrNotFound):
-			continue // another process sent it meanwhile
-		case err != nil:
-			res.Err = err
-			r.log.Error("outbox read failed", "id", it.ID, "error", err.Error())
-			break loop
-		}
-		_, err = r.cfg.Client.Send(ctx, it.ID, snap)
-		cat := upload.CategoryOf(err)
-		switch {
-		case err == nil:
-			if rerr := r.cfg.Outbox.Remove(it.ID); rerr != nil {
-				// Sent but still queued: the next drain replays it and the
-				// Idempotency-Key makes that harmless.
-				r.log.Error("sent snapshot not removed from the outbox", "id", it.ID, "error", rerr.Error())
-			}
-			res.Sent++
-		case cat == shared.CategoryValidation:
-			if rerr := r.cfg.Outbox.Reject(it.ID, err.Error()); rerr != nil {
-				res.Err = rerr
-				break loop
-			}
-			res.Rejected++
-		default:
-			res.Err = err
-			attrs := []any{"category", string(cat), "id", it.ID, "error", err.Error()}
-			switch cat {
-			case shared.CategoryAuth:
-				attrs = append(attrs, "nextStep", "the server refused the key: check --api-key / --api-key-file against the server's key")
-			case shared.CategoryNotFound:
-				attrs = append(attrs, "nextStep", "check --server: it must be the usage-server's base URL")
-			default:
-				attrs = append(attrs, "nextStep", "the snapshots stay in the outbox and are sent on the next cycle")
-			}
-			r.log.Warn("drain stopped", attrs...)
-			break loop
-		}
+	r.dropN += d.Count - r.dropSeen
+	r.dropSeen = d.Count
+	r.dropNote = fmt.Sprintf("%d snapshot(s) dropped, neither stored nor sent: %s", r.dropN, d.Reason)
+	if r.cfg.Client.Tracker != nil {
+		r.cfg.Client.Tracker.RecordDropped(d.At, r.dropNote)
 	}
-	if n, err := r.cfg.Outbox.Len(); err == nil {
-		res.Remaining = n
-	}
-	if res.Sent+res.Rejected > 0 || res.Err != nil {
-		r.log.Info("drain done", "sent", res.Sent, "rejected", res.Rejected, "corrupt", res.Corrupt, "remaining", res.Remaining)
-	}
-	return res
 }

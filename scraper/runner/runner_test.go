@@ -51,7 +51,19 @@ func TestDrain(t *testing.T) {
 		wantErr      shared.Category
 	}{
 		{"all 201, oldest first", always(201), []int{0, 1, 2}, []int{}, nil, secs(0, 0), shared.CategoryNone},
+		// 503 is the server unavailable as a whole: no other snapshot is tried.
 		{"503 x4 keeps everything for the next cycle", always(503), []int{0, 0, 0, 0}, []int{0, 1, 2}, nil, secs(10, 20, 40), shared.CategoryServer},
+		// Two snapshots in a row failing with 500: the server, not the snapshot.
+		{"500 always: two snapshots tried, everything kept", always(500), []int{0, 0, 0, 0, 1, 1, 1, 1}, []int{0, 1, 2}, nil,
+			secs(10, 20, 40, 0, 10, 20, 40), shared.CategoryServer},
+		// No head-of-line blocking: the snapshot the server keeps failing
+		// goes behind the others, which are still sent in this drain.
+		{"500 on the oldest only: it waits behind, the rest are sent", func(_ int, _ string, s shared.Snapshot) (int, string) {
+			if s.Meters[0].PercentUsed == 0 {
+				return 500, ""
+			}
+			return 201, ""
+		}, []int{0, 0, 0, 0, 1, 2}, []int{0}, nil, secs(10, 20, 40, 0, 0), shared.CategoryNone},
 		{"503 503 201 then the rest", func(n int, _ string, _ shared.Snapshot) (int, string) {
 			if n <= 2 {
 				return 503, ""

@@ -66,7 +66,10 @@ type Error struct {
 	Attempts  int
 	Status    int    // HTTP status of the last attempt; 0 without a response
 	RequestID string // the server's X-Request-ID of the last attempt
-	Err       error
+	// NotUsageServer is set when the last answer did not come from a
+	// usage-server (errors.Is(err, ErrNotUsageServer) says the same).
+	NotUsageServer bool
+	Err            error
 }
 
 func (e *Error) Error() string {
@@ -95,6 +98,7 @@ type outcome struct {
 	retryAfter time.Duration
 	requestID  string
 	replayed   bool
+	foreign    bool // the answer did not come from a usage-server
 	duration   time.Duration
 	err        error
 }
@@ -156,7 +160,7 @@ func (c *Client) Send(ctx context.Context, id string, snap shared.Snapshot) (sha
 	}
 	if c.Tracker != nil && ctx.Err() == nil {
 		st := c.Tracker.RecordSync(SyncRecord{At: start, OK: err == nil, Attempts: attempts,
-			DurationMs: total.Milliseconds(), Category: CategoryOf(err)}, errMessage(err))
+			DurationMs: total.Milliseconds(), Category: CategoryOf(err), NotUsageServer: errors.Is(err, ErrNotUsageServer)}, errMessage(err))
 		log.Info("sync stats", st.LogAttrs()...)
 	}
 	return last.result, err
@@ -224,7 +228,7 @@ func (c *Client) do(ctx context.Context, log *slog.Logger, b retry.Backoff, atte
 	} else if last.err != nil {
 		err = last.err
 	}
-	return n, last, &Error{Category: cat, Attempts: n, Status: last.status, RequestID: last.requestID, Err: err}
+	return n, last, &Error{Category: cat, Attempts: n, Status: last.status, RequestID: last.requestID, NotUsageServer: last.foreign, Err: err}
 }
 
 func errOr(a, b error) error {
@@ -289,38 +293,7 @@ func (c *Client) roundTrip(ctx context.Context, log *slog.Logger, n int, path, i
 		log.Info("sync response", "attempt", n, "status", resp.StatusCode, "requestId", o.requestID,
 			"headers", redact(resp.Header), "body", clip(raw))
 	}
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		o.replayed = resp.Header.Get(shared.HeaderIdempotentReplayed) == "true"
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &o.result); err != nil {
-				// The server took it; a body we cannot read is not a reason
-				// to send it again.
-				log.Warn("unreadable success body", "status", resp.StatusCode, "error", err.Error(), "requestId", o.requestID)
-			}
-		}
-		if o.result.RequestID == "" {
-			o.result.RequestID = o.requestID
-		}
-		return o
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		o.category = shared.CategoryNotFound
-		o.err = fmt.Errorf("sync: POST %s answered %d redirect to %q: set --server to the final URL", path, resp.StatusCode, resp.Header.Get("Location"))
-		return o
-	}
-	ae := &shared.APIError{Status: resp.StatusCode, RequestID: o.requestID,
-		RetryAfter: shared.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
-	ae.Body, _ = shared.ParseErrorBody(raw)
-	if ae.RequestID == "" {
-		ae.RequestID = ae.Body.RequestID
-		o.requestID = ae.RequestID
-	}
-	o.category, o.retryAfter = ae.Category(), ae.RetryAfter
-	if rerr != nil && o.category == shared.CategoryNone {
-		o.category = shared.Classify(0, rerr)
-	}
-	o.err = ae
-	return o
+	return judge(o, path, u, resp, raw, rerr)
 }
 
 // redact copies headers without the key.

@@ -45,6 +45,9 @@ type step struct {
 	hang       bool // hold the request until the client gives up
 	drop       bool // close the connection without an answer
 	redirect   string
+	// raw, when set, is the whole body, sent with ctype: an answer that
+	// does not come from a usage-server.
+	raw, ctype string
 }
 
 // faultServer plays steps in order, one per request, on 127.0.0.1.
@@ -94,6 +97,11 @@ func (f *faultServer) serve(w http.ResponseWriter, r *http.Request) {
 	case s.redirect != "":
 		http.Redirect(w, r, s.redirect, s.status)
 		return
+	case s.raw != "":
+		w.Header().Set("Content-Type", s.ctype)
+		w.WriteHeader(s.status)
+		_, _ = io.WriteString(w, s.raw)
+		return
 	case s.status >= 200 && s.status < 300:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(s.status)
@@ -113,6 +121,10 @@ func (f *faultServer) serve(w http.ResponseWriter, r *http.Request) {
 		code = shared.CodeAuthInvalidKey
 	case 404:
 		code = shared.CodeNotFound
+	case 405:
+		code = shared.CodeMethodNotAllowed
+	case 413:
+		code = shared.CodePayloadTooLarge
 	case 422:
 		code = shared.CodeIdempotencyKeyReused
 	case 429:
@@ -199,7 +211,7 @@ func TestSendFaultSequences(t *testing.T) {
 		{"400 never retries", []step{{status: 400}}, 1, secs(), shared.CategoryValidation},
 		{"422 key reused never retries", []step{{status: 422}}, 1, secs(), shared.CategoryValidation},
 		{"404 never retries", []step{{status: 404}}, 1, secs(), shared.CategoryNotFound},
-		{"302 redirect is a setup error", []step{{status: 302, redirect: "https://elsewhere.example/"}}, 1, secs(), shared.CategoryNotFound},
+
 		{"429 Retry-After 30 waits 30s", []step{{status: 429, retryAfter: "30"}, {status: 201}}, 2, secs(30), shared.CategoryNone},
 		{"429 Retry-After 5 waits the backoff 10s", []step{{status: 429, retryAfter: "5"}, {status: 201}}, 2, secs(10), shared.CategoryNone},
 		{"429 Retry-After 30 then backoff wins at 40s", []step{{status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}}, 4, secs(30, 30, 40), shared.CategoryRateLimited},
@@ -224,6 +236,63 @@ func TestSendFaultSequences(t *testing.T) {
 					t.Errorf("gaps between attempts = %v, want %v", got, want)
 				}
 				checkSend(t, fs, lb, res, err, tc.wantAttempts, tc.wantWaits, tc.wantCategory)
+			})
+		})
+	}
+}
+
+const portal = "<html><head><title>Hotel WiFi</title></head><body>Accept the terms</body></html>"
+
+// Delivered means 200/201 with a usage-server result, and only the
+// server's own error body makes a 4xx final: anything else (a captive
+// portal, a proxy's page, a wrong --server) is a SERVER failure, retried
+// and kept, that says the URL does not answer like a usage-server.
+func TestSendForeignAnswersAreServerFailures(t *testing.T) {
+	t.Parallel()
+	four := func(s step) []step { return []step{s, s, s, s} }
+	for _, tc := range []struct {
+		name         string
+		steps        []step
+		wantCategory shared.Category
+		wantForeign  bool
+	}{
+		{"200 HTML from a captive portal", four(step{status: 200, raw: portal, ctype: "text/html"}), shared.CategoryServer, true},
+		{"201 JSON without id and version", four(step{status: 201, raw: `{"success":true}`, ctype: "application/json"}), shared.CategoryServer, true},
+		{"200 with version 0", four(step{status: 200, raw: `{"success":true,"version":0,"id":"v1"}`, ctype: "application/json"}), shared.CategoryServer, true},
+		{"204 on the snapshot path", four(step{status: 204}), shared.CategoryServer, true},
+		{"202 accepted", four(step{status: 202, raw: `{"version":1,"id":"v1"}`, ctype: "application/json"}), shared.CategoryServer, true},
+		{"302 redirect", four(step{status: 302, redirect: "https://elsewhere.example/"}), shared.CategoryServer, true},
+		{"405 HTML from a proxy", four(step{status: 405, raw: "<html>405 Not Allowed</html>", ctype: "text/html"}), shared.CategoryServer, true},
+		{"413 HTML from a proxy", four(step{status: 413, raw: "<html>413 Request Entity Too Large</html>", ctype: "text/html"}), shared.CategoryServer, true},
+		{"400 JSON of another API", four(step{status: 400, raw: `{"error":"bad request"}`, ctype: "application/json"}), shared.CategoryServer, true},
+		{"400 error body with a code outside the set", four(step{status: 400, raw: `{"errorCode":"BAD","message":"x","requestId":"r"}`, ctype: "application/json"}), shared.CategoryServer, true},
+		{"401 HTML from a proxy's login", four(step{status: 401, raw: "<html>Sign in</html>", ctype: "text/html"}), shared.CategoryServer, true},
+		{"502 HTML from a proxy while the server restarts", four(step{status: 502, raw: "<html>Bad Gateway</html>", ctype: "text/html"}), shared.CategoryServer, false},
+		{"the server's own 405 is final", []step{{status: 405}}, shared.CategoryValidation, false},
+		{"the server's own 413 is final", []step{{status: 413}}, shared.CategoryValidation, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fs := newFaultServer(t, tc.steps...)
+			synctest.Test(t, func(t *testing.T) {
+				c, st, lb := newClient(t, fs.srv.URL)
+				_, err := c.Send(context.Background(), testID, testSnap())
+				if got, want := CategoryOf(err), tc.wantCategory; got != want {
+					t.Fatalf("category = %q, want %q (%v)", got, want, err)
+				}
+				if got, want := len(st.gaps())+1, len(tc.steps); got != want {
+					t.Errorf("attempts = %d, want %d", got, want)
+				}
+				var se *Error
+				if !errors.As(err, &se) || se.NotUsageServer != tc.wantForeign || errors.Is(err, ErrNotUsageServer) != tc.wantForeign {
+					t.Errorf("err = %v (NotUsageServer %v), want NotUsageServer %v", err, se != nil && se.NotUsageServer, tc.wantForeign)
+				}
+				if tc.wantForeign && !strings.Contains(err.Error(), "does not answer like a usage-server") {
+					t.Errorf("error %q does not say the URL is not a usage-server", err)
+				}
+				if len(testutil.LogRecords(t, lb.String(), "snapshot synced")) != 0 {
+					t.Errorf("a foreign answer was logged as synced:\n%s", lb)
+				}
 			})
 		})
 	}

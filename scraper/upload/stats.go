@@ -24,12 +24,14 @@ type SyncRecord struct {
 	Attempts   int             `json:"attempts"`
 	DurationMs int64           `json:"durationMs"`
 	Category   shared.Category `json:"category,omitempty"`
+	// NotUsageServer is set when the answer did not come from a usage-server.
+	NotUsageServer bool `json:"notUsageServer,omitempty"`
 }
 
 // ErrorRecord is the latest failure, of a sync or of a scrape.
 type ErrorRecord struct {
 	At       time.Time `json:"at"`
-	Kind     string    `json:"kind"` // "sync" or "scrape"
+	Kind     string    `json:"kind"` // "sync", "scrape" or "outbox"
 	Category string    `json:"category"`
 	Message  string    `json:"message"`
 }
@@ -48,7 +50,14 @@ type State struct {
 	LastSuccess *time.Time    `json:"lastSuccess,omitempty"` // last acknowledged snapshot
 	LastError   *ErrorRecord  `json:"lastError,omitempty"`
 	LastScrape  *ScrapeRecord `json:"lastScrape,omitempty"`
-	Recent      []SyncRecord  `json:"recent"` // the last StatsWindow syncs, oldest first
+	// NotUsageServer is the latest answer from the server URL that was not
+	// a usage-server's (a captive portal, a proxy, a wrong --server); nil
+	// again after the next delivered snapshot.
+	NotUsageServer *ErrorRecord `json:"notUsageServer,omitempty"`
+	Recent         []SyncRecord `json:"recent"` // the last StatsWindow syncs, oldest first
+	// Dropped is the latest loss of snapshots the scraper could neither
+	// store nor send (the outbox unwritable and the memory bound reached).
+	Dropped *ErrorRecord `json:"dropped,omitempty"`
 }
 
 // Stats summarises the recent syncs.
@@ -175,8 +184,12 @@ func (t *Tracker) RecordSync(r SyncRecord, errMsg string) Stats {
 	if r.OK {
 		at := r.At.Add(time.Duration(r.DurationMs) * time.Millisecond)
 		t.st.LastSuccess = &at
+		t.st.NotUsageServer = nil
 	} else {
 		t.st.LastError = &ErrorRecord{At: r.At, Kind: "sync", Category: string(r.Category), Message: errMsg}
+		if r.NotUsageServer {
+			t.st.NotUsageServer = t.st.LastError
+		}
 	}
 	st := t.copyLocked()
 	t.mu.Unlock()
@@ -195,6 +208,20 @@ func (t *Tracker) RecordScrape(r ScrapeRecord) {
 	t.mu.Unlock()
 	t.save(st)
 }
+
+// RecordDropped notes snapshots lost for good; it is also the last error.
+func (t *Tracker) RecordDropped(at time.Time, message string) {
+	t.mu.Lock()
+	r := &ErrorRecord{At: at, Kind: "outbox", Category: CategoryDropped, Message: message}
+	t.st.Dropped, t.st.LastError = r, r
+	st := t.copyLocked()
+	t.mu.Unlock()
+	t.save(st)
+}
+
+// CategoryDropped names the loss of snapshots in the state file and in the
+// scraper status the widget shows.
+const CategoryDropped = "SNAPSHOTS_DROPPED"
 
 func (t *Tracker) save(st State) {
 	if t.path == "" {

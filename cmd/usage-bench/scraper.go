@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/scraper/browser"
-	"github.com/claude-usage/widget/scraper/fixture"
+	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -35,7 +35,7 @@ func runScraperBench(ctx context.Context, env *Env) ([]Row, error) {
 		return nil, err
 	}
 	defer stopSite()
-	url := fixture.UsageURL(base, fixture.VariantLegacy)
+	url := fakeclaude.UsageURL(base, fakeclaude.VariantLegacy)
 	opts := browser.Options{Headless: true, PageTimeout: scraperScrapeTimeout}
 
 	warm, err := scraperNewBrowser(ctx, opts)
@@ -177,7 +177,7 @@ func scraperServeFixture() (string, func(), error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("bench: listen for the fixture site: %w", err)
 	}
-	srv := &http.Server{Handler: fixture.Handler(fixture.Options{}), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: fakeclaude.Handler(fakeclaude.Options{}), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/scraper/browser"
-	"github.com/claude-usage/widget/scraper/fixture"
+	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/runner"
 	"github.com/claude-usage/widget/shared"
 )
@@ -50,7 +50,7 @@ func (r *recordingScraper) taken() []string {
 func TestServerKilledDuringSyncs(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, "")
-	site := httptest.NewServer(fixture.Handler(fixture.Options{}))
+	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -64,7 +64,7 @@ func TestServerKilledDuringSyncs(t *testing.T) {
 	logs := &syncBuffer{}
 	rec := &sleepRecorder{}
 	ob := openOutbox(t)
-	r, err := runner.New(runner.Config{Scraper: sc, Outbox: ob, UsageURL: fixture.UsageURL(site.URL, fixture.VariantLegacy),
+	r, err := runner.New(runner.Config{Scraper: sc, Outbox: ob, UsageURL: fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy),
 		Client: newClient(srv.url(), apiKey, logs, rec, 3*time.Second), Interval: time.Second, Jitter: -1,
 		ScrapeTimeout: 30 * time.Second, Logger: slogJSON(logs)})
 	if err != nil {

@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/scraper/outbox"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -326,8 +326,8 @@ func (r *sleepRecorder) all() []time.Duration {
 }
 
 // newClient is the scraper's real sync client with JSON logs into logs.
-func newClient(serverURL, key string, logs io.Writer, rec *sleepRecorder, attemptTimeout time.Duration) *sync.Client {
-	return &sync.Client{
+func newClient(serverURL, key string, logs io.Writer, rec *sleepRecorder, attemptTimeout time.Duration) *upload.Client {
+	return &upload.Client{
 		ServerURL:      serverURL,
 		APIKey:         key,
 		HTTPClient:     &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/scraper/browser"
-	"github.com/claude-usage/widget/scraper/fixture"
+	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/shared"
 )
@@ -42,13 +42,13 @@ func TestScraperProcessSurvivesServerKill(t *testing.T) {
 		t.Fatalf("Chromium: %v", err)
 	}
 	srv := startServer(t, "")
-	site := httptest.NewServer(fixture.Handler(fixture.Options{}))
+	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
 	dir := t.TempDir()
 	obDir := filepath.Join(dir, "outbox")
 	logs := &syncBuffer{}
 	cmd := exec.Command(scraperBin, "run", "--server", srv.url(), "--api-key", apiKey,
-		"--usage-url", fixture.UsageURL(site.URL, fixture.VariantLegacy), "--interval", "10s",
+		"--usage-url", fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy), "--interval", "10s",
 		"--outbox-dir", obDir, "--profile-dir", filepath.Join(dir, "profile"),
 		"--chrome-path", chrome, "--headless", "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logs, logs

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -186,14 +186,14 @@ func TestDiskFull(t *testing.T) {
 	const drains = 3
 	for range drains {
 		res := r.Drain(context.Background())
-		if got, want := sync.CategoryOf(res.Err), shared.CategoryServer; got != want {
+		if got, want := upload.CategoryOf(res.Err), shared.CategoryServer; got != want {
 			t.Fatalf("drain on a full disk: category %s, want %s (%+v)", got, want, res)
 		}
 		if res.Sent != 0 || res.Remaining != 5 {
 			t.Fatalf("drain on a full disk = %+v, want nothing sent, 5 remaining", res)
 		}
 	}
-	if got, max := hits.Load(), int32(drains*(1+sync.MaxRetries)); got > max {
+	if got, max := hits.Load(), int32(drains*(1+upload.MaxRetries)); got > max {
 		t.Errorf("requests during %d drains = %d, want at most %d", drains, got, max)
 	}
 
@@ -216,7 +216,7 @@ func TestDiskFull(t *testing.T) {
 		}
 		time.Sleep(3 * time.Second)
 	}
-	if got, max := hits.Load(), int32(drainsAfter*(1+sync.MaxRetries)+5); got > max {
+	if got, max := hits.Load(), int32(drainsAfter*(1+upload.MaxRetries)+5); got > max {
 		t.Errorf("requests while recovering = %d over %d drains, want at most %d", got, drainsAfter, max)
 	}
 	files := versionFiles(t, dataDir, shared.DefaultAccount)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/runner"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -29,7 +29,7 @@ func (noScrape) Scrape(context.Context, string) (shared.Snapshot, error) {
 	return shared.Snapshot{}, errors.New("chaos: this test only drains")
 }
 
-func drainer(t *testing.T, ob *outbox.Outbox, c *sync.Client, logs io.Writer) *runner.Runner {
+func drainer(t *testing.T, ob *outbox.Outbox, c *upload.Client, logs io.Writer) *runner.Runner {
 	t.Helper()
 	r, err := runner.New(runner.Config{Scraper: noScrape{}, Outbox: ob, Client: c, UsageURL: "http://127.0.0.1/",
 		Interval: time.Minute, DrainBudget: time.Minute,
@@ -53,7 +53,7 @@ func TestInvalidAPIKeyOneAttemptKeptInOutbox(t *testing.T) {
 	}
 	res := drainer(t, ob, newClient(front, "wrong-key-0123456789", logs, rec, 5*time.Second), logs).Drain(context.Background())
 
-	if got, want := sync.CategoryOf(res.Err), shared.CategoryAuth; got != want {
+	if got, want := upload.CategoryOf(res.Err), shared.CategoryAuth; got != want {
 		t.Fatalf("drain error category = %s, want %s (err %v)", got, want, res.Err)
 	}
 	if got, want := hits.Load(), int32(1); got != want {
@@ -106,14 +106,14 @@ func TestServer503RetriesWithGrowingWaitsThenKeeps(t *testing.T) {
 	}
 	res := drainer(t, ob, newClient(fault.URL, apiKey, logs, rec, 5*time.Second), logs).Drain(context.Background())
 
-	if got, want := sync.CategoryOf(res.Err), shared.CategoryServer; got != want {
+	if got, want := upload.CategoryOf(res.Err), shared.CategoryServer; got != want {
 		t.Fatalf("drain error category = %s, want %s (err %v)", got, want, res.Err)
 	}
 	mu.Lock()
 	got := append([]time.Time(nil), times...)
 	mu.Unlock()
-	if len(got) != 1+sync.MaxRetries {
-		t.Fatalf("requests = %d, want %d (1 attempt + 3 retries)", len(got), 1+sync.MaxRetries)
+	if len(got) != 1+upload.MaxRetries {
+		t.Fatalf("requests = %d, want %d (1 attempt + 3 retries)", len(got), 1+upload.MaxRetries)
 	}
 	lines := attemptLines(t, logs.String())
 	if len(lines) != 4 {

@@ -1,8 +1,9 @@
-// Package browser reads the Claude usage page in a real Chromium through
-// chromedp. It keeps one browser and one tab for the life of the scraper,
-// captures the usage JSON the page loads from Chromium's network events and
-// the rendered text as a fallback, and names every failure with a
-// scrapeerr class.
+// Package browser drives a real Chromium through chromedp to read the Claude
+// usage page. It keeps one browser and one tab for the life of the scraper
+// (this file: start, restart after a crash, close), and captures what the
+// page shows — the usage JSON from Chromium's network events and the
+// rendered text (scrape.go). Turning a capture into a snapshot is
+// scraper/parse's job; every failure is named with a scrapeerr class.
 package browser
 
 import (
@@ -13,9 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,12 +23,9 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/claude-usage/widget/scraper/parse"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	"github.com/claude-usage/widget/shared"
 )
 
 // DefaultPageTimeout bounds one scrape when Options.PageTimeout is zero.
@@ -38,9 +34,6 @@ const DefaultPageTimeout = 30 * time.Second
 // DefaultMeterWait bounds how long a loaded page may take to render its
 // meters when Options.MeterWait is zero.
 const DefaultMeterWait = 10 * time.Second
-
-// usagePathRe matches the JSON the usage page loads.
-var usagePathRe = regexp.MustCompile(`^/api/organizations/[^/]+/usage$`)
 
 // Options configure a Browser.
 type Options struct {
@@ -170,11 +163,18 @@ func New(ctx context.Context, opts Options) (*Browser, error) {
 	return b, nil
 }
 
-func (b *Browser) allocatorOptions() []chromedp.ExecAllocatorOption {
+// AllocatorOptions are the options the scraper starts Chromium with: the
+// binary execPath on the profile profileDir, quiet (no background
+// networking, component updates or sync), not announcing automation, and
+// without the sandbox where it cannot work (root, or
+// USAGE_CHROME_NO_SANDBOX=1 in a container). Other code that drives
+// Chromium (the benchmark, end-to-end tests) starts it the same way with
+// these.
+func AllocatorOptions(execPath, profileDir string, headless bool) []chromedp.ExecAllocatorOption {
 	o := append([]chromedp.ExecAllocatorOption{}, chromedp.DefaultExecAllocatorOptions[:]...)
 	o = append(o,
-		chromedp.ExecPath(b.path),
-		chromedp.UserDataDir(b.opts.ProfileDir),
+		chromedp.ExecPath(execPath),
+		chromedp.UserDataDir(profileDir),
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -191,7 +191,7 @@ func (b *Browser) allocatorOptions() []chromedp.ExecAllocatorOption {
 	if runtime.GOOS == "linux" && (os.Geteuid() == 0 || os.Getenv("USAGE_CHROME_NO_SANDBOX") == "1") {
 		o = append(o, chromedp.NoSandbox)
 	}
-	if !b.opts.Headless {
+	if !headless {
 		o = append(o, chromedp.VisibleWindow)
 	}
 	return o
@@ -202,7 +202,7 @@ func (b *Browser) startLocked(ctx context.Context) error {
 	// The browser must outlive the ctx of New (which may be a short
 	// start-up timeout), so it hangs off a context of its own; ctx only
 	// bounds the start.
-	b.allocCtx, b.allocCancel = chromedp.NewExecAllocator(context.WithoutCancel(ctx), b.allocatorOptions()...)
+	b.allocCtx, b.allocCancel = chromedp.NewExecAllocator(context.WithoutCancel(ctx), AllocatorOptions(b.path, b.opts.ProfileDir, b.opts.Headless)...)
 	b.browserCtx, b.browserStop = chromedp.NewContext(b.allocCtx)
 	started := make(chan error, 1)
 	go func() { started <- chromedp.Do(b.browserCtx) }()
@@ -367,342 +367,4 @@ func (b *Browser) Close() error {
 		}
 	}
 	return nil
-}
-
-// capture collects the usage JSON the page loads.
-type capture struct {
-	mu       sync.Mutex
-	pending  map[network.RequestID]int64 // request id → HTTP status
-	finished chan network.RequestID
-	failed   []string
-}
-
-func (c *capture) listen(ev any) {
-	switch ev := ev.(type) {
-	case *network.EventResponseReceived:
-		if ev.Response == nil || !isUsageURL(ev.Response.URL) {
-			return
-		}
-		c.mu.Lock()
-		c.pending[ev.RequestID] = ev.Response.Status
-		if ev.Response.Status >= 400 {
-			// Chromium may never finish loading an error body the page
-			// does not read, so the status alone ends the wait.
-			c.failed = append(c.failed, fmt.Sprintf("HTTP %d", ev.Response.Status))
-		}
-		c.mu.Unlock()
-	case *network.EventLoadingFinished:
-		c.mu.Lock()
-		_, ok := c.pending[ev.RequestID]
-		c.mu.Unlock()
-		if ok {
-			select {
-			case c.finished <- ev.RequestID:
-			default: // a page that refetches endlessly must not block the reader
-			}
-		}
-	case *network.EventLoadingFailed:
-		c.mu.Lock()
-		if _, ok := c.pending[ev.RequestID]; ok {
-			c.failed = append(c.failed, ev.ErrorText)
-		}
-		c.mu.Unlock()
-	}
-}
-
-func (c *capture) status(id network.RequestID) int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.pending[id]
-}
-
-func isUsageURL(raw string) bool {
-	i := strings.Index(raw, "://")
-	if i < 0 {
-		return false
-	}
-	rest := raw[i+3:]
-	j := strings.IndexByte(rest, '/')
-	if j < 0 {
-		return false
-	}
-	path := rest[j:]
-	if k := strings.IndexAny(path, "?#"); k >= 0 {
-		path = path[:k]
-	}
-	return usagePathRe.MatchString(path)
-}
-
-// pageState is what the tab shows.
-type pageState struct {
-	URL   string `json:"url"`
-	Title string `json:"title"`
-	Text  string `json:"text"`
-	TZ    string `json:"tz"`
-	// CF is set when the page carries Cloudflare's challenge markup,
-	// which stays the same in every language the interstitial speaks.
-	CF bool `json:"cf"`
-}
-
-const readPageJS = `({url: location.href, title: document.title,
-  text: document.body ? document.body.innerText : "",
-  tz: Intl.DateTimeFormat().resolvedOptions().timeZone || "",
-  cf: typeof window._cf_chl_opt !== "undefined" ||
-      !!document.querySelector('#challenge-form, #challenge-stage, #challenge-running, #cf-challenge-running, .cf-browser-verification, script[src*="/cdn-cgi/challenge-platform/"]')})`
-
-// detect classifies the page the tab shows, "" for one that may hold meters.
-func detect(st pageState) scrapeerr.Class {
-	if st.CF {
-		return scrapeerr.Challenge
-	}
-	return parse.DetectPage(st.URL, st.Title, st.Text)
-}
-
-// Scrape loads the usage page and returns its snapshot. Partial snapshots
-// are returned without error; every failure is a *scrapeerr.Error.
-func (b *Browser) Scrape(ctx context.Context, usageURL string) (shared.Snapshot, error) {
-	start := time.Now()
-	snap, err := b.scrape(ctx, usageURL)
-	attrs := []any{"url", usageURL, "durationMs", time.Since(start).Milliseconds()}
-	if err != nil {
-		b.log.Warn("scrape failed", append(attrs, "category", string(scrapeerr.ClassOf(err)), "error", err.Error())...)
-		return snap, err
-	}
-	b.log.Info("scrape done", append(attrs, "capture", snap.Capture, "meters", len(snap.Meters), "partial", snap.Partial)...)
-	return snap, nil
-}
-
-func (b *Browser) scrape(ctx context.Context, usageURL string) (shared.Snapshot, error) {
-	b.scrapeMu.Lock()
-	defer b.scrapeMu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return shared.Snapshot{}, scrapeerr.New(scrapeerr.Unknown, err, "browser: scrape canceled")
-	}
-	tabCtx, err := b.tab(ctx)
-	if err != nil {
-		return shared.Snapshot{}, err
-	}
-	return b.scrapeIn(ctx, tabCtx, usageURL)
-}
-
-// scrapeIn loads the usage page in the tab of tabCtx and reads it. It
-// touches no state of b but its options, so tabs of one browser can scrape
-// side by side.
-func (b *Browser) scrapeIn(ctx, tabCtx context.Context, usageURL string) (shared.Snapshot, error) {
-	// Actions run on a child of the tab's context so that the caller's ctx
-	// and the page timeout end this scrape and never the tab.
-	runCtx, cancel := context.WithTimeout(tabCtx, b.opts.PageTimeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, cancel)
-	defer stop()
-
-	c := &capture{pending: map[network.RequestID]int64{}, finished: make(chan network.RequestID, 16)}
-	if err := chromedp.Listen(runCtx, c.listen); err != nil {
-		return shared.Snapshot{}, b.classify(ctx, tabCtx, err, "listen to network events")
-	}
-	if err := chromedp.Do(runCtx, chromedp.Navigate(usageURL)); err != nil {
-		return shared.Snapshot{}, b.classify(ctx, tabCtx, err, "load "+usageURL)
-	}
-
-	var (
-		apiBody     []byte
-		apiStatus   int64
-		state       pageState
-		deadline    = time.Now().Add(b.opts.MeterWait)
-		metersSince time.Time
-		tick        = time.NewTicker(100 * time.Millisecond)
-	)
-	defer tick.Stop()
-	for {
-		// Drain the finished usage requests; the last one is the freshest.
-		for drained := false; !drained; {
-			select {
-			case id := <-c.finished:
-				res, err := chromedp.Call(runCtx, network.GetResponseBody, network.GetResponseBodyParams{RequestID: id})
-				if err != nil {
-					b.log.Warn("usage JSON body unavailable", "error", err.Error())
-					continue
-				}
-				apiBody, apiStatus = res.Body, c.status(id)
-			default:
-				drained = true
-			}
-		}
-		st, err := chromedp.Run(runCtx, chromedp.Evaluate[pageState](readPageJS))
-		if err != nil {
-			return shared.Snapshot{}, b.classify(ctx, tabCtx, err, "read the page")
-		}
-		state = st
-		// A sign-in page stays one; a challenge often passes by itself
-		// after a few seconds, so it gets until the deadline.
-		if class := detect(st); class == scrapeerr.NotLoggedIn {
-			break
-		}
-		meters := strings.Contains(st.Text, "% used")
-		if meters && metersSince.IsZero() {
-			metersSince = time.Now()
-		}
-		// The page renders after its JSON arrives, so meters on the page
-		// with the JSON captured (or failed) is the normal end. Meters
-		// without any JSON for a second mean the page got its data another
-		// way and the text is all there is.
-		if meters && (apiBody != nil || c.hasFailed() || time.Since(metersSince) > time.Second) {
-			break
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-tick.C:
-		case <-runCtx.Done():
-			return shared.Snapshot{}, b.classify(ctx, tabCtx, runCtx.Err(), "wait for the meters")
-		}
-	}
-	return b.build(state, apiBody, apiStatus, c.failures())
-}
-
-func (c *capture) hasFailed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.failed) > 0
-}
-
-func (c *capture) failures() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.failed)
-}
-
-// build turns what the tab showed into a snapshot.
-func (b *Browser) build(st pageState, apiBody []byte, apiStatus int64, failures []string) (shared.Snapshot, error) {
-	if class := detect(st); class != "" {
-		msg := "the usage page redirected to a sign-in page"
-		if class == scrapeerr.Challenge {
-			msg = "the usage page showed a browser check"
-		}
-		return shared.Snapshot{}, scrapeerr.New(class, nil, "browser: %s (%s, title %q)", msg, st.URL, st.Title)
-	}
-	now := b.opts.Now()
-	loc := b.opts.Location
-	if loc == nil && st.TZ != "" {
-		if l, err := time.LoadLocation(st.TZ); err == nil {
-			loc = l
-		}
-	}
-	if loc == nil {
-		loc = time.Local
-	}
-	dom, domErr := parse.ParseDOM(st.Text, now, loc)
-
-	var api shared.Snapshot
-	apiErr := errors.New("browser: no usage JSON captured")
-	if len(failures) > 0 {
-		apiErr = fmt.Errorf("browser: usage JSON failed: %s", strings.Join(failures, ", "))
-	}
-	if apiBody != nil {
-		if apiStatus >= 400 {
-			apiErr = fmt.Errorf("browser: usage JSON answered HTTP %d", apiStatus)
-		} else {
-			api, apiErr = parse.ParseAPI(apiBody, now)
-		}
-	}
-	switch {
-	case apiErr == nil && domErr == nil:
-		for _, d := range parse.Compare(api, dom) {
-			b.log.Warn("captures disagree", "detail", d)
-		}
-	case apiErr == nil:
-		// Nothing is lost now, but the fallback would fail the day the
-		// JSON goes missing; saying so early gives time to fix the parser.
-		b.log.Warn("page text gave no meter; the fallback capture would fail", "reason", domErr.Error())
-	case domErr == nil:
-		b.log.Info("using the page text", "reason", apiErr.Error())
-	}
-	out, err := parse.Merge(api, apiErr, dom, domErr)
-	if err != nil {
-		var se *scrapeerr.Error
-		if errors.As(err, &se) {
-			err = scrapeerr.New(se.Class, se.Err, "browser: %s, on %s (title %q)", strings.TrimPrefix(se.Msg, "parse: "), st.URL, st.Title)
-		}
-		return out, err
-	}
-	out.Source = parse.Source
-	out.ScrapedAt = now.UTC()
-	out.Account = ""
-	return out, nil
-}
-
-// classify names an error from chromedp.
-func (b *Browser) classify(ctx, tabCtx context.Context, err error, what string) error {
-	var le *chromedp.LoadError
-	switch {
-	case ctx.Err() != nil:
-		return scrapeerr.New(scrapeerr.Unknown, ctx.Err(), "browser: %s: canceled", what)
-	case errors.As(err, &le):
-		if strings.HasPrefix(le.ErrorText, "net::") {
-			return scrapeerr.New(scrapeerr.Network, err, "browser: %s", what)
-		}
-		return scrapeerr.New(scrapeerr.Browser, err, "browser: %s", what)
-	case tabCtx.Err() != nil, errors.Is(err, chromedp.ErrTargetDetached), errors.Is(err, chromedp.ErrChannelClosed):
-		return scrapeerr.New(scrapeerr.Browser, err, "browser: %s: Chromium or its tab went away", what)
-	case errors.Is(err, context.DeadlineExceeded):
-		return scrapeerr.New(scrapeerr.Network, err, "browser: %s: no answer within %s", what, b.opts.PageTimeout)
-	}
-	return scrapeerr.New(scrapeerr.Browser, err, "browser: %s", what)
-}
-
-// Login opens the usage page in the browser's window and waits until it
-// shows meters, i.e. until the user has signed in (and passed any browser
-// check). ctx bounds the wait.
-func (b *Browser) Login(ctx context.Context, usageURL string) error {
-	b.scrapeMu.Lock()
-	defer b.scrapeMu.Unlock()
-	tabCtx, err := b.tab(ctx)
-	if err != nil {
-		return err
-	}
-	runCtx, cancel := context.WithCancel(tabCtx)
-	defer cancel()
-	stop := context.AfterFunc(ctx, cancel)
-	defer stop()
-	if err := chromedp.Do(runCtx, chromedp.Navigate(usageURL)); err != nil {
-		return b.classify(ctx, tabCtx, err, "load "+usageURL)
-	}
-	b.log.Info("waiting for sign-in in the browser window", "url", usageURL)
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	last := scrapeerr.NotLoggedIn
-	for {
-		st, err := chromedp.Run(runCtx, chromedp.Evaluate[pageState](readPageJS))
-		if err == nil {
-			class := detect(st)
-			if class == "" && strings.Contains(st.Text, "% used") {
-				b.log.Info("signed in", "url", st.URL)
-				return nil
-			}
-			if class != "" {
-				last = class
-			}
-		} else if tabCtx.Err() != nil {
-			return b.classify(ctx, tabCtx, err, "wait for sign-in")
-		}
-		// Errors while the user clicks through pages (navigation in
-		// progress) are expected; the loop simply looks again.
-		select {
-		case <-tick.C:
-		case <-runCtx.Done():
-			if ctx.Err() != nil {
-				return scrapeerr.New(last, ctx.Err(), "browser: not signed in before the wait ended")
-			}
-			return scrapeerr.New(scrapeerr.Browser, runCtx.Err(), "browser: the window went away before sign-in")
-		}
-	}
-}
-
-// DefaultProfileDir is the per-user profile directory for the scraper.
-func DefaultProfileDir() string {
-	if dir, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(dir, "usage-scraper", "chromium-profile")
-	}
-	return filepath.Join(os.TempDir(), "usage-scraper-profile")
 }

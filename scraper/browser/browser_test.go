@@ -18,7 +18,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
 
-	"github.com/claude-usage/widget/scraper/fixture"
+	"github.com/claude-usage/widget/internal/testutil"
+	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 	"github.com/claude-usage/widget/shared"
 )
@@ -28,7 +29,7 @@ import (
 var (
 	shared1 *Browser
 	site    *httptest.Server
-	logBuf  = &lockedBuffer{}
+	logBuf  = &testutil.LogBuffer{}
 )
 
 // fixedNow is Saturday 2026-11-28 13:50 UTC; the fixture renders its texts
@@ -48,7 +49,7 @@ func testOptions() Options {
 }
 
 func TestMain(m *testing.M) {
-	site = httptest.NewServer(fixture.Handler(fixture.Options{Now: clock}))
+	site = httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{Now: clock}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	b, err := New(ctx, testOptions())
 	cancel()
@@ -112,7 +113,7 @@ type wantMeter struct {
 
 func TestScrapeVariants(t *testing.T) {
 	session := fixedNow.Add(2*time.Hour + 10*time.Minute)
-	weekly := fixture.NextWeekly(fixedNow)
+	weekly := fakeclaude.NextWeekly(fixedNow)
 	all := []wantMeter{
 		{"session", "Current session", 42, session},
 		{"weekly_all", "All models", 18, weekly},
@@ -127,21 +128,21 @@ func TestScrapeVariants(t *testing.T) {
 		wantErrs    []string
 		wantExtra   bool
 	}{
-		{variant: fixture.VariantLegacy, wantCapture: "api", wantMeters: all, wantExtra: true},
-		{variant: fixture.VariantLimits, wantCapture: "api", wantMeters: all},
-		{variant: fixture.VariantAPIFail, wantCapture: "dom", wantMeters: all},
-		{variant: fixture.VariantMissing, wantCapture: "api", wantMeters: []wantMeter{all[0], all[1], all[3]}, wantErrs: []string{"weekly_sonnet"}, wantExtra: true},
-		{variant: fixture.VariantNoMeters, wantClass: scrapeerr.LayoutChanged},
-		{variant: fixture.VariantLogin, wantClass: scrapeerr.NotLoggedIn},
-		{variant: fixture.VariantChallenge, wantClass: scrapeerr.Challenge},
-		{variant: fixture.VariantChallengeDE, wantClass: scrapeerr.Challenge},
+		{variant: fakeclaude.VariantLegacy, wantCapture: "api", wantMeters: all, wantExtra: true},
+		{variant: fakeclaude.VariantLimits, wantCapture: "api", wantMeters: all},
+		{variant: fakeclaude.VariantAPIFail, wantCapture: "dom", wantMeters: all},
+		{variant: fakeclaude.VariantMissing, wantCapture: "api", wantMeters: []wantMeter{all[0], all[1], all[3]}, wantErrs: []string{"weekly_sonnet"}, wantExtra: true},
+		{variant: fakeclaude.VariantNoMeters, wantClass: scrapeerr.LayoutChanged},
+		{variant: fakeclaude.VariantLogin, wantClass: scrapeerr.NotLoggedIn},
+		{variant: fakeclaude.VariantChallenge, wantClass: scrapeerr.Challenge},
+		{variant: fakeclaude.VariantChallengeDE, wantClass: scrapeerr.Challenge},
 		// The check passes by itself within the meter wait: no failure.
-		{variant: fixture.VariantChallengePass, wantCapture: "api", wantMeters: all, wantExtra: true},
+		{variant: fakeclaude.VariantChallengePass, wantCapture: "api", wantMeters: all, wantExtra: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.variant, func(t *testing.T) {
 			t.Parallel()
-			snap, err := scrapeOwnTab(t, fixture.UsageURL(site.URL, tt.variant))
+			snap, err := scrapeOwnTab(t, fakeclaude.UsageURL(site.URL, tt.variant))
 			if tt.wantClass != "" {
 				if got, want := scrapeerr.ClassOf(err), tt.wantClass; got != want {
 					t.Fatalf("class = %q, want %q (err %v)", got, want, err)
@@ -227,7 +228,7 @@ func TestScrapeReusesTab(t *testing.T) {
 		t.Fatalf("tab %s not among the page targets %v", before, pagesBefore)
 	}
 	for range 2 {
-		if _, err := scrape(t, shared1, fixture.UsageURL(site.URL, fixture.VariantLegacy)); err != nil {
+		if _, err := scrape(t, shared1, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy)); err != nil {
 			t.Fatal(err)
 		}
 		if got := shared1.TargetID(); got != before {
@@ -264,7 +265,7 @@ func TestScrapeAgreeingCapturesLogNoDisagreement(t *testing.T) {
 	// no disagreement may be logged (TestBuildComparesCaptures covers one
 	// that is); every line carries the component.
 	logBuf.Reset()
-	if _, err := scrape(t, shared1, fixture.UsageURL(site.URL, fixture.VariantLegacy)); err != nil {
+	if _, err := scrape(t, shared1, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy)); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(logBuf.String(), "captures disagree") {
@@ -278,7 +279,7 @@ func TestScrapeAgreeingCapturesLogNoDisagreement(t *testing.T) {
 func TestScrapeCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := shared1.Scrape(ctx, fixture.UsageURL(site.URL, fixture.VariantLegacy))
+	_, err := shared1.Scrape(ctx, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -289,11 +290,11 @@ func TestLoginWaitsForMeters(t *testing.T) {
 	defer cancel()
 	// The auth variant redirects to /login; with signin=auto the fixture's
 	// login page sets the session cookie and returns, as a person would.
-	url := fixture.UsageURL(site.URL, fixture.VariantAuth) + "&signin=auto"
+	url := fakeclaude.UsageURL(site.URL, fakeclaude.VariantAuth) + "&signin=auto"
 	if err := shared1.Login(ctx, url); err != nil {
 		t.Fatalf("Login: %v", err)
 	}
-	snap, err := scrape(t, shared1, fixture.UsageURL(site.URL, fixture.VariantAuth))
+	snap, err := scrape(t, shared1, fakeclaude.UsageURL(site.URL, fakeclaude.VariantAuth))
 	if err != nil {
 		t.Fatalf("scrape after login: %v", err)
 	}
@@ -305,7 +306,7 @@ func TestLoginWaitsForMeters(t *testing.T) {
 func TestLoginGivesUpWithContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 	defer cancel()
-	err := shared1.Login(ctx, fixture.UsageURL(site.URL, fixture.VariantLogin))
+	err := shared1.Login(ctx, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLogin))
 	if got, want := scrapeerr.ClassOf(err), scrapeerr.NotLoggedIn; got != want {
 		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
 	}
@@ -339,7 +340,7 @@ func TestScrapeRecreatesClosedTab(t *testing.T) {
 		}
 		break
 	}
-	snap, err := scrape(t, shared1, fixture.UsageURL(site.URL, fixture.VariantLegacy))
+	snap, err := scrape(t, shared1, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy))
 	if err != nil {
 		t.Fatalf("scrape after the tab closed: %v", err)
 	}
@@ -473,7 +474,7 @@ func TestCrashAndClose(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("browser context still alive 10 s after the kill")
 	}
-	_, err = b.Scrape(ctx, fixture.UsageURL(site.URL, fixture.VariantLegacy))
+	_, err = b.Scrape(ctx, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy))
 	if err != nil {
 		// The first scrape after a crash may either restart at once or
 		// report the crash; it must never report anything but Browser.
@@ -481,7 +482,7 @@ func TestCrashAndClose(t *testing.T) {
 			t.Fatalf("class after crash = %q, want %q (err %v)", got, want, err)
 		}
 	}
-	snap, err := b.Scrape(ctx, fixture.UsageURL(site.URL, fixture.VariantLegacy))
+	snap, err := b.Scrape(ctx, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy))
 	if err != nil {
 		t.Fatalf("scrape after restart: %v", err)
 	}
@@ -503,7 +504,7 @@ func TestCrashAndClose(t *testing.T) {
 	if left := processesUsing(opts.ProfileDir); len(left) > 0 {
 		t.Errorf("processes still using the profile after Close: %v", left)
 	}
-	if _, err := b.Scrape(ctx, fixture.UsageURL(site.URL, fixture.VariantLegacy)); scrapeerr.ClassOf(err) != scrapeerr.Browser {
+	if _, err := b.Scrape(ctx, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy)); scrapeerr.ClassOf(err) != scrapeerr.Browser {
 		t.Errorf("scrape after Close: err = %v, want class BROWSER", err)
 	}
 }
@@ -530,82 +531,10 @@ func TestIsUsageURL(t *testing.T) {
 	}
 }
 
-// TestBuildComparesCaptures checks the decision after the page is read:
-// JSON preferred, page text kept for resetsText, disagreements logged.
-func TestBuildComparesCaptures(t *testing.T) {
-	buf := &lockedBuffer{}
-	b := &Browser{opts: testOptions(), log: slog.New(slog.NewJSONHandler(buf, nil))}
-	b.opts.Location = time.UTC
-	st := pageState{
-		URL:   "https://claude.ai/settings/usage",
-		Title: "Settings - Claude",
-		Text:  "Current session\nResets in 1 hr\n50% used\nAll models\nResets Thu 9:00 AM\n18% used\n",
-	}
-	api := []byte(`{"five_hour":{"utilization":42,"resets_at":"2026-11-28T14:50:00Z"},"seven_day":{"utilization":18,"resets_at":null}}`)
-	snap, err := b.build(st, api, 200, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := snap.Capture, "api"; got != want {
-		t.Errorf("capture = %q, want %q", got, want)
-	}
-	if got, want := snap.Meters[0].PercentUsed, 42.0; got != want {
-		t.Errorf("session percent = %g, want the JSON's %g", got, want)
-	}
-	if got, want := snap.Meters[0].ResetsText, "Resets in 1 hr"; got != want {
-		t.Errorf("resetsText = %q, want the page's %q", got, want)
-	}
-	if !strings.Contains(buf.String(), `"msg":"captures disagree","detail":"meter session: JSON says 42%, page says 50%"`) {
-		t.Errorf("no disagreement logged:\n%s", buf.String())
-	}
-
-	// JSON with an error status falls back to the text.
-	snap, err = b.build(st, []byte(`{"error":"x"}`), 500, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := snap.Capture, "dom"; got != want {
-		t.Errorf("capture with HTTP 500 JSON = %q, want %q", got, want)
-	}
-	if got, want := snap.Meters[0].PercentUsed, 50.0; got != want {
-		t.Errorf("session percent = %g, want the page's %g", got, want)
-	}
-
-	// JSON fine, page text unreadable: the JSON is used and the broken
-	// fallback is reported.
-	buf.Reset()
-	moved := st
-	moved.Text = "Usage\nWe redesigned this page"
-	snap, err = b.build(moved, api, 200, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := snap.Capture, "api"; got != want {
-		t.Errorf("capture with unreadable text = %q, want %q", got, want)
-	}
-	if !strings.Contains(buf.String(), "the fallback capture would fail") {
-		t.Errorf("unreadable page text not reported:\n%s", buf.String())
-	}
-
-	// Neither: LayoutChanged naming the page and both causes once.
-	_, err = b.build(moved, nil, 0, []string{"net::ERR_FAILED"})
-	if got, want := scrapeerr.ClassOf(err), scrapeerr.LayoutChanged; got != want {
-		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
-	}
-	for _, w := range []string{moved.URL, "net::ERR_FAILED", "no meter in page text"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not name %q", err, w)
-		}
-	}
-	if n := strings.Count(err.Error(), "LAYOUT_CHANGED"); n != 1 {
-		t.Errorf("error %q names its class %d times", err, n)
-	}
-}
-
 // TestLooksLikeOrdinaryChrome checks what Cloudflare looks at first: no
 // "HeadlessChrome" in the user agent and navigator.webdriver not set.
 func TestLooksLikeOrdinaryChrome(t *testing.T) {
-	if _, err := scrape(t, shared1, fixture.UsageURL(site.URL, fixture.VariantLegacy)); err != nil {
+	if _, err := scrape(t, shared1, fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy)); err != nil {
 		t.Fatal(err)
 	}
 	shared1.mu.Lock()

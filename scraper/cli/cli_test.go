@@ -8,13 +8,16 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/config"
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	ssync "github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -127,7 +130,7 @@ func TestHelpDocumentsEverything(t *testing.T) {
 		for _, want := range []string{"--server", "USAGE_SERVER_URL", "--api-key", "USAGE_API_KEY", "--api-key-file", "--usage-url",
 			"https://claude.ai/settings/usage", "--profile-dir", "/home/ada/.config/usage-scraper/chromium-profile", "--outbox-dir",
 			"/home/ada/.local/share/usage-scraper/outbox", "--account", "--chrome-path", "--headless", "--interval", "5m0s",
-			"--log-level", "SYNC_VERBOSE"} {
+			"--log-level", "--log-format", "USAGE_LOG_FORMAT", "SYNC_VERBOSE"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("%s --help lacks %q", cmd, want)
 			}
@@ -165,15 +168,15 @@ func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tr, err := ssync.OpenTracker(stateFile(dir), nil)
+	tr, err := upload.OpenTracker(stateFile(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.RecordSync(ssync.SyncRecord{At: now.Add(-20 * time.Minute), OK: true, Attempts: 1, DurationMs: 40}, "")
-	tr.RecordSync(ssync.SyncRecord{At: now.Add(-15 * time.Minute), OK: true, Attempts: 2, DurationMs: 10040}, "")
-	tr.RecordSync(ssync.SyncRecord{At: now.Add(-10 * time.Minute), OK: false, Attempts: 4, DurationMs: 70100, Category: shared.CategoryNetwork},
+	tr.RecordSync(upload.SyncRecord{At: now.Add(-20 * time.Minute), OK: true, Attempts: 1, DurationMs: 40}, "")
+	tr.RecordSync(upload.SyncRecord{At: now.Add(-15 * time.Minute), OK: true, Attempts: 2, DurationMs: 10040}, "")
+	tr.RecordSync(upload.SyncRecord{At: now.Add(-10 * time.Minute), OK: false, Attempts: 4, DurationMs: 70100, Category: shared.CategoryNetwork},
 		"sync: NETWORK after 4 attempt(s): connection refused")
-	tr.RecordScrape(ssync.ScrapeRecord{At: now.Add(-5 * time.Minute), OK: false, Category: string(shared.ScrapeNotLoggedIn), Message: "redirected to login"})
+	tr.RecordScrape(upload.ScrapeRecord{At: now.Add(-5 * time.Minute), OK: false, Category: string(shared.ScrapeNotLoggedIn), Message: "redirected to login"})
 
 	d := testDeps(t, map[string]string{"HOME": t.TempDir()})
 	r := runCLI(t, d, "status", "--outbox-dir", dir)
@@ -199,6 +202,17 @@ func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
 	if rep.Outbox.Pending != 3 || rep.Stats.Syncs != 3 || rep.State.LastError.Category != string(shared.ScrapeNotLoggedIn) {
 		t.Errorf("status --json = %+v", rep)
 	}
+	// camelCase names, as everywhere on the wire.
+	for _, want := range []string{`"dir":`, `"pending": 3`, `"rejected": 0`, `"oldest": "`, `"lastSuccess": "`, `"successRate":`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status --json lacks %s:\n%s", want, r.stdout)
+		}
+	}
+	for _, bad := range []string{`"Dir"`, `"Pending"`, `"Oldest"`} {
+		if strings.Contains(r.stdout, bad) {
+			t.Errorf("status --json has the Go name %s:\n%s", bad, r.stdout)
+		}
+	}
 	// A fresh machine: nothing yet, and nothing created.
 	empty := filepath.Join(t.TempDir(), "none")
 	r = runCLI(t, d, "status", "--outbox-dir", empty)
@@ -208,6 +222,11 @@ func TestStatusShowsOutboxErrorAndStats(t *testing.T) {
 	}
 	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
 		t.Error("status created the outbox directory")
+	}
+	// Unknown times are left out, not 0001-01-01.
+	r = runCLI(t, d, "status", "--outbox-dir", empty, "--json")
+	if r.code != 0 || strings.Contains(r.stdout, "0001-01-01") || strings.Contains(r.stdout, `"oldest"`) || strings.Contains(r.stdout, `"lastSuccess"`) {
+		t.Errorf("empty status --json = %d\n%s", r.code, r.stdout)
 	}
 }
 
@@ -395,5 +414,117 @@ func TestFailExitCodes(t *testing.T) {
 				t.Errorf("no next step in %q", errb.String())
 			}
 		})
+	}
+}
+
+func TestLogFormat(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantCode int
+		want     string // in stderr
+	}{
+		{"auto on a pipe is JSON", nil, nil, 0, `"msg":"`},
+		{"text", nil, []string{"--log-format", "text"}, 0, "level=WARN msg="},
+		{"env json", map[string]string{"USAGE_LOG_FORMAT": "json"}, nil, 0, `"level":"WARN"`},
+		{"bad format", nil, []string{"--log-format", "xml"}, scrapeerr.ExitUsage, `--log-format "xml" must be auto, json or text`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// A key file others can read makes the command log a warning,
+			// so there is a line to look at.
+			kf := filepath.Join(t.TempDir(), "api-key")
+			if err := os.WriteFile(kf, []byte("k-0123456789abcdef\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"HOME": home}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			args := append([]string{"status", "--outbox-dir", filepath.Join(t.TempDir(), "ob"), "--api-key-file", kf}, tc.args...)
+			r := runCLI(t, testDeps(t, env), args...)
+			if r.code != tc.wantCode {
+				t.Fatalf("exit = %d, want %d\nstderr: %s", r.code, tc.wantCode, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("stderr = %q, want it to contain %q", r.stderr, tc.want)
+			}
+			if tc.wantCode == 0 && !strings.Contains(r.stderr, "readable by others") {
+				t.Errorf("no warning about the key file's mode in %q", r.stderr)
+			}
+		})
+	}
+}
+
+// The README's configuration table and --help list the same flags with the
+// same variables.
+func TestREADMETableMatchesHelp(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join(testutil.MustRepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(raw)
+	start := strings.Index(section, "### usage-scraper")
+	if start < 0 {
+		t.Fatal("README has no usage-scraper section")
+	}
+	section = section[start:]
+	if end := strings.Index(section[1:], "\n#"); end > 0 {
+		section = section[:end+1]
+	}
+	readme := map[string]string{} // flag → env
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.Contains(cells[1], "`--") {
+			continue
+		}
+		flags, envs := strings.Split(cells[1], "/"), strings.Split(cells[2], "/")
+		for i, f := range flags {
+			env := ""
+			if i < len(envs) {
+				env = strings.Trim(strings.TrimSpace(envs[i]), "`")
+			}
+			readme[strings.Trim(strings.TrimSpace(f), "`")] = env
+		}
+	}
+	f := config.New("run", func(string) string { return "" })
+	var c settings
+	common(f, &c, defaultPaths("linux", func(string) string { return "" }), false)
+	help := map[string]string{}
+	for _, d := range f.Docs() {
+		help["--"+d.Name] = d.Env
+	}
+	if !reflect.DeepEqual(readme, help) {
+		t.Errorf("README table (flag → env) = %v\n--help = %v", readme, help)
+	}
+}
+
+// `status` says when the server URL did not answer like a usage-server,
+// and when snapshots were dropped.
+func TestStatusSaysNotUsageServerAndDropped(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "outbox")
+	tr, err := upload.OpenTracker(stateFile(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	tr.RecordSync(upload.SyncRecord{At: now.Add(-2 * time.Minute), OK: false, Attempts: 4, Category: shared.CategoryServer, NotUsageServer: true},
+		"sync: POST http://portal.example/api/claude/console-usage answered HTTP 200 (text/html)")
+	tr.RecordDropped(now.Add(-time.Minute), "2 snapshot(s) dropped, neither stored nor sent: the outbox directory cannot be written")
+	r := runCLI(t, testDeps(t, map[string]string{"HOME": t.TempDir()}), "status", "--outbox-dir", dir)
+	for _, want := range []string{"server:        the server URL does not answer like a usage-server", "answered HTTP 200 (text/html)",
+		"dropped:       ", "2 snapshot(s) dropped"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = runCLI(t, testDeps(t, map[string]string{"HOME": t.TempDir()}), "status", "--outbox-dir", dir, "--json")
+	if !strings.Contains(r.stdout, `"notUsageServer": {`) || !strings.Contains(r.stdout, `"dropped": {`) {
+		t.Errorf("status --json lacks notUsageServer and dropped:\n%s", r.stdout)
 	}
 }

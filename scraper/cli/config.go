@@ -1,19 +1,13 @@
 package cli
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -27,9 +21,9 @@ const (
 	appDir             = "usage-scraper"
 )
 
-// config is every flag of every command; each command registers the ones
-// it reads.
-type config struct {
+// settings are every flag of every command; each command registers the
+// ones it reads.
+type settings struct {
 	Server      string
 	APIKey      string
 	APIKeyFile  string
@@ -42,6 +36,7 @@ type config struct {
 	Interval    time.Duration
 	PageTimeout time.Duration
 	LogLevel    string
+	LogFormat   string
 	Verbose     bool
 
 	Demo    bool   // run
@@ -59,69 +54,6 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
-
-// flagDoc is one documented flag.
-type flagDoc struct{ name, env, def, usage string }
-
-// flags builds a FlagSet whose defaults come from the environment, so an
-// explicit flag wins over its variable.
-type flags struct {
-	fs      *flag.FlagSet
-	docs    []flagDoc
-	envErrs []error
-	getenv  func(string) string
-}
-
-func newFlags(name string, getenv func(string) string) *flags {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return &flags{fs: fs, getenv: getenv}
-}
-
-func (f *flags) str(p *string, name, env, def, usage string) {
-	if v := f.env(env); v != "" {
-		def = v
-	}
-	f.fs.StringVar(p, name, def, usage)
-	shown := def
-	if strings.Contains(name, "api-key") && !strings.HasSuffix(name, "-file") {
-		shown = "" // never echo a key from the environment
-	}
-	f.docs = append(f.docs, flagDoc{name, env, shown, usage})
-}
-
-func (f *flags) boolean(p *bool, name, env string, def bool, usage string) {
-	if v := f.env(env); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			f.envErrs = append(f.envErrs, usagef("%s=%q is not a boolean (use 1/0, true/false)", env, v))
-		} else {
-			def = b
-		}
-	}
-	f.fs.BoolVar(p, name, def, usage)
-	f.docs = append(f.docs, flagDoc{name, env, strconv.FormatBool(def), usage})
-}
-
-func (f *flags) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
-	if v := f.env(env); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			f.envErrs = append(f.envErrs, usagef("%s=%q is not a duration (e.g. 5m)", env, v))
-		} else {
-			def = d
-		}
-	}
-	f.fs.DurationVar(p, name, def, usage)
-	f.docs = append(f.docs, flagDoc{name, env, def.String(), usage})
-}
-
-func (f *flags) env(name string) string {
-	if name == "" {
-		return ""
-	}
-	return strings.TrimSpace(f.getenv(name))
-}
 
 // paths are the per-OS default locations.
 type paths struct {
@@ -159,59 +91,33 @@ func defaultPaths(goos string, getenv func(string) string) paths {
 	return p
 }
 
-// common registers the flags every scraping command reads.
-func (f *flags) common(c *config, p paths) {
-	f.str(&c.Server, "server", "USAGE_SERVER_URL", DefaultServer, "usage-server base URL")
-	f.str(&c.APIKey, "api-key", "USAGE_API_KEY", "", "write key sent as X-API-Key (prefer --api-key-file)")
-	f.str(&c.APIKeyFile, "api-key-file", "USAGE_API_KEY_FILE", "", "file holding the write key")
-	f.str(&c.UsageURL, "usage-url", "USAGE_PAGE_URL", DefaultUsageURL, "the Claude usage page to scrape")
-	f.str(&c.ProfileDir, "profile-dir", "USAGE_PROFILE_DIR", filepath.Join(p.configDir, "chromium-profile"), "Chromium profile that holds the claude.ai login")
-	f.str(&c.OutboxDir, "outbox-dir", "USAGE_OUTBOX_DIR", filepath.Join(p.dataDir, "outbox"), "durable queue of unsent snapshots (and the status file)")
-	f.str(&c.Account, "account", "USAGE_ACCOUNT", shared.DefaultAccount, "account name written into every snapshot")
-	f.str(&c.ChromePath, "chrome-path", "USAGE_CHROME_PATH", "", "Chrome/Chromium binary (empty: search the usual places)")
-	f.boolean(&c.Headless, "headless", "USAGE_HEADLESS", true, "run Chromium without a window")
-	f.duration(&c.Interval, "interval", "USAGE_INTERVAL", DefaultInterval, "time between scrapes (±10% jitter)")
-	f.duration(&c.PageTimeout, "page-timeout", "USAGE_PAGE_TIMEOUT", DefaultPageTimeout, "how long one page load may take")
-	f.str(&c.LogLevel, "log-level", "USAGE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	f.boolean(&c.Verbose, "verbose", "SYNC_VERBOSE", false, "log sync request/response detail (never the key)")
-}
-
-// parse parses args and checks what every command shares.
-func (f *flags) parse(args []string, stdout io.Writer, header string) error {
-	f.fs.Usage = func() { writeFlagDocs(stdout, header, f.docs) }
-	if err := f.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return flag.ErrHelp
-		}
-		return usagef("%v (see --help)", err)
+// common registers the flags every command reads. The install commands
+// take the key file as a path to write into the service file, never the
+// key, so for them both key flags are plain strings (--api-key only to
+// refuse it); the others resolve the key with Secret.
+func common(f *config.Set, c *settings, p paths, installing bool) {
+	f.String(&c.Server, "server", "USAGE_SERVER_URL", DefaultServer, "usage-server base URL")
+	if installing {
+		f.String(&c.APIKey, "api-key", "", "", "refused here: a key in a service file is readable by every process of the user")
+		f.String(&c.APIKeyFile, "api-key-file", "USAGE_API_KEY_FILE", "", "file holding the write key, read by the service at start")
+	} else {
+		f.Secret(&c.APIKey, "api-key", "USAGE_API_KEY", "write key sent as X-API-Key (prefer the -file form)")
 	}
-	if f.fs.NArg() > 0 {
-		return usagef("unexpected argument %q (see --help)", f.fs.Arg(0))
-	}
-	return errors.Join(f.envErrs...)
-}
-
-func writeFlagDocs(w io.Writer, header string, docs []flagDoc) {
-	fmt.Fprintln(w, header)
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FLAG\tENV\tDEFAULT\tDESCRIPTION")
-	for _, d := range docs {
-		def := d.def
-		if def == "" {
-			def = `""`
-		}
-		env := d.env
-		if env == "" {
-			env = "-"
-		}
-		fmt.Fprintf(tw, "  --%s\t%s\t%s\t%s\n", d.name, env, def, d.usage)
-	}
-	tw.Flush()
+	f.String(&c.UsageURL, "usage-url", "USAGE_PAGE_URL", DefaultUsageURL, "the Claude usage page to scrape")
+	f.String(&c.ProfileDir, "profile-dir", "USAGE_PROFILE_DIR", filepath.Join(p.configDir, "chromium-profile"), "Chromium profile that holds the claude.ai login")
+	f.String(&c.OutboxDir, "outbox-dir", "USAGE_OUTBOX_DIR", filepath.Join(p.dataDir, "outbox"), "durable queue of unsent snapshots (and the status file)")
+	f.String(&c.Account, "account", "USAGE_ACCOUNT", shared.DefaultAccount, "account name written into every snapshot")
+	f.String(&c.ChromePath, "chrome-path", "USAGE_CHROME_PATH", "", "Chrome/Chromium binary (empty: search the usual places)")
+	f.Bool(&c.Headless, "headless", "USAGE_HEADLESS", true, "run Chromium without a window")
+	f.Duration(&c.Interval, "interval", "USAGE_INTERVAL", DefaultInterval, "time between scrapes (±10% jitter)")
+	f.Duration(&c.PageTimeout, "page-timeout", "USAGE_PAGE_TIMEOUT", DefaultPageTimeout, "how long one page load may take")
+	f.String(&c.LogLevel, "log-level", "USAGE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	f.String(&c.LogFormat, "log-format", "USAGE_LOG_FORMAT", config.FormatAuto, "log format: auto (text on a terminal, JSON otherwise), json, text")
+	f.Bool(&c.Verbose, "verbose", "SYNC_VERBOSE", false, "log sync request/response detail (never the key)")
 }
 
 // check validates the shared values.
-func (c *config) check() error {
+func (c *settings) check() error {
 	u, err := url.Parse(c.Server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usagef("--server %q must be an http(s) URL such as %s", c.Server, DefaultServer)
@@ -228,8 +134,11 @@ func (c *config) check() error {
 	if c.PageTimeout <= 0 {
 		return usagef("--page-timeout must be positive")
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		return err
+	if _, err := config.ParseLevel(c.LogLevel); err != nil {
+		return usagef("%v", err)
+	}
+	if _, err := config.ParseFormat(c.LogFormat); err != nil {
+		return usagef("%v", err)
 	}
 	if c.ProfileDir == "" || c.OutboxDir == "" {
 		return usagef("--profile-dir and --outbox-dir must not be empty")
@@ -237,37 +146,12 @@ func (c *config) check() error {
 	return nil
 }
 
-// key resolves the write key from --api-key or --api-key-file.
-func (c *config) key() (string, error) {
-	if c.APIKeyFile != "" {
-		raw, err := os.ReadFile(c.APIKeyFile)
-		if err != nil {
-			return "", usagef("reading --api-key-file: %v", err)
-		}
-		k := strings.TrimSpace(string(raw))
-		if k == "" {
-			return "", usagef("--api-key-file %s is empty", c.APIKeyFile)
-		}
-		return k, nil
-	}
+// key is the write key the commands that sync send.
+func (c *settings) key() (string, error) {
 	if c.APIKey == "" {
 		return "", usagef("no write key: set --api-key-file (or --api-key / USAGE_API_KEY)")
 	}
 	return c.APIKey, nil
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn", "warning":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, usagef("--log-level %q must be debug, info, warn or error", s)
 }
 
 // stateFile is where the sync statistics live, next to the queue.

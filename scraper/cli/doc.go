@@ -49,7 +49,9 @@ running login or once by hand, or give those a different --profile-dir. On Linux
   - 1 with "sync failed": the server was unreachable or refused the
     snapshot; it stays in the outbox and is sent later. AUTH means the key
     does not match the server's --api-key; NOT_FOUND means --server is not
-    the usage-server's base URL.
+    the usage-server's base URL; "does not answer like a usage-server"
+    means something else answers there (a captive portal, a proxy): only
+    the usage-server's own answers deliver or reject a snapshot.
 
 Repeated scrape failures back off (1, 2, 4, … up to 12 cycles) and open a
 breaker after 3 in a row (one probe every 30 min), so a signed-out scraper

@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/claude-usage/widget/internal/testbin"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-usage/widget/scraper/demo"
-	"github.com/claude-usage/widget/scraper/fixture"
+	"github.com/claude-usage/widget/internal/testbin"
+	"github.com/claude-usage/widget/internal/testutil"
+	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 	"github.com/claude-usage/widget/shared"
 )
@@ -52,7 +50,7 @@ func TestOnceDryRunAgainstDemo(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	base, err := demo.Start(ctx, "127.0.0.1:0", time.Now)
+	base, err := fakeclaude.Start(ctx, "127.0.0.1:0", time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +59,7 @@ func TestOnceDryRunAgainstDemo(t *testing.T) {
 		t.Errorf("--dry-run talked to the server: %s %s", r.Method, r.URL)
 	}))
 	defer srv.Close()
-	args := append([]string{"once", "--dry-run", "--usage-url", demo.UsageURL(base), "--server", srv.URL}, baseArgs(t, dir)...)
+	args := append([]string{"once", "--dry-run", "--usage-url", fakeclaude.UsageURL(base, ""), "--server", srv.URL}, baseArgs(t, dir)...)
 	r := runCLI(t, realTestDeps(map[string]string{"HOME": dir}), args...)
 	if r.code != scrapeerr.ExitOK {
 		t.Fatalf("exit = %d\nstderr: %s", r.code, r.stderr)
@@ -89,19 +87,19 @@ func TestOnceDryRunAgainstDemo(t *testing.T) {
 // and their detection in scraper/browser.
 func TestOnceExitCodeByFailureClass(t *testing.T) {
 	t.Parallel()
-	site := httptest.NewServer(fixture.Handler(fixture.Options{}))
+	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
-	closed := freeAddr(t)
+	closed := testutil.FreeAddr(t)
 	for _, tc := range []struct {
 		name string
 		url  string
 		args []string
 		want int
 	}{
-		{"ok", fixture.UsageURL(site.URL, fixture.VariantLimits), nil, scrapeerr.ExitOK},
-		{"partial is ok", fixture.UsageURL(site.URL, fixture.VariantMissing), nil, scrapeerr.ExitOK},
-		{"login redirect", fixture.UsageURL(site.URL, fixture.VariantLogin), nil, scrapeerr.ExitNotLoggedIn},
-		{"no chromium", fixture.UsageURL(site.URL, ""), []string{"--chrome-path", "/nonexistent/chromium"}, scrapeerr.ExitBrowser},
+		{"ok", fakeclaude.UsageURL(site.URL, fakeclaude.VariantLimits), nil, scrapeerr.ExitOK},
+		{"partial is ok", fakeclaude.UsageURL(site.URL, fakeclaude.VariantMissing), nil, scrapeerr.ExitOK},
+		{"login redirect", fakeclaude.UsageURL(site.URL, fakeclaude.VariantLogin), nil, scrapeerr.ExitNotLoggedIn},
+		{"no chromium", fakeclaude.UsageURL(site.URL, ""), []string{"--chrome-path", "/nonexistent/chromium"}, scrapeerr.ExitBrowser},
 		{"unreachable", "http://" + closed + "/settings/usage", nil, scrapeerr.ExitNetwork},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,70 +138,16 @@ func binary(t *testing.T, name string) string {
 	return p
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startServer runs the real usage-server until the test ends and returns
 // its base URL.
 func startServer(t *testing.T) string {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(binary(t, "usage-server"), "--addr", addr, "--data-dir", t.TempDir(), "--api-key", e2eKey,
-		"--read-token", e2eToken, "--web-dir", t.TempDir(), "--rate-limit", "0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
+	addr := testutil.FreeAddr(t)
+	p := testutil.StartProcess(t, binary(t, "usage-server"), []string{"--addr", addr, "--data-dir", t.TempDir(), "--api-key", e2eKey,
+		"--read-token", e2eToken, "--web-dir", t.TempDir(), "--rate-limit", "0"},
+		testutil.ProcessOptions{Env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}})
+	if err := p.WaitLine("listening on ", 30*time.Second); err != nil {
 		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		var once sync.Once
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening on ") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-done:
-		t.Fatalf("usage-server exited:\n%s", stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("usage-server did not start:\n%s", stderr)
 	}
 	return "http://" + addr
 }
@@ -252,12 +196,12 @@ func TestOnceSyncsToRealServer(t *testing.T) {
 	// once against the demo site served by this test.
 	dctx, dcancel := context.WithCancel(context.Background())
 	defer dcancel()
-	base, err := demo.Start(dctx, "127.0.0.1:0", time.Now)
+	base, err := fakeclaude.Start(dctx, "127.0.0.1:0", time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 2; i++ {
-		r := runCLI(t, d, append([]string{"once", "--usage-url", demo.UsageURL(base), "--api-key-file", kf}, baseArgs(t, dir)...)...)
+		r := runCLI(t, d, append([]string{"once", "--usage-url", fakeclaude.UsageURL(base, ""), "--api-key-file", kf}, baseArgs(t, dir)...)...)
 		if r.code != scrapeerr.ExitOK || !strings.Contains(r.stdout, "synced: ") {
 			t.Fatalf("once = %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
@@ -283,7 +227,7 @@ func TestOnceSyncsToRealServer(t *testing.T) {
 // once sends both.
 func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 	t.Parallel()
-	site := httptest.NewServer(fixture.Handler(fixture.Options{}))
+	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
 	dir := t.TempDir()
 	kf := writeKey(t, dir)
@@ -291,11 +235,14 @@ func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 	// here (the waits themselves are tested in scraper/sync); a refused key
 	// is not retried and keeps the snapshot just the same.
 	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(shared.ErrorBody{ErrorCode: shared.CodeAuthInvalidKey, Message: "the key does not match",
+			RequestID: "d4k2c6p3qf7c73a5ue10", Category: shared.CategoryAuth})
 	}))
 	defer auth.Close()
 	d := realTestDeps(map[string]string{"HOME": dir})
-	args := append([]string{"once", "--usage-url", fixture.UsageURL(site.URL, ""), "--api-key-file", kf, "--server", auth.URL}, baseArgs(t, dir)...)
+	args := append([]string{"once", "--usage-url", fakeclaude.UsageURL(site.URL, ""), "--api-key-file", kf, "--server", auth.URL}, baseArgs(t, dir)...)
 	r := runCLI(t, d, args...)
 	if r.code != scrapeerr.ExitOther || !strings.Contains(r.stderr, "sync failed") || !strings.Contains(r.stderr, "1 waiting") {
 		t.Fatalf("once against a refusing server = %d\n%s", r.code, r.stderr)
@@ -305,7 +252,7 @@ func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 		t.Errorf("status after the failed sync:\n%s", r.stdout)
 	}
 	server := startServer(t)
-	args = append([]string{"once", "--usage-url", fixture.UsageURL(site.URL, ""), "--api-key-file", kf, "--server", server}, baseArgs(t, dir)...)
+	args = append([]string{"once", "--usage-url", fakeclaude.UsageURL(site.URL, ""), "--api-key-file", kf, "--server", server}, baseArgs(t, dir)...)
 	if r := runCLI(t, d, args...); r.code != scrapeerr.ExitOK {
 		t.Fatalf("once = %d\n%s", r.code, r.stderr)
 	}
@@ -320,7 +267,7 @@ func TestOnceSyncFailureKeepsSnapshot(t *testing.T) {
 func TestBinary(t *testing.T) {
 	t.Parallel()
 	bin := binary(t, "usage-scraper")
-	site := httptest.NewServer(fixture.Handler(fixture.Options{}))
+	site := httptest.NewServer(fakeclaude.Handler(fakeclaude.Options{}))
 	t.Cleanup(site.Close)
 	dir := t.TempDir()
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
@@ -342,22 +289,15 @@ func TestBinary(t *testing.T) {
 	if code, _ := exitOf("once", "--interval", "1s"); code != scrapeerr.ExitUsage {
 		t.Errorf("bad usage exit = %d, want 2", code)
 	}
-	if code, stderr := exitOf(append([]string{"once", "--dry-run", "--usage-url", fixture.UsageURL(site.URL, fixture.VariantLogin)}, baseArgs(t, dir)...)...); code != scrapeerr.ExitNotLoggedIn {
+	if code, stderr := exitOf(append([]string{"once", "--dry-run", "--usage-url", fakeclaude.UsageURL(site.URL, fakeclaude.VariantLogin)}, baseArgs(t, dir)...)...); code != scrapeerr.ExitNotLoggedIn {
 		t.Errorf("signed-out exit = %d, want 3\n%s", code, stderr)
 	}
 
 	server := startServer(t)
 	kf := writeKey(t, dir)
-	cmd := exec.Command(bin, append([]string{"run", "--demo", "--interval", "10m", "--server", server, "--api-key-file", kf}, baseArgs(t, dir)...)...)
-	cmd.Env = env
-	errb := &lockedBuffer{}
-	cmd.Stderr = errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	p := testutil.StartProcess(t, bin, append([]string{"run", "--demo", "--interval", "10m", "--server", server, "--api-key-file", kf},
+		baseArgs(t, dir)...), testutil.ProcessOptions{Env: env})
+	errb := p.Log
 	// The first cycle syncs the snapshot and then reports the scrape.
 	deadline := time.Now().Add(45 * time.Second)
 	for {
@@ -372,12 +312,12 @@ func TestBinary(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-done:
-		if err != nil {
+	case <-p.Done():
+		if err := p.ExitErr(); err != nil {
 			t.Errorf("run after SIGTERM: %v\n%s", err, errb)
 		}
 	case <-time.After(20 * time.Second):

@@ -1,7 +1,9 @@
 // Package outbox is the scraper's durable queue of snapshots that the server
 // has not acknowledged yet. Every snapshot is written here before its first
-// POST and removed only after a 2xx, so a crash, a reboot or a long server
-// outage loses nothing.
+// POST and removed only once the usage-server has stored it, so a crash, a
+// reboot or a long server outage loses nothing. When the directory cannot
+// be written (disk full, permissions) snapshots are held in memory under
+// their ids, at most MaxHeld, until Flush can write them.
 //
 // Layout of the directory:
 //
@@ -27,10 +29,12 @@ import (
 
 	"github.com/rs/xid"
 
+	"github.com/claude-usage/widget/internal/atomicfile"
+
 	"github.com/claude-usage/widget/shared"
 )
 
-// DefaultMax is the bound on pending snapshots (DESIGN.md): about 35 days of
+// DefaultMax is the bound on pending snapshots: about 35 days of
 // 5-minute scrapes.
 const DefaultMax = 10000
 
@@ -43,9 +47,6 @@ const (
 // maxSideFiles bounds rejected/ and corrupt/: they are for a human to look
 // at, and a bug that rejects every snapshot must not fill the disk.
 const maxSideFiles = 1000
-
-// tmpPrefix marks files being written; a crash can leave one behind.
-const tmpPrefix = ".tmp-"
 
 // orphanAge is how old a temp file must be before Open removes it: another
 // process (a manual `once` next to the LaunchAgent) may be writing it now.
@@ -64,20 +65,30 @@ var ErrCorrupt = errors.New("outbox: snapshot file is corrupt")
 
 // Options configures Open. Zero values take the defaults.
 type Options struct {
-	Max    int // pending snapshots kept; the oldest are dropped beyond it (DefaultMax)
-	Logger *slog.Logger
-	Now    func() time.Time
+	Max int // pending snapshots kept; the oldest are dropped beyond it (DefaultMax)
+	// MaxHeld bounds the snapshots held in memory while the directory
+	// cannot be written (DefaultMaxHeld).
+	MaxHeld int
+	Logger  *slog.Logger
+	// FS writes the snapshot files (atomicfile.OS); tests inject the
+	// faults no real disk can be made to show, such as a directory sync
+	// that fails after the rename.
+	FS atomicfile.FS
 }
 
 // Outbox is a directory queue. It is safe for concurrent use in one
 // process; two processes sharing a directory at worst send a snapshot twice,
 // which the server's Idempotency-Key check turns into one version.
 type Outbox struct {
-	dir string
-	max int
-	log *slog.Logger
-	now func() time.Time
-	mu  sync.Mutex
+	dir     string
+	max     int
+	maxHeld int
+	fs      atomicfile.FS
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	held    []held // oldest first
+	dropped Dropped
 }
 
 // Item is one pending snapshot as List sees it, without reading the file.
@@ -96,16 +107,19 @@ func Open(dir string, opts Options) (*Outbox, error) {
 	if opts.Max <= 0 {
 		opts.Max = DefaultMax
 	}
+	if opts.MaxHeld <= 0 {
+		opts.MaxHeld = DefaultMaxHeld
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.FS == nil {
+		opts.FS = atomicfile.OS
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("outbox: creating %s: %w", dir, err)
 	}
-	o := &Outbox{dir: dir, max: opts.Max, log: opts.Logger.With("component", "outbox"), now: opts.Now}
+	o := &Outbox{dir: dir, max: opts.Max, maxHeld: opts.MaxHeld, fs: opts.FS, log: opts.Logger.With("component", "outbox")}
 	if err := o.cleanOrphans(); err != nil {
 		return nil, err
 	}
@@ -121,11 +135,11 @@ func (o *Outbox) cleanOrphans() error {
 		return fmt.Errorf("outbox: reading %s: %w", o.dir, err)
 	}
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasPrefix(e.Name(), tmpPrefix) {
+		if e.IsDir() || !atomicfile.IsTmp(e.Name()) {
 			continue
 		}
 		fi, err := e.Info()
-		if err != nil || o.now().Sub(fi.ModTime()) < orphanAge {
+		if err != nil || time.Since(fi.ModTime()) < orphanAge {
 			continue
 		}
 		p := filepath.Join(o.dir, e.Name())
@@ -164,17 +178,26 @@ func parseName(name string) (Item, bool) {
 
 // Put writes snap durably and returns its id, a new xid that is also the
 // POST's Idempotency-Key. When the queue then holds more than Max
-// snapshots, the oldest are dropped and the count logged.
+// snapshots, the oldest are dropped (see Dropped).
+//
+// When the directory cannot be written (disk full, permissions), the
+// snapshot is held in memory under the same id, Put returns the id with a
+// *NotDurableError, and Flush writes it before the next send; the id never
+// changes, so the server sees one snapshot even if the failed write left
+// its file visible.
 func (o *Outbox) Put(snap shared.Snapshot) (string, error) {
 	raw, err := json.Marshal(snap)
 	if err != nil {
 		return "", fmt.Errorf("outbox: encoding snapshot: %w", err)
 	}
 	id := xid.New().String()
+	name := fileName(snap.ScrapedAt, id)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := writeAtomic(o.dir, fileName(snap.ScrapedAt, id), raw); err != nil {
-		return "", err
+	renamed, err := atomicfile.WriteFS(o.fs, filepath.Join(o.dir, name), raw, 0o600)
+	if err != nil {
+		it, _ := parseName(name)
+		return id, o.holdLocked(held{Item: it, raw: raw}, err, renamed)
 	}
 	if err := o.enforceBound(); err != nil {
 		// The new snapshot is safe; only the trimming failed.
@@ -202,9 +225,8 @@ func (o *Outbox) enforceBound() error {
 		}
 		dropped++
 	}
-	_ = syncDir(o.dir)
-	o.log.Warn("outbox full: dropped oldest snapshots", "dropped", dropped, "max", o.max,
-		"oldestDropped", items[0].ScrapedAt, "newestDropped", items[over-1].ScrapedAt)
+	_ = atomicfile.SyncDir(o.dir)
+	o.dropLocked(dropped, fmt.Sprintf("the outbox holds more than %d snapshots", o.max), items[0].ScrapedAt, items[over-1].ScrapedAt)
 	return errors.Join(errs...)
 }
 
@@ -215,12 +237,14 @@ func (o *Outbox) List() ([]Item, error) {
 	return o.list()
 }
 
+// list returns the files and the held snapshots; when the directory cannot
+// be read it still returns the held ones, with the error.
 func (o *Outbox) list() ([]Item, error) {
 	entries, err := os.ReadDir(o.dir)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: reading %s: %w", o.dir, err)
+		return o.heldItems(nil), fmt.Errorf("outbox: reading %s: %w", o.dir, err)
 	}
-	items := make([]Item, 0, len(entries))
+	items := make([]Item, 0, len(entries)+len(o.held))
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || strings.HasPrefix(name, ".") {
@@ -235,8 +259,7 @@ func (o *Outbox) list() ([]Item, error) {
 		}
 		items = append(items, it)
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].name < items[j].name })
-	return items, nil
+	return o.heldItems(items), nil
 }
 
 // Len is the number of pending snapshots.
@@ -265,6 +288,13 @@ func (o *Outbox) find(id string) (string, error) {
 func (o *Outbox) Load(id string) (shared.Snapshot, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if h, ok := o.heldByID(id); ok {
+		var snap shared.Snapshot
+		if err := json.Unmarshal(h.raw, &snap); err != nil {
+			return shared.Snapshot{}, fmt.Errorf("outbox: held snapshot %s: %w", id, err)
+		}
+		return snap, nil
+	}
 	name, err := o.find(id)
 	if err != nil {
 		return shared.Snapshot{}, err
@@ -289,6 +319,7 @@ func (o *Outbox) Load(id string) (shared.Snapshot, error) {
 func (o *Outbox) Remove(id string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.unhold(id)
 	name, err := o.find(id)
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -301,7 +332,10 @@ func (o *Outbox) Remove(id string) error {
 	}
 	// Without this a crash could bring the file back; the replay would be
 	// harmless (idempotent) but noisy.
-	return syncDir(o.dir)
+	if err := atomicfile.SyncDir(o.dir); err != nil {
+		return fmt.Errorf("outbox: syncing %s: %w", o.dir, err)
+	}
+	return nil
 }
 
 // Reject moves a snapshot the server refused for good (VALIDATION) to
@@ -310,6 +344,19 @@ func (o *Outbox) Remove(id string) error {
 func (o *Outbox) Reject(id, reason string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if h, ok := o.heldByID(id); ok {
+		// Its file may exist too (a rename whose directory sync failed):
+		// rejected/ gets one copy, and neither stays pending.
+		if err := o.writeAside(h, RejectedDir, reason); err != nil {
+			return err
+		}
+		o.unhold(id)
+		if name, err := o.find(id); err == nil {
+			_ = os.Remove(filepath.Join(o.dir, name))
+		}
+		o.log.Warn("snapshot rejected by the server, moved aside", "id", id, "dir", filepath.Join(o.dir, RejectedDir), "reason", reason)
+		return nil
+	}
 	name, err := o.find(id)
 	if err != nil {
 		return err
@@ -336,18 +383,17 @@ func (o *Outbox) moveTo(name, sub, reason string) error {
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return fmt.Errorf("outbox: creating %s: %w", d, err)
 	}
-	if err := writeAtomic(d, name+".reason", []byte(reason+"\n")); err != nil {
-		return err
+	if err := atomicfile.Write(filepath.Join(d, name+".reason"), []byte(reason+"\n"), 0o600); err != nil {
+		return fmt.Errorf("outbox: writing the reason for %s: %w", name, err)
 	}
 	if err := os.Rename(filepath.Join(o.dir, name), filepath.Join(d, name)); err != nil {
 		_ = os.Remove(filepath.Join(d, name+".reason"))
 		return fmt.Errorf("outbox: moving %s to %s: %w", name, sub, err)
 	}
-	if err := syncDir(d); err != nil {
-		return err
-	}
-	if err := syncDir(o.dir); err != nil {
-		return err
+	for _, dir := range []string{d, o.dir} {
+		if err := atomicfile.SyncDir(dir); err != nil {
+			return fmt.Errorf("outbox: syncing %s: %w", dir, err)
+		}
 	}
 	trimSide(d, o.log)
 	return nil
@@ -377,56 +423,14 @@ func trimSide(d string, log *slog.Logger) {
 	log.Warn("side directory full: dropped oldest files", "dir", d, "dropped", len(over), "max", maxSideFiles)
 }
 
-// writeAtomic writes tmp → fsync → rename → fsync dir, so a crash leaves
-// either no file or the whole file. The temp file is removed on error.
-func writeAtomic(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return fmt.Errorf("outbox: creating a temp file in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("outbox: writing %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("outbox: syncing %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("outbox: closing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("outbox: renaming %s: %w", tmp, err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("outbox: opening %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("outbox: syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
 // Info is a read-only look at a queue directory, for `usage-scraper status`.
 type Info struct {
-	Dir      string
-	Pending  int
-	Rejected int
-	Corrupt  int
-	Oldest   time.Time // zero when nothing is pending
-	Newest   time.Time
+	Dir      string    `json:"dir"`
+	Pending  int       `json:"pending"`
+	Rejected int       `json:"rejected"`
+	Corrupt  int       `json:"corrupt"`
+	Oldest   time.Time `json:"oldest,omitzero"` // zero (and left out) when nothing is pending
+	Newest   time.Time `json:"newest,omitzero"`
 }
 
 // Inspect counts a queue directory without changing it; a missing directory

@@ -1,7 +1,6 @@
 package outbox
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/atomicfile"
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -26,41 +27,9 @@ func snap(at time.Time, pct float64) shared.Snapshot {
 	}
 }
 
-// logBuf collects JSON log lines.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) lines(t *testing.T, msg string) []map[string]any {
+func open(t *testing.T, dir string, max int) (*Outbox, *testutil.LogBuffer) {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", line, err)
-		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func open(t *testing.T, dir string, max int) (*Outbox, *logBuf) {
-	t.Helper()
-	lb := &logBuf{}
+	lb := &testutil.LogBuffer{}
 	o, err := Open(dir, Options{Max: max, Logger: slog.New(slog.NewJSONHandler(lb, nil))})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -83,7 +52,7 @@ func tmpFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), tmpPrefix) {
+		if atomicfile.IsTmp(d.Name()) {
 			out = append(out, p)
 		}
 		return nil
@@ -120,25 +89,6 @@ func TestPutWritesWholeFileAndNoTemp(t *testing.T) {
 	got, err := o.Load(id)
 	if err != nil || !reflect.DeepEqual(got, s) {
 		t.Errorf("Load = %+v, %v; want %+v", got, err, s)
-	}
-}
-
-func TestWriteAtomicRemovesTempOnError(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	// A non-empty directory where the file should go makes the rename fail.
-	if err := os.MkdirAll(filepath.Join(dir, "target.json", "x"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	err := writeAtomic(dir, "target.json", []byte("{}"))
-	if err == nil {
-		t.Fatal("writeAtomic onto a directory succeeded")
-	}
-	if !strings.HasPrefix(err.Error(), "outbox: renaming") {
-		t.Errorf("error = %q, want it to name the failed rename", err)
-	}
-	if got := tmpFiles(t, dir); len(got) != 0 {
-		t.Errorf("temp files left after a failed write: %v", got)
 	}
 }
 
@@ -199,9 +149,15 @@ func TestBoundDropsOldestWithLoggedCount(t *testing.T) {
 	if got, want := ids(items), []string{all[3], all[4], id}; !reflect.DeepEqual(got, want) {
 		t.Errorf("after trimming = %v, want the newest three %v", got, want)
 	}
-	logs := lb.lines(t, "outbox full: dropped oldest snapshots")
+	logs := testutil.LogRecords(t, lb.String(), "snapshots dropped: neither stored nor sent")
 	if len(logs) != 1 {
 		t.Fatalf("got %d drop log lines, want 1", len(logs))
+	}
+	if got, want := logs[0]["level"], "ERROR"; got != want {
+		t.Errorf("drop logged at %v, want %v", got, want)
+	}
+	if d := o2.Dropped(); d.Count != 3 || !strings.Contains(d.Reason, "more than 3 snapshots") {
+		t.Errorf("Dropped = %+v, want 3 for the bound", d)
 	}
 	if got, want := logs[0]["dropped"], float64(3); got != want {
 		t.Errorf("logged dropped = %v, want %v", got, want)
@@ -239,7 +195,7 @@ func TestRejectMovesAsideWithReason(t *testing.T) {
 	if err != nil || !strings.Contains(string(reason), "percentUsed") {
 		t.Errorf("reason file = %q, %v", reason, err)
 	}
-	if len(lb.lines(t, "snapshot rejected by the server, moved aside")) != 1 {
+	if len(testutil.LogRecords(t, lb.String(), "snapshot rejected by the server, moved aside")) != 1 {
 		t.Error("reject not logged")
 	}
 	info, err := Inspect(dir)
@@ -308,8 +264,8 @@ func TestReopenKeepsEverything(t *testing.T) {
 func TestOpenRemovesOnlyOrphanedTemps(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	old := filepath.Join(dir, tmpPrefix+"crashed")
-	fresh := filepath.Join(dir, tmpPrefix+"being-written")
+	old := filepath.Join(dir, atomicfile.TmpPrefix+"crashed")
+	fresh := filepath.Join(dir, atomicfile.TmpPrefix+"being-written")
 	for _, p := range []string{old, fresh} {
 		if err := os.WriteFile(p, []byte(`{"half`), 0o600); err != nil {
 			t.Fatal(err)
@@ -325,7 +281,7 @@ func TestOpenRemovesOnlyOrphanedTemps(t *testing.T) {
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("a temp file another process may be writing was removed: %v", err)
 	}
-	if len(lb.lines(t, "removed orphaned temp file")) != 1 {
+	if len(testutil.LogRecords(t, lb.String(), "removed orphaned temp file")) != 1 {
 		t.Error("orphan removal not logged")
 	}
 	if n, _ := o.Len(); n != 0 {
@@ -365,7 +321,7 @@ func TestUnparsableFilesMovedAsideNotLost(t *testing.T) {
 			t.Errorf("%s still pending: %v", n, err)
 		}
 	}
-	if got := len(lb.lines(t, "moved unreadable file aside")); got != 2 {
+	if got := len(testutil.LogRecords(t, lb.String(), "moved unreadable file aside")); got != 2 {
 		t.Errorf("logged %d moves, want 2", got)
 	}
 	items, _ = o.List()

@@ -1,6 +1,7 @@
 // Package parse turns what the usage page delivers — the JSON it loads from
-// /api/organizations/{orgId}/usage and its rendered text — into snapshots.
-// It is pure: no browser, no network, no clock of its own, so every shape
+// /api/organizations/{orgId}/usage and its rendered text — into snapshots,
+// and decides between the two captures of one scrape (Build: classify the
+// page, compare, merge). It is pure: no browser, no network, no clock of its own, so every shape
 // Claude has used can be pinned down in golden files.
 package parse
 

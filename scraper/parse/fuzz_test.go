@@ -12,7 +12,7 @@ import (
 // validation (so the scraper never produces a snapshot the server rejects).
 
 func FuzzParseAPI(f *testing.F) {
-	files, _ := filepath.Glob("../testdata/api/*.json")
+	files, _ := filepath.Glob("testdata/api/*.json")
 	for _, p := range files {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
@@ -32,7 +32,7 @@ func FuzzParseAPI(f *testing.F) {
 }
 
 func FuzzParseDOM(f *testing.F) {
-	files, _ := filepath.Glob("../testdata/dom/*.txt")
+	files, _ := filepath.Glob("testdata/dom/*.txt")
 	for _, p := range files {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(string(b))

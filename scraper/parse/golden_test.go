@@ -100,7 +100,7 @@ func inputs(t *testing.T, pattern string) []string {
 }
 
 func TestParseAPIGolden(t *testing.T) {
-	for _, in := range inputs(t, "../testdata/api/*.json") {
+	for _, in := range inputs(t, "testdata/api/*.json") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
 			body, err := os.ReadFile(in)
 			if err != nil {
@@ -114,7 +114,7 @@ func TestParseAPIGolden(t *testing.T) {
 
 func TestParseDOMGolden(t *testing.T) {
 	loc := newYork(t)
-	for _, in := range inputs(t, "../testdata/dom/*.txt") {
+	for _, in := range inputs(t, "testdata/dom/*.txt") {
 		t.Run(filepath.Base(in), func(t *testing.T) {
 			text, err := os.ReadFile(in)
 			if err != nil {

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,75 +8,24 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
 const testKey = "runner-test-key-0123456789"
 
-var t0 = time.Date(2026, 11, 28, 13, 50, 0, 0, time.UTC)
-
-// clock is a fake clock that only moves when someone sleeps on it.
-type clock struct {
-	mu gosync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// recorder is a Sleep that advances the clock and records the waits.
-type recorder struct {
-	clk   *clock
-	mu    gosync.Mutex
-	waits []time.Duration
-	// after, when set, runs after each recorded wait (e.g. to stop Run).
-	after func(n int)
-}
-
-func (r *recorder) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r.clk.advance(d)
-	r.mu.Lock()
-	r.waits = append(r.waits, d)
-	n := len(r.waits)
-	r.mu.Unlock()
-	if r.after != nil {
-		r.after(n)
-	}
-	return ctx.Err()
-}
-
-func (r *recorder) got() []time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]time.Duration{}, r.waits...)
-}
-
 // scripted is a Scraper that plays a function of the call number.
 type scripted struct {
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	calls int
 	urls  []string
-	clk   *clock
 	fn    func(n int) error // nil error: a good snapshot
 }
 
@@ -92,10 +40,7 @@ func (s *scripted) Scrape(ctx context.Context, url string) (shared.Snapshot, err
 			return shared.Snapshot{}, err
 		}
 	}
-	at := t0.Add(time.Duration(n) * time.Minute)
-	if s.clk != nil {
-		at = s.clk.Now()
-	}
+	at := time.Now().UTC()
 	r := at.Add(2 * time.Hour)
 	return shared.Snapshot{ScrapedAt: at, Source: "claude.ai/settings/usage", Capture: shared.CaptureAPI,
 		Meters: []shared.Meter{{ID: shared.MeterSession, Label: "Current session", PercentUsed: float64(n % 100), ResetsAt: &r}}}, nil
@@ -111,13 +56,14 @@ func notLoggedIn(int) error {
 	return scrapeerr.New(scrapeerr.NotLoggedIn, nil, "redirected to https://claude.ai/login")
 }
 
-// fakeServer plays the usage-server's two POST endpoints. usage decides
-// the status of each snapshot POST (default 201).
+// fakeServer plays the usage-server's two POST endpoints on 127.0.0.1.
+// usage decides the status of each snapshot POST (default 201; 0 drops the
+// connection).
 type fakeServer struct {
 	t   *testing.T
 	srv *httptest.Server
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	usage    func(n int, key string, snap shared.Snapshot) (status int, retryAfter string)
 	keys     []string // Idempotency-Key of every snapshot POST, in order
 	snaps    []shared.Snapshot
@@ -163,6 +109,12 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		if usage != nil {
 			status, ra = usage(n, key, snap)
 		}
+		if status == 0 { // a server that goes away mid-request
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
 		if ra != "" {
 			w.Header().Set("Retry-After", ra)
 		}
@@ -171,7 +123,12 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		if status < 300 {
 			fmt.Fprintf(w, `{"success":true,"version":%d,"id":"v%d","storedAt":"2026-11-28T13:50:01Z","requestId":"r%d"}`, n, n, n)
 		} else {
-			fmt.Fprintf(w, `{"errorCode":"X","message":"scripted %d","requestId":"r%d"}`, status, n)
+			code := map[int]shared.Code{400: shared.CodeValidationFailed, 401: shared.CodeAuthInvalidKey, 404: shared.CodeNotFound,
+				422: shared.CodeIdempotencyKeyReused, 429: shared.CodeRateLimited, 503: shared.CodeStorageUnavailable}[status]
+			if code == "" {
+				code = shared.CodeInternal
+			}
+			fmt.Fprintf(w, `{"errorCode":%q,"message":"scripted %d","requestId":"r%d"}`, code, status, n)
 		}
 	default:
 		http.NotFound(w, r)
@@ -184,76 +141,68 @@ func (f *fakeServer) seen() ([]string, []shared.Snapshot, []shared.ScraperStatus
 	return append([]string{}, f.keys...), append([]shared.Snapshot{}, f.snaps...), append([]shared.ScraperStatus{}, f.statuses...)
 }
 
-// logBuf collects JSON log lines.
-type logBuf struct {
-	mu  gosync.Mutex
-	buf bytes.Buffer
+// stampTransport records when (on the bubble's clock, from start) each
+// snapshot POST starts.
+type stampTransport struct {
+	next   http.RoundTripper
+	start  time.Time
+	mu     sync.Mutex
+	stamps []time.Duration
 }
 
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
+func (s *stampTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == shared.PathUsage {
+		s.mu.Lock()
+		s.stamps = append(s.stamps, time.Since(s.start))
+		s.mu.Unlock()
+	}
+	return s.next.RoundTrip(r)
 }
 
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuf) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", line, err)
-		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
+// gaps returns the time between consecutive snapshot POSTs.
+func (s *stampTransport) gaps() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []time.Duration{}
+	for i := 1; i < len(s.stamps); i++ {
+		out = append(out, s.stamps[i]-s.stamps[i-1])
 	}
 	return out
 }
 
-// rig is a runner on a fake clock with a real outbox and a real sync
-// client.
+// rig is a runner with a real outbox and a real upload client. Made inside
+// a synctest bubble, every wait (between cycles, between attempts) runs on
+// the bubble's fake clock; the fake server lives outside the bubble, so
+// keep-alives are off (an idle connection's reader would sit in a network
+// read, which synctest does not count as blocked).
 type rig struct {
-	clk      *clock
-	runSleep *recorder // the runner's waits between cycles
-	syncWait *recorder // the client's waits between attempts
-	ob       *outbox.Outbox
-	client   *sync.Client
-	scraper  *scripted
-	logs     *logBuf
-	r        *Runner
+	start   time.Time
+	ob      *outbox.Outbox
+	client  *upload.Client
+	posts   *stampTransport
+	scraper *scripted
+	logs    *testutil.LogBuffer
+	r       *Runner
 }
 
 func newRig(t *testing.T, serverURL string, fn func(n int) error, tweak func(*Config)) *rig {
 	t.Helper()
-	clk := &clock{t: t0}
-	rg := &rig{clk: clk, runSleep: &recorder{clk: clk}, syncWait: &recorder{clk: clk}, logs: &logBuf{},
-		scraper: &scripted{fn: fn, clk: clk}}
+	rg := &rig{start: time.Now(), logs: &testutil.LogBuffer{}, scraper: &scripted{fn: fn}}
 	log := slog.New(slog.NewJSONHandler(rg.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var err error
-	rg.ob, err = outbox.Open(t.TempDir(), outbox.Options{Logger: log, Now: clk.Now})
+	rg.ob, err = outbox.Open(t.TempDir(), outbox.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	tracker, err := sync.OpenTracker("", log)
+	tracker, err := upload.OpenTracker("", log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rg.client = &sync.Client{ServerURL: serverURL, APIKey: testKey, HTTPClient: &http.Client{Transport: tr},
-		Logger: log, Sleep: rg.syncWait.Sleep, Now: clk.Now, AttemptTimeout: 2 * time.Second, Tracker: tracker}
+	rg.posts = &stampTransport{next: &http.Transport{DisableKeepAlives: true}, start: rg.start}
+	rg.client = &upload.Client{ServerURL: serverURL, APIKey: testKey, HTTPClient: &http.Client{Transport: rg.posts},
+		Logger: log, AttemptTimeout: 2 * time.Second, Tracker: tracker}
 	cfg := Config{Scraper: rg.scraper, Outbox: rg.ob, Client: rg.client, UsageURL: "https://claude.ai/settings/usage",
-		Account: "work", Rand: func() float64 { return 0.5 }, Sleep: rg.runSleep.Sleep, Now: clk.Now, Logger: log}
+		Account: "work", Rand: func() float64 { return 0.5 }, Logger: log}
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -269,7 +218,7 @@ func (rg *rig) put(t *testing.T, n int) []string {
 	t.Helper()
 	var ids []string
 	for i := range n {
-		id, err := rg.ob.Put(shared.Snapshot{Account: "work", ScrapedAt: t0.Add(-time.Hour + time.Duration(i)*time.Minute),
+		id, err := rg.ob.Put(shared.Snapshot{Account: "work", ScrapedAt: rg.start.Add(-time.Hour + time.Duration(i)*time.Minute),
 			Capture: shared.CaptureAPI, Meters: []shared.Meter{{ID: "session", Label: "Current session", PercentUsed: float64(i)}}})
 		if err != nil {
 			t.Fatal(err)

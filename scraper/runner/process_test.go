@@ -1,28 +1,25 @@
 package runner
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/claude-usage/widget/internal/testbin"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"reflect"
 	"strconv"
-	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testbin"
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/outbox"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -56,9 +53,8 @@ func childMain() int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}
-	client := &sync.Client{ServerURL: os.Getenv(childServer), APIKey: testKey, Logger: log,
-		AttemptTimeout: time.Minute, // the parent kills us long before
-		Sleep:          func(ctx context.Context, d time.Duration) error { return ctx.Err() }}
+	client := &upload.Client{ServerURL: os.Getenv(childServer), APIKey: testKey, Logger: log,
+		AttemptTimeout: time.Minute} // the parent kills us long before
 	sc := &numbered{base: base, next: first}
 	r, err := New(Config{Scraper: sc, Outbox: ob, Client: client, UsageURL: "https://claude.ai/settings/usage",
 		Account: processAccount, Logger: log})
@@ -94,7 +90,7 @@ func (s *numbered) Scrape(context.Context, string) (shared.Snapshot, error) {
 }
 
 var (
-	serverBinOnce gosync.Once
+	serverBinOnce sync.Once
 	serverBin     string
 	serverBinErr  error
 )
@@ -117,79 +113,20 @@ func usageServer(t *testing.T) string {
 	return serverBin
 }
 
-// freeAddr returns a loopback address nothing listens on (yet).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// syncBuffer is a goroutine-safe buffer for a child's stderr.
-type syncBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
 // procTransport is used for every request the process tests make
 // themselves, so that its idle connections can be closed for goleak.
 var procTransport = &http.Transport{}
 var procClient = &http.Client{Transport: procTransport}
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startUsageServer starts the real server on addr and waits until it
 // listens. The test's cleanup stops it.
 func startUsageServer(t *testing.T, addr, dataDir string) {
 	t.Helper()
-	cmd := exec.Command(usageServer(t), "--addr", addr, "--data-dir", dataDir, "--api-key", testKey,
-		"--read-token", readToken, "--web-dir", t.TempDir(), "--rate-limit", "0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
+	p := testutil.StartProcess(t, usageServer(t), []string{"--addr", addr, "--data-dir", dataDir, "--api-key", testKey,
+		"--read-token", readToken, "--web-dir", t.TempDir(), "--rate-limit", "0"},
+		testutil.ProcessOptions{Env: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}})
+	if err := p.WaitLine("listening on ", 30*time.Second); err != nil {
 		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting usage-server: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		once := gosync.Once{}
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening on ") {
-				once.Do(func() { close(listening) })
-			}
-		}
-	}()
-	select {
-	case <-listening:
-	case <-done:
-		t.Fatalf("usage-server exited:\n%s", stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("usage-server did not start:\n%s", stderr)
 	}
 }
 
@@ -240,19 +177,20 @@ func percents(t *testing.T, base string, n int) []float64 {
 // exactly N versions, in scrape order.
 func TestNothingLostWhileServerDown(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	base := "http://" + addr
 	t.Cleanup(procTransport.CloseIdleConnections)
 	const n = 5
+	// On real time (a real server process is outside any synctest
+	// bubble): the waits between attempts are skipped through the
+	// client's hook.
 	rg := newRig(t, base, nil, nil)
-	// The fake clock must be "now": the server refuses snapshots from the future.
-	rg.clk.t = time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	rg.client.Sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 	for range n {
 		res := rg.r.Cycle(context.Background())
-		if res.ID == "" || sync.CategoryOf(res.Drain.Err) != shared.CategoryNetwork {
+		if res.ID == "" || upload.CategoryOf(res.Drain.Err) != shared.CategoryNetwork {
 			t.Fatalf("cycle while down = %+v", res)
 		}
-		rg.clk.advance(5 * time.Minute)
 	}
 	if got := len(rg.pending(t)); got != n {
 		t.Fatalf("outbox holds %d, want %d", got, n)
@@ -281,20 +219,12 @@ func TestNothingLostWhileServerDown(t *testing.T) {
 	}
 }
 
-// child is a re-executed test binary running childMain.
-type child struct {
-	cmd    *exec.Cmd
-	done   chan struct{}
-	err    error // Wait's result, after done
-	stderr *syncBuffer
-}
-
 // holdProxy forwards to the real server; the hold-th snapshot POST is
 // stored by the server but its answer is never passed on, so the scraper
 // is caught mid-sync.
 type holdProxy struct {
 	target string
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	n      int
 	hold   int // 0: pass everything
 	held   chan string
@@ -350,7 +280,7 @@ func (p *holdProxy) log() []proxied {
 // Idempotency-Key: the server replays, and no version is duplicated.
 func TestSIGKILLMidSyncNoDuplicate(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	startUsageServer(t, addr, t.TempDir())
 	px := &holdProxy{target: "http://" + addr, hold: 3, held: make(chan string, 1)}
 	proxy := httptest.NewServer(px)
@@ -359,20 +289,10 @@ func TestSIGKILLMidSyncNoDuplicate(t *testing.T) {
 	obDir := t.TempDir()
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 
-	start := func(first, count int) *child {
-		c := &child{cmd: exec.Command(os.Args[0]), done: make(chan struct{}), stderr: &syncBuffer{}}
-		c.cmd.Env = []string{childEnv + "=1", childServer + "=" + proxy.URL, childOutbox + "=" + obDir,
-			childBase + "=" + base.Format(time.RFC3339Nano), childFirst + "=" + strconv.Itoa(first), childCount + "=" + strconv.Itoa(count)}
-		c.cmd.Stderr = c.stderr
-		if err := c.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { c.err = c.cmd.Wait(); close(c.done) }()
-		t.Cleanup(func() {
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		})
-		return c
+	start := func(first, count int) *testutil.Process {
+		return testutil.StartProcess(t, os.Args[0], nil, testutil.ProcessOptions{Env: []string{childEnv + "=1", childServer + "=" + proxy.URL,
+			childOutbox + "=" + obDir, childBase + "=" + base.Format(time.RFC3339Nano), childFirst + "=" + strconv.Itoa(first),
+			childCount + "=" + strconv.Itoa(count)}})
 	}
 
 	// First run: snapshots 1..6; the third POST is stored and then hangs.
@@ -380,15 +300,13 @@ func TestSIGKILLMidSyncNoDuplicate(t *testing.T) {
 	var heldKey string
 	select {
 	case heldKey = <-px.held:
-	case <-c1.done:
-		t.Fatalf("child exited before the held POST: %v\n%s", c1.err, c1.stderr)
+	case <-c1.Done():
+		t.Fatalf("child exited before the held POST: %v\n%s", c1.ExitErr(), c1.Log)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("no POST was held\n%s", c1.stderr)
+		t.Fatalf("no POST was held\n%s", c1.Log)
 	}
-	if err := c1.cmd.Process.Kill(); err != nil { // SIGKILL: no cleanup runs
-		t.Fatal(err)
-	}
-	if <-c1.done; c1.err == nil {
+	c1.Kill() // SIGKILL: no cleanup runs
+	if c1.ExitErr() == nil {
 		t.Fatal("killed child exited cleanly")
 	}
 	if total, _ := versionTotal(t, "http://"+addr); total != 3 {
@@ -406,12 +324,12 @@ func TestSIGKILLMidSyncNoDuplicate(t *testing.T) {
 	// Restart: snapshots 4..6, and the held one first.
 	c2 := start(4, 3)
 	select {
-	case <-c2.done:
-		if c2.err != nil {
-			t.Fatalf("restarted child: %v\n%s", c2.err, c2.stderr)
+	case <-c2.Done():
+		if err := c2.ExitErr(); err != nil {
+			t.Fatalf("restarted child: %v\n%s", err, c2.Log)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("restarted child did not finish\n%s", c2.stderr)
+		t.Fatalf("restarted child did not finish\n%s", c2.Log)
 	}
 	total, _ := versionTotal(t, "http://"+addr)
 	if total != 6 {

@@ -14,11 +14,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/rs/xid"
+	"github.com/sethvargo/go-retry"
 
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -46,17 +46,14 @@ const (
 type Config struct {
 	Scraper  Scraper
 	Outbox   *outbox.Outbox
-	Client   *sync.Client
+	Client   *upload.Client
 	UsageURL string
 	Account  string // written into every snapshot (shared.DefaultAccount)
 
 	Interval time.Duration // between cycle starts (DefaultInterval)
 	Jitter   float64       // ± fraction of Interval (DefaultJitter); negative disables
 	Rand     func() float64
-	// Sleep waits between cycles; nil waits on a timer.
-	Sleep  func(ctx context.Context, d time.Duration) error
-	Now    func() time.Time
-	Logger *slog.Logger
+	Logger   *slog.Logger
 
 	ScrapeTimeout time.Duration // bounds one scrape (DefaultScrapeTimeout)
 	// DrainBudget bounds how long one cycle spends draining a backlog
@@ -73,8 +70,14 @@ type Runner struct {
 	log     *slog.Logger
 	breaker *shared.Breaker
 
-	failures int // consecutive failed scrapes
-	skipLeft int // cycles still to skip
+	failures int           // consecutive failed scrapes
+	skip     retry.Backoff // cycles to skip after each failure; nil after a success
+	skipLeft int           // cycles still to skip
+
+	deferred map[string]*deferral // outbox id → its own backoff, after its retries
+	dropSeen int                  // outbox drops already noted
+	dropNote string               // drops not yet reported to the server
+	dropN    int                  // how many those are
 }
 
 // New checks cfg and returns a Runner.
@@ -105,12 +108,6 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Sleep == nil {
-		cfg.Sleep = sleepTimer
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,26 +126,15 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.BreakerCooldown <= 0 {
 		cfg.BreakerCooldown = DefaultBreakerCooldown
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner")}
+	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), deferred: map[string]*deferral{}}
 	r.breaker = shared.NewBreaker(shared.BreakerConfig{
-		Name: "scrape", Threshold: cfg.BreakerThreshold, Cooldown: cfg.BreakerCooldown, Now: cfg.Now,
+		Name: "scrape", Threshold: cfg.BreakerThreshold, Cooldown: cfg.BreakerCooldown,
 		OnTransition: func(t shared.Transition) {
 			r.log.Warn("scrape breaker transition", "breaker", t.Name, "from", t.From.String(), "to", t.To.String(),
 				"failures", t.Failures, "at", t.At)
 		},
 	})
 	return r, nil
-}
-
-func sleepTimer(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Breaker is the scrape breaker, for status and tests.
@@ -168,10 +154,16 @@ type CycleResult struct {
 // DrainResult is what one drain did.
 type DrainResult struct {
 	Sent, Rejected, Corrupt, Remaining int
-	// Err is the failure that stopped the drain: a retryable one after its
-	// retries, or AUTH/NOT_FOUND, which need the user. Everything not sent
-	// stays in the outbox.
+	// Deferred counts the snapshots waiting behind the others on their own
+	// backoff after their retries were spent (tried this drain or not).
+	Deferred int
+	// Err is the failure that stopped the drain: the server unreachable,
+	// rate limiting, an answer not from a usage-server, two snapshots in a
+	// row failing, or AUTH/NOT_FOUND, which need the user. Everything not
+	// sent stays in the outbox.
 	Err error
+	// Failed is the last failed send of the drain, Err or a deferral.
+	Failed error
 }
 
 // Run loops until ctx ends: a cycle at once, then one every Interval
@@ -180,14 +172,20 @@ type DrainResult struct {
 func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("scraper started", "interval", r.cfg.Interval.String(), "account", r.cfg.Account, "usageUrl", r.cfg.UsageURL)
 	for {
-		start := r.cfg.Now()
+		start := time.Now()
 		r.Cycle(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		wait := max(r.nextInterval()-r.cfg.Now().Sub(start), 0)
+		wait := max(r.nextInterval()-time.Since(start), 0)
 		r.log.Debug("next cycle", "inMs", wait.Milliseconds())
-		if err := r.cfg.Sleep(ctx, wait); err != nil {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
 			break
 		}
 	}
@@ -214,11 +212,15 @@ func (r *Runner) Cycle(ctx context.Context) CycleResult {
 		return res
 	}
 	res.Drain = r.Drain(ctx)
-	if res.Scraped && ctx.Err() == nil {
-		if res.Drain.Err != nil {
+	r.noteDrops()
+	if (res.Scraped || r.dropNote != "") && ctx.Err() == nil {
+		if failed := res.Drain.Err; failed != nil || (res.Drain.Failed != nil && res.Drain.Sent == 0) {
 			// The server just failed us; another request now would only
 			// wait again. The next cycle reports its own outcome.
-			r.log.Info("scrape status not reported: server unavailable", "category", string(sync.CategoryOf(res.Drain.Err)))
+			if failed == nil {
+				failed = res.Drain.Failed
+			}
+			r.log.Info("scrape status not reported: server unavailable", "category", string(upload.CategoryOf(failed)))
 		} else {
 			res.Reported = r.report(ctx, res.ScrapeErr)
 		}
@@ -248,7 +250,7 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		err = scrapeerr.New(scrapeerr.Network, err, "the usage page did not load within %s", r.cfg.ScrapeTimeout)
 	}
 	cancel()
-	at := r.cfg.Now()
+	at := time.Now()
 	if err != nil {
 		if ctx.Err() != nil {
 			// Shutdown is not the page's fault: the breaker does not count
@@ -258,19 +260,25 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		}
 		done(false)
 		r.failures++
-		r.skipLeft = skipFor(r.failures, r.cfg.MaxSkip)
+		if r.skip == nil {
+			// 1, 2, 4, 8, … cycles, at most MaxSkip: go-retry's exponential
+			// backoff counted in intervals.
+			r.skip = retry.WithCappedDuration(time.Duration(r.cfg.MaxSkip)*r.cfg.Interval, retry.NewExponential(r.cfg.Interval))
+		}
+		d, _ := r.skip.Next()
+		r.skipLeft = int(d / r.cfg.Interval)
 		class := scrapeerr.ClassOf(err)
 		res.ScrapeErr = err
 		r.log.Error("scrape failed", "category", string(class), "nextStep", class.NextStep(), "failures", r.failures,
 			"skipCycles", r.skipLeft, "error", err.Error())
-		r.track(sync.ScrapeRecord{At: at, OK: false, Category: string(class), Message: statusMessage(err)})
+		r.track(upload.ScrapeRecord{At: at, OK: false, Category: string(class), Message: statusMessage(err)})
 		return
 	}
 	done(true)
 	if r.failures > 0 {
 		r.log.Info("scraping recovered", "failures", r.failures)
 	}
-	r.failures, r.skipLeft = 0, 0
+	r.failures, r.skip, r.skipLeft = 0, nil, 0
 	snap.Account = r.cfg.Account
 	res.Snapshot = snap
 	r.log.Info("scraped", "meters", len(snap.Meters), "partial", snap.Partial, "capture", snap.Capture, "scrapedAt", snap.ScrapedAt)
@@ -279,31 +287,20 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		// in rejected/ for a human to look at.
 		r.log.Warn("snapshot fails local validation", "error", verr.Error())
 	}
-	r.track(sync.ScrapeRecord{At: at, OK: true, Category: string(shared.ScrapeOK), Message: partialMessage(snap)})
+	r.track(upload.ScrapeRecord{At: at, OK: true, Category: string(shared.ScrapeOK), Message: partialMessage(snap)})
 	id, err := r.cfg.Outbox.Put(snap)
-	if err != nil {
-		// Not durable, but not lost yet either: try to deliver it now.
-		r.log.Error("outbox write failed; sending the snapshot directly", "error", err.Error())
-		id = xid.New().String()
-		if _, serr := r.cfg.Client.Send(ctx, id, snap); serr != nil {
-			r.log.Error("snapshot lost: neither stored nor sent", "scrapedAt", snap.ScrapedAt, "error", serr.Error())
-		}
+	var nd *outbox.NotDurableError
+	if err != nil && !errors.As(err, &nd) {
+		r.log.Error("snapshot not queued", "scrapedAt", snap.ScrapedAt, "error", err.Error())
 		return
 	}
+	// Held in memory (the outbox logged why) or on disk: either way the
+	// drain sends it under this id.
 	res.ID = id
+	r.noteDrops()
 }
 
-// skipFor is how many cycles to skip after n consecutive failures:
-// 1, 2, 4, 8, … up to max.
-func skipFor(n, maxSkip int) int {
-	s := 1
-	for i := 1; i < n && s < maxSkip; i++ {
-		s *= 2
-	}
-	return min(s, maxSkip)
-}
-
-func (r *Runner) track(rec sync.ScrapeRecord) {
+func (r *Runner) track(rec upload.ScrapeRecord) {
 	if r.cfg.Client.Tracker != nil {
 		r.cfg.Client.Tracker.RecordScrape(rec)
 	}
@@ -318,7 +315,11 @@ func partialMessage(s shared.Snapshot) string {
 
 func statusMessage(err error) string {
 	class := scrapeerr.ClassOf(err)
-	msg := class.NextStep() + " (" + err.Error() + ")"
+	return clipMessage(class.NextStep() + " (" + err.Error() + ")")
+}
+
+// clipMessage bounds a status message to what the server accepts.
+func clipMessage(msg string) string {
 	if utf8.RuneCountInString(msg) > maxStatusMessage {
 		msg = string([]rune(msg)[:maxStatusMessage-1]) + "…"
 	}
@@ -326,86 +327,39 @@ func statusMessage(err error) string {
 }
 
 // report sends the scrape's outcome; a failure is logged, never fatal.
+//
+// A loss of snapshots not reported yet goes first and alone: the server
+// keeps the latest status, so the widget shows the loss until the next
+// cycle reports the scrape again.
 func (r *Runner) report(ctx context.Context, scrapeErr error) bool {
-	st := shared.ScraperStatus{Account: r.cfg.Account, At: r.cfg.Now().UTC(), OK: scrapeErr == nil, Category: shared.ScrapeOK}
-	if scrapeErr != nil {
+	st := shared.ScraperStatus{Account: r.cfg.Account, At: time.Now().UTC(), OK: scrapeErr == nil, Category: shared.ScrapeOK}
+	switch {
+	case r.dropNote != "":
+		st.OK, st.Category, st.Message = false, upload.CategoryDropped, clipMessage(r.dropNote)
+	case scrapeErr != nil:
 		st.Category, st.Message = scrapeerr.ClassOf(scrapeErr), statusMessage(scrapeErr)
 	}
 	if err := r.cfg.Client.ReportStatus(ctx, st); err != nil {
-		r.log.Warn("scrape status not reported", "category", string(sync.CategoryOf(err)), "error", err.Error())
+		r.log.Warn("scrape status not reported", "category", string(upload.CategoryOf(err)), "error", err.Error())
 		return false
+	}
+	if st.Category == upload.CategoryDropped {
+		r.dropNote, r.dropN = "", 0
 	}
 	return true
 }
 
-// Drain sends pending snapshots oldest first until the outbox is empty,
-// a send fails, or the drain budget is spent.
-func (r *Runner) Drain(ctx context.Context) DrainResult {
-	var res DrainResult
-	items, err := r.cfg.Outbox.List()
-	if err != nil {
-		res.Err = err
-		r.log.Error("outbox unreadable", "error", err.Error())
-		return res
+// noteDrops turns the outbox's new drops into a pending status report and
+// a record for `usage-scraper status`; the outbox has logged them.
+func (r *Runner) noteDrops() {
+	d := r.cfg.Outbox.Dropped()
+	if d.Count <= r.dropSeen {
+		return
 	}
-	start := r.cfg.Now()
-loop:
-	for i, it := range items {
-		if ctx.Err() != nil {
-			break
-		}
-		if i > 0 && r.cfg.Now().Sub(start) >= r.cfg.DrainBudget {
-			r.log.Info("drain budget spent; the rest waits for the next cycle", "budget", r.cfg.DrainBudget.String(), "sent", res.Sent)
-			break
-		}
-		snap, err := r.cfg.Outbox.Load(it.ID)
-		switch {
-		case errors.Is(err, outbox.ErrCorrupt):
-			res.Corrupt++
-			continue
-		case errors.Is(err, outbox.ErrNotFound):
-			continue // another process sent it meanwhile
-		case err != nil:
-			res.Err = err
-			r.log.Error("outbox read failed", "id", it.ID, "error", err.Error())
-			break loop
-		}
-		_, err = r.cfg.Client.Send(ctx, it.ID, snap)
-		cat := sync.CategoryOf(err)
-		switch {
-		case err == nil:
-			if rerr := r.cfg.Outbox.Remove(it.ID); rerr != nil {
-				// Sent but still queued: the next drain replays it and the
-				// Idempotency-Key makes that harmless.
-				r.log.Error("sent snapshot not removed from the outbox", "id", it.ID, "error", rerr.Error())
-			}
-			res.Sent++
-		case cat == shared.CategoryValidation:
-			if rerr := r.cfg.Outbox.Reject(it.ID, err.Error()); rerr != nil {
-				res.Err = rerr
-				break loop
-			}
-			res.Rejected++
-		default:
-			res.Err = err
-			attrs := []any{"category", string(cat), "id", it.ID, "error", err.Error()}
-			switch cat {
-			case shared.CategoryAuth:
-				attrs = append(attrs, "nextStep", "the server refused the key: check --api-key / --api-key-file against the server's key")
-			case shared.CategoryNotFound:
-				attrs = append(attrs, "nextStep", "check --server: it must be the usage-server's base URL")
-			default:
-				attrs = append(attrs, "nextStep", "the snapshots stay in the outbox and are sent on the next cycle")
-			}
-			r.log.Warn("drain stopped", attrs...)
-			break loop
-		}
+	r.dropN += d.Count - r.dropSeen
+	r.dropSeen = d.Count
+	r.dropNote = fmt.Sprintf("%d snapshot(s) dropped, neither stored nor sent: %s", r.dropN, d.Reason)
+	if r.cfg.Client.Tracker != nil {
+		r.cfg.Client.Tracker.RecordDropped(d.At, r.dropNote)
 	}
-	if n, err := r.cfg.Outbox.Len(); err == nil {
-		res.Remaining = n
-	}
-	if res.Sent+res.Rejected > 0 || res.Err != nil {
-		r.log.Info("drain done", "sent", res.Sent, "rejected", res.Rejected, "corrupt", res.Corrupt, "remaining", res.Remaining)
-	}
-	return res
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/scraper/outbox"
-	"github.com/claude-usage/widget/scraper/sync"
+	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -33,7 +33,7 @@ func TestRunOnRealTimersStopsCleanly(t *testing.T) {
 		}
 		// Keep-alives off: an idle connection's reader would sit in a
 		// network read, which synctest does not count as blocked.
-		client := &sync.Client{ServerURL: fs.srv.URL, APIKey: testKey,
+		client := &upload.Client{ServerURL: fs.srv.URL, APIKey: testKey,
 			HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
 		var at []time.Duration
 		start := time.Now()

@@ -1,7 +1,8 @@
-// Package demo serves the bundled sample usage page on loopback with values
-// that move over time, so that `usage-scraper run --demo` (and `make run`)
-// show live data without a Claude account.
-package demo
+package fakeclaude
+
+// The demo: the fake page on loopback with values that move over time, so
+// that `usage-scraper run --demo` (and `make run`) show live data without a
+// Claude account.
 
 import (
 	"context"
@@ -10,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/claude-usage/widget/scraper/fixture"
 )
 
 const (
@@ -19,17 +18,17 @@ const (
 	week          = 7 * 24 * time.Hour
 )
 
-// Usage is the demo reading at now: the session meter climbs through each
+// DemoUsage is the demo reading at now: the session meter climbs through each
 // 5-hour window (windows are multiples of 5 h since Go's zero time, so they
 // are the same for every run) and resets at its end; the weekly meters climb through the
 // week that ends on Thursday 09:00 UTC.
-func Usage(now time.Time) fixture.Usage {
+func DemoUsage(now time.Time) Usage {
 	now = now.UTC()
 	sessionStart := now.Truncate(sessionWindow)
 	fs := float64(now.Sub(sessionStart)) / float64(sessionWindow)
-	weekEnd := fixture.NextWeekly(now)
+	weekEnd := NextWeekly(now)
 	fw := float64(now.Sub(weekEnd.Add(-week))) / float64(week)
-	return fixture.Usage{
+	return Usage{
 		Session:         round1(5 + fs*90),
 		WeeklyAll:       round1(4 + fw*70),
 		Sonnet:          round1(1 + fw*25),
@@ -43,7 +42,7 @@ func Usage(now time.Time) fixture.Usage {
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }
 
-// Start serves the demo site on addr (loopback only; "" means
+// Start serves the demo (DemoUsage) on addr (loopback only; "" means
 // 127.0.0.1:0) until ctx ends and returns its base URL. now is the demo's
 // clock (time.Now when nil).
 func Start(ctx context.Context, addr string, now func() time.Time) (string, error) {
@@ -52,10 +51,10 @@ func Start(ctx context.Context, addr string, now func() time.Time) (string, erro
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("demo: address %q: %w", addr, err)
+		return "", fmt.Errorf("fakeclaude: address %q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", fmt.Errorf("demo: address %q is not loopback; the demo site is for this machine only", addr)
+		return "", fmt.Errorf("fakeclaude: address %q is not loopback; the demo site is for this machine only", addr)
 	}
 	if now == nil {
 		now = time.Now
@@ -63,10 +62,10 @@ func Start(ctx context.Context, addr string, now func() time.Time) (string, erro
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("demo: listen on %s: %w", addr, err)
+		return "", fmt.Errorf("fakeclaude: listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           fixture.Handler(fixture.Options{Now: now, Usage: Usage}),
+		Handler:           Handler(Options{Now: now, Usage: DemoUsage}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	// Serve ends with ErrServerClosed on Shutdown; any other end (a
@@ -79,9 +78,4 @@ func Start(ctx context.Context, addr string, now func() time.Time) (string, erro
 		_ = srv.Shutdown(sctx)
 	}()
 	return "http://" + l.Addr().String(), nil
-}
-
-// UsageURL is the usage page of a demo site started at baseURL.
-func UsageURL(baseURL string) string {
-	return fixture.UsageURL(baseURL, "")
 }

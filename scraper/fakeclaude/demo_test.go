@@ -1,4 +1,4 @@
-package demo
+package fakeclaude
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t
 
 func fetchUsage(t *testing.T, base string) []byte {
 	t.Helper()
-	page, err := http.Get(UsageURL(base))
+	page, err := http.Get(UsageURL(base, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestValuesMoveWithTheClock(t *testing.T) {
 	cancel()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		resp, err := http.Get(UsageURL(base))
+		resp, err := http.Get(UsageURL(base, ""))
 		if err != nil {
 			break
 		}
@@ -120,8 +120,8 @@ func TestStartRefusesNonLoopback(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := Start(t.Context(), tt.addr, nil); err == nil || !strings.HasPrefix(err.Error(), "demo: ") {
-				t.Errorf("Start(%q) err = %v, want a demo error", tt.addr, err)
+			if _, err := Start(t.Context(), tt.addr, nil); err == nil || !strings.HasPrefix(err.Error(), "fakeclaude: ") {
+				t.Errorf("Start(%q) err = %v, want a fakeclaude error", tt.addr, err)
 			}
 		})
 	}
@@ -130,7 +130,7 @@ func TestStartRefusesNonLoopback(t *testing.T) {
 func TestUsageStaysInRange(t *testing.T) {
 	start := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	for d := time.Duration(0); d < 8*24*time.Hour; d += 17 * time.Minute {
-		u := Usage(start.Add(d))
+		u := DemoUsage(start.Add(d))
 		for _, p := range []float64{u.Session, u.WeeklyAll, u.Sonnet, u.Opus} {
 			if p < 0 || p > 100 {
 				t.Fatalf("at +%s a percent is %g", d, p)

@@ -1,4 +1,4 @@
-package sync
+package upload
 
 import (
 	"encoding/json"
@@ -7,13 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"time"
 
+	"github.com/claude-usage/widget/internal/atomicfile"
 	"github.com/claude-usage/widget/shared"
 )
 
-// StatsWindow is how many recent syncs the statistics cover (DESIGN.md).
+// StatsWindow is how many recent syncs the statistics cover.
 const StatsWindow = 10
 
 // SyncRecord is one Send: all its attempts and waits.
@@ -23,12 +24,14 @@ type SyncRecord struct {
 	Attempts   int             `json:"attempts"`
 	DurationMs int64           `json:"durationMs"`
 	Category   shared.Category `json:"category,omitempty"`
+	// NotUsageServer is set when the answer did not come from a usage-server.
+	NotUsageServer bool `json:"notUsageServer,omitempty"`
 }
 
 // ErrorRecord is the latest failure, of a sync or of a scrape.
 type ErrorRecord struct {
 	At       time.Time `json:"at"`
-	Kind     string    `json:"kind"` // "sync" or "scrape"
+	Kind     string    `json:"kind"` // "sync", "scrape" or "outbox"
 	Category string    `json:"category"`
 	Message  string    `json:"message"`
 }
@@ -47,7 +50,14 @@ type State struct {
 	LastSuccess *time.Time    `json:"lastSuccess,omitempty"` // last acknowledged snapshot
 	LastError   *ErrorRecord  `json:"lastError,omitempty"`
 	LastScrape  *ScrapeRecord `json:"lastScrape,omitempty"`
-	Recent      []SyncRecord  `json:"recent"` // the last StatsWindow syncs, oldest first
+	// NotUsageServer is the latest answer from the server URL that was not
+	// a usage-server's (a captive portal, a proxy, a wrong --server); nil
+	// again after the next delivered snapshot.
+	NotUsageServer *ErrorRecord `json:"notUsageServer,omitempty"`
+	Recent         []SyncRecord `json:"recent"` // the last StatsWindow syncs, oldest first
+	// Dropped is the latest loss of snapshots the scraper could neither
+	// store nor send (the outbox unwritable and the memory bound reached).
+	Dropped *ErrorRecord `json:"dropped,omitempty"`
 }
 
 // Stats summarises the recent syncs.
@@ -100,7 +110,7 @@ func (st Stats) LogAttrs() []any {
 type Tracker struct {
 	path string
 	log  *slog.Logger
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	st   State
 }
 
@@ -174,8 +184,12 @@ func (t *Tracker) RecordSync(r SyncRecord, errMsg string) Stats {
 	if r.OK {
 		at := r.At.Add(time.Duration(r.DurationMs) * time.Millisecond)
 		t.st.LastSuccess = &at
+		t.st.NotUsageServer = nil
 	} else {
 		t.st.LastError = &ErrorRecord{At: r.At, Kind: "sync", Category: string(r.Category), Message: errMsg}
+		if r.NotUsageServer {
+			t.st.NotUsageServer = t.st.LastError
+		}
 	}
 	st := t.copyLocked()
 	t.mu.Unlock()
@@ -195,48 +209,34 @@ func (t *Tracker) RecordScrape(r ScrapeRecord) {
 	t.save(st)
 }
 
+// RecordDropped notes snapshots lost for good; it is also the last error.
+func (t *Tracker) RecordDropped(at time.Time, message string) {
+	t.mu.Lock()
+	r := &ErrorRecord{At: at, Kind: "outbox", Category: CategoryDropped, Message: message}
+	t.st.Dropped, t.st.LastError = r, r
+	st := t.copyLocked()
+	t.mu.Unlock()
+	t.save(st)
+}
+
+// CategoryDropped names the loss of snapshots in the state file and in the
+// scraper status the widget shows.
+const CategoryDropped = "SNAPSHOTS_DROPPED"
+
 func (t *Tracker) save(st State) {
 	if t.path == "" {
 		return
 	}
 	raw, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(t.path, raw)
+		err = os.MkdirAll(filepath.Dir(t.path), 0o700)
+	}
+	if err == nil {
+		// A reader (`usage-scraper status`) sees the old or the new state,
+		// never half of one.
+		err = atomicfile.Write(t.path, raw, 0o600)
 	}
 	if err != nil {
 		t.log.Warn("state file not saved", "file", t.path, "error", err.Error())
 	}
-}
-
-// writeFileAtomic replaces path with data so a reader sees the old or the
-// new state, never half of one.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("sync: creating %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".tmp-state-*")
-	if err != nil {
-		return fmt.Errorf("sync: creating a temp file in %s: %w", dir, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("sync: writing %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync: syncing %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("sync: closing %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("sync: renaming to %s: %w", path, err)
-	}
-	return nil
 }

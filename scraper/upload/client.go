@@ -1,9 +1,9 @@
-// Package sync sends snapshots from the scraper's outbox to the server with
-// the retry policy of DESIGN.md (1 attempt + 3 retries at 10 s, 20 s, 40 s,
+// Package upload sends snapshots from the scraper's outbox to the server with
+// the project's retry policy (1 attempt + 3 retries at 10 s, 20 s, 40 s,
 // go-retry, a new backoff per snapshot, 429 honours Retry-After), reports
 // each scrape's outcome, and keeps the sync statistics that
 // `usage-scraper status` shows.
-package sync
+package upload
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// The retry policy (DESIGN.md, Resilience rules).
+// The retry policy, the same for every snapshot.
 const (
 	DefaultAttemptTimeout = 10 * time.Second
 	BaseDelay             = 10 * time.Second
@@ -40,16 +40,17 @@ const (
 )
 
 // Client posts snapshots and scraper statuses. Zero values of the optional
-// fields take defaults; the zero Sleep waits on go-retry's own timers.
+// fields take defaults.
 type Client struct {
 	ServerURL  string // e.g. http://127.0.0.1:8080
 	APIKey     string // sent as X-API-Key, never logged
 	HTTPClient *http.Client
 	Logger     *slog.Logger
-	// Sleep, when set, performs every wait between attempts instead of
-	// go-retry's timer, so tests can record the exact delays.
+	// Sleep, when set, performs every wait between attempts in place of
+	// go-retry's timer. It exists for tests against a real server process,
+	// which a testing/synctest bubble cannot hold (they scale the waits
+	// down); everything else leaves it nil.
 	Sleep func(ctx context.Context, d time.Duration) error
-	Now   func() time.Time
 	// Verbose logs request and response detail (SYNC_VERBOSE), never the key.
 	Verbose bool
 	// AttemptTimeout bounds each attempt (DefaultAttemptTimeout).
@@ -65,7 +66,10 @@ type Error struct {
 	Attempts  int
 	Status    int    // HTTP status of the last attempt; 0 without a response
 	RequestID string // the server's X-Request-ID of the last attempt
-	Err       error
+	// NotUsageServer is set when the last answer did not come from a
+	// usage-server (errors.Is(err, ErrNotUsageServer) says the same).
+	NotUsageServer bool
+	Err            error
 }
 
 func (e *Error) Error() string {
@@ -94,15 +98,9 @@ type outcome struct {
 	retryAfter time.Duration
 	requestID  string
 	replayed   bool
+	foreign    bool // the answer did not come from a usage-server
 	duration   time.Duration
 	err        error
-}
-
-func (c *Client) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
 }
 
 func (c *Client) logger() *slog.Logger {
@@ -147,12 +145,12 @@ func (c *Client) Send(ctx context.Context, id string, snap shared.Snapshot) (sha
 	if err != nil {
 		return shared.PostResult{}, &Error{Category: shared.CategoryValidation, Err: fmt.Errorf("encoding snapshot: %w", err)}
 	}
-	start := c.now()
+	start := time.Now()
 	attempts, last, err := c.do(ctx, log, retry.WithMaxRetries(MaxRetries, retry.NewExponential(BaseDelay)),
 		func(ctx context.Context, n int) outcome {
 			return c.post(ctx, log, n, shared.PathUsage, id, body)
 		})
-	total := c.now().Sub(start)
+	total := time.Now().Sub(start)
 	if err == nil {
 		log.Info("snapshot synced", "attempts", attempts, "durationMs", total.Milliseconds(),
 			"version", last.result.Version, "id", last.result.ID, "replayed", last.replayed, "requestId", last.requestID)
@@ -162,7 +160,7 @@ func (c *Client) Send(ctx context.Context, id string, snap shared.Snapshot) (sha
 	}
 	if c.Tracker != nil && ctx.Err() == nil {
 		st := c.Tracker.RecordSync(SyncRecord{At: start, OK: err == nil, Attempts: attempts,
-			DurationMs: total.Milliseconds(), Category: CategoryOf(err)}, errMessage(err))
+			DurationMs: total.Milliseconds(), Category: CategoryOf(err), NotUsageServer: errors.Is(err, ErrNotUsageServer)}, errMessage(err))
 		log.Info("sync stats", st.LogAttrs()...)
 	}
 	return last.result, err
@@ -180,10 +178,9 @@ func errMessage(err error) string {
 // stretches the wait when it is longer than the backoff's.
 func (c *Client) do(ctx context.Context, log *slog.Logger, b retry.Backoff, attempt func(context.Context, int) outcome) (int, outcome, error) {
 	var (
-		n       int
-		last    outcome
-		pending time.Duration // a wait that Sleep performs before the next attempt
-		gaveUp  string
+		n      int
+		last   outcome
+		gaveUp string
 	)
 	waits := retry.BackoffFunc(func() (time.Duration, bool) {
 		d, stop := b.Next()
@@ -195,24 +192,18 @@ func (c *Client) do(ctx context.Context, log *slog.Logger, b retry.Backoff, atte
 			}
 		}
 		if stop {
-			c.logAttempt(log, n, last, 0, false)
-			return 0, true
+			d = 0
 		}
-		c.logAttempt(log, n, last, d, true)
-		if c.Sleep != nil {
-			pending = d
-			return 0, false
+		c.logAttempt(log, n, last, d, !stop)
+		if stop || c.Sleep == nil {
+			return d, stop
 		}
-		return d, false
+		// The hook has done the wait (or seen ctx end, which go-retry
+		// checks before the next attempt).
+		_ = c.Sleep(ctx, d)
+		return 0, false
 	})
 	_, err := retry.DoValue(ctx, waits, func(ctx context.Context) (struct{}, error) {
-		if pending > 0 {
-			d := pending
-			pending = 0
-			if err := c.Sleep(ctx, d); err != nil {
-				return struct{}{}, err
-			}
-		}
 		n++
 		last = attempt(ctx, n)
 		switch {
@@ -237,7 +228,7 @@ func (c *Client) do(ctx context.Context, log *slog.Logger, b retry.Backoff, atte
 	} else if last.err != nil {
 		err = last.err
 	}
-	return n, last, &Error{Category: cat, Attempts: n, Status: last.status, RequestID: last.requestID, Err: err}
+	return n, last, &Error{Category: cat, Attempts: n, Status: last.status, RequestID: last.requestID, NotUsageServer: last.foreign, Err: err}
 }
 
 func errOr(a, b error) error {
@@ -268,9 +259,9 @@ func (c *Client) logAttempt(log *slog.Logger, n int, o outcome, delay time.Durat
 func (c *Client) post(ctx context.Context, log *slog.Logger, n int, path, idemKey string, body []byte) outcome {
 	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout())
 	defer cancel()
-	start := c.now()
+	start := time.Now()
 	o := c.roundTrip(actx, log, n, path, idemKey, body)
-	o.duration = c.now().Sub(start)
+	o.duration = time.Now().Sub(start)
 	return o
 }
 
@@ -302,38 +293,7 @@ func (c *Client) roundTrip(ctx context.Context, log *slog.Logger, n int, path, i
 		log.Info("sync response", "attempt", n, "status", resp.StatusCode, "requestId", o.requestID,
 			"headers", redact(resp.Header), "body", clip(raw))
 	}
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		o.replayed = resp.Header.Get(shared.HeaderIdempotentReplayed) == "true"
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &o.result); err != nil {
-				// The server took it; a body we cannot read is not a reason
-				// to send it again.
-				log.Warn("unreadable success body", "status", resp.StatusCode, "error", err.Error(), "requestId", o.requestID)
-			}
-		}
-		if o.result.RequestID == "" {
-			o.result.RequestID = o.requestID
-		}
-		return o
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		o.category = shared.CategoryNotFound
-		o.err = fmt.Errorf("sync: POST %s answered %d redirect to %q: set --server to the final URL", path, resp.StatusCode, resp.Header.Get("Location"))
-		return o
-	}
-	ae := &shared.APIError{Status: resp.StatusCode, RequestID: o.requestID,
-		RetryAfter: shared.ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())}
-	ae.Body, _ = shared.ParseErrorBody(raw)
-	if ae.RequestID == "" {
-		ae.RequestID = ae.Body.RequestID
-		o.requestID = ae.RequestID
-	}
-	o.category, o.retryAfter = ae.Category(), ae.RetryAfter
-	if rerr != nil && o.category == shared.CategoryNone {
-		o.category = shared.Classify(0, rerr)
-	}
-	o.err = ae
-	return o
+	return judge(o, path, u, resp, raw, rerr)
 }
 
 // redact copies headers without the key.

@@ -1,4 +1,4 @@
-package sync
+package upload
 
 import (
 	"context"
@@ -8,8 +8,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -78,12 +80,12 @@ func TestTrackerPersistsAndSurvivesCorruption(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lb := &logBuf{}
+	lb := &testutil.LogBuffer{}
 	tr3, err := OpenTracker(path, slog.New(slog.NewJSONHandler(lb, nil)))
 	if err != nil {
 		t.Fatalf("a corrupt state file stopped the tracker: %v", err)
 	}
-	if len(tr3.State().Recent) != 0 || len(lb.lines(t, "state file unreadable, starting fresh statistics")) != 1 {
+	if len(tr3.State().Recent) != 0 || len(testutil.LogRecords(t, lb.String(), "state file unreadable, starting fresh statistics")) != 1 {
 		t.Errorf("corrupt state not replaced and logged: %+v\n%s", tr3.State(), lb)
 	}
 	if _, err := ReadState(path); err == nil || !strings.HasPrefix(err.Error(), "sync: state") {
@@ -97,35 +99,41 @@ func TestTrackerPersistsAndSurvivesCorruption(t *testing.T) {
 func TestSendRecordsAndLogsStats(t *testing.T) {
 	t.Parallel()
 	fs := newFaultServer(t, step{status: 503}, step{status: 201}, step{status: 401})
-	c, _, lb := newClient(t, fs.srv.URL)
-	tr, err := OpenTracker(filepath.Join(t.TempDir(), "sync-state.json"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Tracker = tr
-	if _, err := c.Send(context.Background(), testID, testSnap()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Send(context.Background(), "d4k2c6p3qf7c73a5ue11", testSnap()); CategoryOf(err) != shared.CategoryAuth {
-		t.Fatalf("second Send = %v, want AUTH", err)
-	}
-	logs := lb.lines(t, "sync stats")
-	if len(logs) != 2 {
-		t.Fatalf("logged stats %d times, want after each of 2 syncs", len(logs))
-	}
-	if logs[1]["successRate"] != 0.5 || logs[1]["retryRate"] != 0.5 || logs[1]["syncs"] != float64(2) || logs[1]["component"] != "sync" {
-		t.Errorf("stats log = %v", logs[1])
-	}
-	for _, k := range []string{"minMs", "maxMs", "avgMs"} {
-		if _, ok := logs[1][k]; !ok {
-			t.Errorf("stats log lacks %s", k)
+	path := filepath.Join(t.TempDir(), "sync-state.json")
+	synctest.Test(t, func(t *testing.T) {
+		c, _, lb := newClient(t, fs.srv.URL)
+		tr, err := OpenTracker(path, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	st := tr.State()
-	if len(st.Recent) != 2 || st.Recent[0].Attempts != 2 || !st.Recent[0].OK || st.Recent[1].OK || st.LastSuccess == nil {
-		t.Errorf("state = %+v", st)
-	}
-	if st.LastError == nil || st.LastError.Category != "AUTH" || !strings.Contains(st.LastError.Message, "401") {
-		t.Errorf("last error = %+v", st.LastError)
-	}
+		c.Tracker = tr
+		start := time.Now()
+		if _, err := c.Send(context.Background(), testID, testSnap()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Send(context.Background(), "d4k2c6p3qf7c73a5ue11", testSnap()); CategoryOf(err) != shared.CategoryAuth {
+			t.Fatalf("second Send = %v, want AUTH", err)
+		}
+		logs := testutil.LogRecords(t, lb.String(), "sync stats")
+		if len(logs) != 2 {
+			t.Fatalf("logged stats %d times, want after each of 2 syncs", len(logs))
+		}
+		if logs[1]["successRate"] != 0.5 || logs[1]["retryRate"] != 0.5 || logs[1]["syncs"] != float64(2) || logs[1]["component"] != "sync" {
+			t.Errorf("stats log = %v", logs[1])
+		}
+		// The first sync waited 10 s for its retry; the second took no time.
+		if got, want := []any{logs[1]["minMs"], logs[1]["maxMs"], logs[1]["avgMs"]}, []any{0.0, 10000.0, 5000.0}; !reflect.DeepEqual(got, want) {
+			t.Errorf("min/max/avg = %v, want %v", got, want)
+		}
+		st := tr.State()
+		if len(st.Recent) != 2 || st.Recent[0].Attempts != 2 || !st.Recent[0].OK || st.Recent[1].OK || st.LastSuccess == nil {
+			t.Errorf("state = %+v", st)
+		}
+		if want := start.Add(10 * time.Second); !st.LastSuccess.Equal(want) {
+			t.Errorf("last success = %v, want %v", st.LastSuccess, want)
+		}
+		if st.LastError == nil || st.LastError.Category != "AUTH" || !strings.Contains(st.LastError.Message, "401") {
+			t.Errorf("last error = %+v", st.LastError)
+		}
+	})
 }

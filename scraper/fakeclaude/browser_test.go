@@ -1,4 +1,4 @@
-package demo
+package fakeclaude
 
 import (
 	"context"
@@ -25,11 +25,11 @@ func TestDemoScrapedInChromium(t *testing.T) {
 	defer b.Close()
 	for _, step := range []time.Duration{0, 90 * time.Minute} {
 		clock.Set(clock.Now().Add(step))
-		snap, err := b.Scrape(ctx, UsageURL(base))
+		snap, err := b.Scrape(ctx, UsageURL(base, ""))
 		if err != nil {
 			t.Fatalf("scrape at %s: %v", clock.Now(), err)
 		}
-		want := Usage(clock.Now())
+		want := DemoUsage(clock.Now())
 		if got, want := snap.Capture, "api"; got != want {
 			t.Errorf("capture = %q, want %q", got, want)
 		}

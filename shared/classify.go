@@ -51,7 +51,7 @@ func Classify(status int, err error) Category {
 		return CategoryAuth
 	case status == 404 || status == 410:
 		return CategoryNotFound
-	case status == 400 || status == 405 || status == 413 || status == 415 || status == 422:
+	case status == 400 || status == 405 || status == 413 || status == 415 || status == 422 || status == 431:
 		return CategoryValidation
 	case status == 500 || status == 502 || status == 503 || status == 504 || status == 507:
 		return CategoryServer

@@ -31,6 +31,8 @@ const (
 	CodeStorageReadFailed       Code = "STORAGE_READ_FAILED"
 	CodeStorageUnavailable      Code = "STORAGE_UNAVAILABLE"
 	CodeInternal                Code = "INTERNAL"
+	CodeAccountLimit            Code = "ACCOUNT_LIMIT"
+	CodeHeadersTooLarge         Code = "HEADERS_TOO_LARGE"
 )
 
 // CodeInfo is what the catalogue knows about a code.
@@ -61,6 +63,8 @@ var Catalogue = map[Code]CodeInfo{
 	CodeStorageReadFailed:       {http.StatusInternalServerError, CategoryServer, "Check the server log for this request ID and the data directory's health."},
 	CodeStorageUnavailable:      {http.StatusServiceUnavailable, CategoryServer, "Storage is failing; the server stops trying for a minute. Check disk space and permissions."},
 	CodeInternal:                {http.StatusInternalServerError, CategoryServer, "Retry later; if it persists, report the request ID."},
+	CodeAccountLimit:            {http.StatusForbidden, CategoryAuth, "Send to an existing account, or raise the server's --max-accounts."},
+	CodeHeadersTooLarge:         {http.StatusRequestHeaderFieldsTooLarge, CategoryValidation, "Send at most 16 KiB of request headers; clear large cookies for this site."},
 }
 
 // Info returns the catalogue entry; unknown codes read as INTERNAL.

@@ -50,6 +50,12 @@ func newMetrics(s *Server) *metrics {
 			Name: "usage_rate_limited_total", Help: "POSTs rejected by the rate limit.",
 		}),
 	}
+	if s.cfg.LogDropped != nil {
+		// Bytes, not lines: a failed write loses whatever was buffered.
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "usage_log_dropped_bytes_total", Help: "Bytes of log output lost to failed writes on stderr.",
+		}, func() float64 { return float64(s.cfg.LogDropped()) }))
+	}
 	m.reg.MustRegister(m.requests, m.latency, m.writeDuration, m.writeFailures, m.replays, m.rateLimited,
 		&stateCollector{s: s},
 		collectors.NewGoCollector(),

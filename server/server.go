@@ -42,6 +42,18 @@ type Config struct {
 	RateLimit      int // POSTs per minute per key+IP; 0 disables
 	TrustedProxies []string
 
+	// AuthFailures is how many failed authentications one client IP may
+	// make per AuthWindow before every request from it is 429 (10 per 1m).
+	AuthFailures int
+	AuthWindow   time.Duration
+
+	// MaxAccounts bounds the accounts a write key can create (20).
+	MaxAccounts int
+
+	// LogDropped reports the bytes of log output lost to write errors
+	// (logbuf.Writer.Dropped), exposed as a counter; nil: not exposed.
+	LogDropped func() int64
+
 	Now     func() time.Time // injected clock for staleness and validation
 	Verbose bool             // SYNC_VERBOSE: request/response detail, stacks
 
@@ -80,6 +92,13 @@ func (c *Config) defaults() {
 	def(&c.HealthCheckInterval, 5*time.Second)
 	def(&c.HealthCheckTimeout, 2*time.Second)
 	def(&c.IndexRefresh, time.Second)
+	def(&c.AuthWindow, time.Minute)
+	if c.AuthFailures <= 0 {
+		c.AuthFailures = 10
+	}
+	if c.MaxAccounts <= 0 {
+		c.MaxAccounts = 20
+	}
 }
 
 // Server is the HTTP layer around a store.
@@ -161,7 +180,7 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 	if cfg.Widget != nil {
 		wopts := *cfg.Widget
 		if wopts.Logger == nil {
-			wopts.Logger = s.log
+			wopts.Logger = logger // widgetmount names its own component
 		}
 		if err := widgetmount.Mount(s.app, wopts); err != nil {
 			return nil, fmt.Errorf("server: mounting the widget: %w", err)

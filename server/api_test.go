@@ -229,7 +229,7 @@ func TestPayloadTooLarge(t *testing.T) {
 		t.Errorf("413 without security headers: CSP %q", got)
 	}
 	found := false
-	for _, l := range e.logs.lines(t) {
+	for _, l := range logLines(t, e.logs.String()) {
 		if l["msg"] == "request" && l["requestId"] == eb.RequestID && l["status"] == float64(413) {
 			found = true
 		}
@@ -703,7 +703,7 @@ func TestPanicBecomesInternal(t *testing.T) {
 		t.Errorf("panic value leaked to the client: %q", eb.Message)
 	}
 	var found bool
-	for _, l := range e.logs.lines(t) {
+	for _, l := range logLines(t, e.logs.String()) {
 		if l["msg"] == "panic in handler" && l["requestId"] == eb.RequestID {
 			found = true
 			if st, _ := l["stack"].(string); !strings.Contains(st, "goroutine") || !strings.Contains(st, "api_test.go") {

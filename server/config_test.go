@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claude-usage/widget/internal/testutil"
 )
 
 func envOf(kv ...string) func(string) string {
@@ -181,4 +183,80 @@ func checkHelp(t *testing.T, help string) {
 			t.Errorf("--help does not show the default %q", def)
 		}
 	}
+}
+
+// The README's table is what operators read: every flag of --help is in it
+// with the same variable and default, and it names no flag that --help
+// does not have.
+func TestREADMETableMatchesHelp(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join(testutil.MustRepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "### usage-server\n")
+	if !ok {
+		t.Fatal("README has no usage-server configuration section")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	type row struct{ env, def string }
+	documented := map[string]row{}
+	for _, l := range strings.Split(section, "\n") {
+		cells := strings.Split(l, "|")
+		if len(cells) < 5 || !strings.Contains(cells[1], "`--") {
+			continue
+		}
+		flags := strings.Split(cells[1], "/")
+		envs := strings.Split(cells[2], "/")
+		def := strings.Trim(strings.TrimSpace(cells[3]), "`")
+		for i, f := range flags {
+			env := ""
+			if i < len(envs) {
+				env = strings.Trim(strings.TrimSpace(envs[i]), "`")
+			}
+			if def == "—" || strings.HasSuffix(strings.TrimSpace(f), "-file`") {
+				documented[strings.Trim(strings.TrimSpace(f), "`-")] = row{env, ""}
+				continue
+			}
+			documented[strings.Trim(strings.TrimSpace(f), "`-")] = row{env, def}
+		}
+	}
+	var help bytes.Buffer
+	if _, err := ParseOptions([]string{"--help"}, envOf(), &help); !errors.Is(err, ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	inHelp := map[string]bool{}
+	for _, l := range strings.Split(help.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || !strings.HasPrefix(f[0], "--") {
+			continue
+		}
+		name, env, def := strings.TrimPrefix(f[0], "--"), f[1], strings.Trim(f[2], `"`)
+		inHelp[name] = true
+		d, ok := documented[name]
+		if !ok {
+			t.Errorf("--%s is not in the README table", name)
+			continue
+		}
+		if d.env != env {
+			t.Errorf("--%s: README says %s, --help %s", name, d.env, env)
+		}
+		if !sameDefault(d.def, def) {
+			t.Errorf("--%s: README default %q, --help %q", name, d.def, def)
+		}
+	}
+	for name := range documented {
+		if !inHelp[name] {
+			t.Errorf("README documents --%s, which --help does not have", name)
+		}
+	}
+}
+
+func sameDefault(a, b string) bool {
+	if a == b {
+		return true
+	}
+	da, errA := time.ParseDuration(a)
+	db, errB := time.ParseDuration(b)
+	return errA == nil && errB == nil && da == db
 }

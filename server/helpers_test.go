@@ -231,9 +231,9 @@ type storeT = store.Store
 
 // metricValue reads one series from GET /metrics, e.g.
 // `usage_versions{account="default"}`; a missing series fails t.
-func metricValue(t *testing.T, e *env, series string) float64 {
+func metricValue(t *testing.T, e *env, series string, hdr ...string) float64 {
 	t.Helper()
-	r := e.do(http.MethodGet, shared.PathMetrics, "")
+	r := e.do(http.MethodGet, shared.PathMetrics, "", hdr...)
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /metrics = %d: %s", r.status, r.body)
 	}

@@ -62,15 +62,17 @@ func TestRequestIDOnEveryResponse(t *testing.T) {
 		})
 	}
 
-	// A well-formed client id is kept for correlation; anything else is
-	// replaced rather than echoed into headers and logs.
-	if got := e.do(http.MethodGet, shared.PathHealth, "", shared.HeaderRequestID, "client-id_1.2:3").header.Get(shared.HeaderRequestID); got != "client-id_1.2:3" {
-		t.Errorf("client id not kept: %q", got)
+	// A client's id is kept for correlation only when it is an xid (what
+	// the scraper sends); anything else is replaced rather than echoed
+	// into headers and logs.
+	clientID := xid.New().String()
+	if got := e.do(http.MethodGet, shared.PathHealth, "", shared.HeaderRequestID, clientID).header.Get(shared.HeaderRequestID); got != clientID {
+		t.Errorf("client xid not kept: %q, want %q", got, clientID)
 	}
-	for _, bad := range []string{"a b", strings.Repeat("x", 65), "x\"}{"} {
+	for _, bad := range []string{"client-id_1.2:3", "a b", strings.Repeat("x", 65), "x\"}{", clientID[:19], clientID + "0", strings.ToUpper(clientID)} {
 		got := e.do(http.MethodGet, shared.PathHealth, "", shared.HeaderRequestID, bad).header.Get(shared.HeaderRequestID)
-		if _, err := xid.FromString(got); err != nil {
-			t.Errorf("bad client id %q: got %q, want a fresh xid", bad, got)
+		if _, err := xid.FromString(got); err != nil || got == bad {
+			t.Errorf("client id %q: got %q, want a fresh xid", bad, got)
 		}
 	}
 }

@@ -14,6 +14,7 @@ package widgetmount
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,8 +22,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -55,33 +58,34 @@ var PagePaths = []string{
 	"/manifest.webmanifest", "/manifest.json", "/app.css",
 }
 
+// Widget is the widget's routes, ready to be mounted.
+type Widget struct {
+	dir     string
+	page    http.Handler // go-app's: the page and the PWA files
+	wasm    fasthttp.RequestHandler
+	scripts []string // sha256 sources of the page's inline scripts
+}
+
 // Mount registers the widget's page and asset routes on f. Call it after
 // the API routes and before the catch-all 404 handler. A web directory
 // without app.wasm is not an error: the page is served and /web/app.wasm
 // answers 404 with a message saying how to build it.
-func Mount(f *fiber.App, opts Options) error {
-	h, err := newRoutes(opts)
-	if err != nil {
-		return err
-	}
+func (h *Widget) Mount(f *fiber.App) {
 	f.Get("/web/app.wasm", h.serveWasm)
 	f.Get("/web/*", h.serveStatic)
 	page := adaptor.HTTPHandler(h.page)
 	for _, p := range PagePaths {
 		f.Get(p, page)
 	}
-	return nil
 }
 
-// routes are the widget's handlers; Mount registers them.
-type routes struct {
-	dir  string
-	page http.Handler // go-app's: the page and the PWA files
-	wasm fasthttp.RequestHandler
-}
+// InlineScriptHashes are the CSP sources ('sha256-…') of every inline
+// script in the page go-app renders, so that the policy allows exactly
+// those and no other inline code.
+func (h *Widget) InlineScriptHashes() []string { return append([]string(nil), h.scripts...) }
 
-// newRoutes checks the web directory and builds go-app's handler.
-func newRoutes(opts Options) (*routes, error) {
+// New checks the web directory and builds go-app's handler.
+func New(opts Options) (*Widget, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -131,7 +135,11 @@ func newRoutes(opts Options) (*routes, error) {
 		SkipCache:   true,
 		PathRewrite: fasthttp.NewPathPrefixStripper(len("/web")),
 	}
-	return &routes{dir: dir, page: page, wasm: wasmFS.NewRequestHandler()}, nil
+	scripts, err := inlineScriptHashes(page)
+	if err != nil {
+		return nil, err
+	}
+	return &Widget{dir: dir, page: page, wasm: wasmFS.NewRequestHandler(), scripts: scripts}, nil
 }
 
 // hashFile returns the hex sha256 and the size of the file at path.
@@ -154,7 +162,7 @@ func hashFile(path string) (string, int64, error) {
 
 // serveWasm sends app.wasm through fasthttp's file server, which picks
 // app.wasm.br or .gz by Accept-Encoding and sets Content-Encoding.
-func (h *routes) serveWasm(c *fiber.Ctx) error {
+func (h *Widget) serveWasm(c *fiber.Ctx) error {
 	req := &c.Request().Header
 	// fasthttp looks for the coding's name only; a client that refuses
 	// one with q=0 must not get it.
@@ -203,7 +211,7 @@ func acceptsEncoding(header, enc string) bool {
 // serveStatic sends a file from the web directory. Only plain names of
 // regular files are served: no dot files, no directories, no traversal,
 // and app.wasm only through serveWasm.
-func (h *routes) serveStatic(c *fiber.Ctx) error {
+func (h *Widget) serveStatic(c *fiber.Ctx) error {
 	name := c.Params("*")
 	clean := filepath.ToSlash(filepath.Clean("/" + name))[1:]
 	if clean == "" || clean != name || strings.HasPrefix(filepath.Base(clean), ".") ||
@@ -218,3 +226,34 @@ func (h *routes) serveStatic(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	return c.SendFile(p)
 }
+
+// scriptTag is an HTML script element; go-app writes them itself, so this
+// is the page's own markup, not arbitrary HTML.
+var scriptTag = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
+
+// inlineScriptHashes renders the page once and hashes each inline script
+// as CSP expects: base64 of the sha256 of the exact text between the tags.
+func inlineScriptHashes(page http.Handler) ([]string, error) {
+	rec := httptest.NewRecorder()
+	page.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("widgetmount: rendering the page for its CSP: status %d", rec.Code)
+	}
+	return ScriptHashes(rec.Body.String()), nil
+}
+
+// ScriptHashes returns the CSP hash source of every inline script in html
+// (a script with a src attribute is not inline).
+func ScriptHashes(html string) []string {
+	var out []string
+	for _, m := range scriptTag.FindAllStringSubmatch(html, -1) {
+		if srcAttr.MatchString(m[1]) {
+			continue
+		}
+		sum := sha256.Sum256([]byte(m[2]))
+		out = append(out, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	}
+	return out
+}
+
+var srcAttr = regexp.MustCompile(`(?i)(^|\s)src\s*=`)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,12 +35,13 @@ func newApp(t *testing.T, dir string) *fiber.App {
 		}
 		return c.Status(500).SendString(err.Error())
 	}})
-	err := Mount(f, Options{WebDir: dir, Refresh: 2 * time.Second, RetryDelay: 300 * time.Millisecond,
+	w, err := New(Options{WebDir: dir, Refresh: 2 * time.Second, RetryDelay: 300 * time.Millisecond,
 		BreakerThreshold: 3, BreakerCooldown: 5 * time.Second, Version: "v1",
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Mount(f)
 	return f
 }
 
@@ -316,5 +318,29 @@ func TestWasmRebuiltWhileRunning(t *testing.T) {
 	resp, body = do(t, f, "/web/app.wasm", "")
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "make wasm") {
 		t.Errorf("app.wasm removed after Mount: status %d %s, want 404 saying make wasm", resp.StatusCode, body)
+	}
+}
+
+func TestScriptHashes(t *testing.T) {
+	t.Parallel()
+	// echo -n 'alert(1)' | openssl dgst -sha256 -binary | base64
+	const alert = "'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='"
+	tests := []struct {
+		name, html string
+		want       []string
+	}{
+		{"none", `<head><script src="/app.js" defer></script></head>`, nil},
+		{"inline", `<script>alert(1)</script>`, []string{alert}},
+		{"inline with attributes", `<script type="module" data-src="x">alert(1)</script>`, []string{alert}},
+		{"upper case tags", `<SCRIPT>alert(1)</SCRIPT >`, []string{alert}},
+		{"src is not inline", `<script defer src="/wasm_exec.js"></script><script>alert(1)</script>`, []string{alert}},
+		{"empty inline", `<script></script>`, []string{"'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ScriptHashes(tt.html); !slices.Equal(got, tt.want) {
+				t.Errorf("ScriptHashes = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

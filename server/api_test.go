@@ -145,7 +145,7 @@ func TestReadAuth(t *testing.T) {
 		{"no token", shared.PathUsage, nil, 401, shared.CodeAuthMissingKey},
 		{"wrong token", shared.PathUsage, []string{"Authorization", "Bearer wrong"}, 401, shared.CodeAuthInvalidKey},
 		{"basic auth is not a bearer", shared.PathUsage, []string{"Authorization", "Basic " + testToken}, 401, shared.CodeAuthMissingKey},
-		{"token in query only", shared.PathUsage + "?token=" + testToken, nil, 401, shared.CodeAuthMissingKey},
+		{"token in query only", shared.PathUsage + "?token=" + testToken, nil, 400, shared.CodeInvalidQuery},
 		{"history without token", shared.PathHistory, nil, 401, shared.CodeAuthMissingKey},
 		{"wrong write key", shared.PathUsage, []string{shared.HeaderAPIKey, "nope"}, 401, shared.CodeAuthInvalidKey},
 		{"token in header and query", shared.PathUsage + "?access_token=x", []string{"Authorization", "Bearer " + testToken}, 400, shared.CodeInvalidQuery},

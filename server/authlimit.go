@@ -114,6 +114,9 @@ func (l *authLimiter) len() int {
 // authorize runs check (a key comparison) unless the client is refused for
 // too many failures, and counts a failure against its address.
 func (s *Server) authorize(c *fiber.Ctx, check func() error) error {
+	if err := rejectQueryCredentials(c); err != nil {
+		return err
+	}
 	ip := s.clientAddr(c)
 	if d := s.authLimit.wait(ip); d > 0 {
 		s.metrics.authLimited.Inc()
@@ -133,6 +136,23 @@ func (s *Server) authorize(c *fiber.Ctx, check func() error) error {
 		return err
 	}
 	return c.Next()
+}
+
+// rejectQueryCredentials refuses a key or token in the query string before
+// any key is looked at: a URL ends up in proxy logs and browser history, and
+// the client should learn where to send it, not that it is missing.
+func rejectQueryCredentials(c *fiber.Ctx) error {
+	var bad string
+	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+		if bad == "" && credentialParams[strings.ToLower(string(k))] {
+			bad = truncateRunes(string(k), 40)
+		}
+	})
+	if bad == "" {
+		return nil
+	}
+	return &shared.Error{Code: shared.CodeInvalidQuery, Field: bad,
+		Message: "credentials are not accepted in the query string; send them in a header (X-API-Key, or Authorization: Bearer <token>)"}
 }
 
 // parseProxies reads --trusted-proxies: IPs and CIDRs.

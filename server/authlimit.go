@@ -104,8 +104,8 @@ func (l *authLimiter) fail(a netip.Addr) {
 	l.entries[k] = l.lru.PushFront(&authEntry{key: k, start: now, failures: 1})
 }
 
-// len is the number of addresses held, for tests of the bound.
-func (l *authLimiter) len() int {
+// size is the number of addresses held, for tests of the bound.
+func (l *authLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lru.Len()

@@ -186,20 +186,20 @@ func TestFailedAuthMemoryIsBounded(t *testing.T) {
 			t.Fatalf("guess %d = %d %s", i, r.status, r.body)
 		}
 	}
-	if got, want := e.srv.authLimit.len(), authTableSize; got != want {
+	if got, want := e.srv.authLimit.size(), authTableSize; got != want {
 		t.Errorf("failed-auth table holds %d addresses after %d, want its bound %d", got, n, want)
 	}
-	if got := e.srv.postLimits.len(); got != 0 {
+	if got := e.srv.postLimits.size(); got != 0 {
 		t.Errorf("the POST limiter holds %d buckets for wrong keys, want 0", got)
 	}
 	// IPv6 clients count per /64: the addresses of one host are one entry.
-	before := e.srv.authLimit.len()
+	before := e.srv.authLimit.size()
 	for i := range 20 {
 		e.get(shared.PathUsage, "X-Forwarded-For", fmt.Sprintf("2001:db8:1:2::%x", i+1), "Authorization", "Bearer guess")
 	}
 	r := e.get(shared.PathUsage, "X-Forwarded-For", "2001:db8:1:2:ffff::1")
 	wantError(t, r, http.StatusTooManyRequests, shared.CodeRateLimited)
-	if got := e.srv.authLimit.len(); got != before {
+	if got := e.srv.authLimit.size(); got != before {
 		t.Errorf("20 addresses of one /64 took %d entries, want the bound kept (%d)", got, before)
 	}
 }

@@ -80,8 +80,8 @@ func (s *limitStore) Reset() error {
 
 func (s *limitStore) Close() error { return nil }
 
-// len is the number of buckets held, for tests of the bound.
-func (s *limitStore) len() int {
+// size is the number of buckets held, for tests of the bound.
+func (s *limitStore) size() int {
 	if s == nil {
 		return 0
 	}

@@ -53,8 +53,9 @@ type Config struct {
 	RateLimit      int // POSTs per minute per key+IP; 0 disables
 	TrustedProxies []string
 
-	// AuthFailures is how many failed authentications one client IP may
-	// make per AuthWindow before every request from it is 429 (10 per 1m).
+	// AuthFailures is how many failed authentications one client address
+	// may make per AuthWindow before every request of it that needs a key
+	// is 429 until the window ends (10 per 1m).
 	AuthFailures int
 	AuthWindow   time.Duration
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,7 +145,7 @@ func TestReadAuth(t *testing.T) {
 		{"no token", shared.PathUsage, nil, 401, shared.CodeAuthMissingKey},
 		{"wrong token", shared.PathUsage, []string{"Authorization", "Bearer wrong"}, 401, shared.CodeAuthInvalidKey},
 		{"basic auth is not a bearer", shared.PathUsage, []string{"Authorization", "Basic " + testToken}, 401, shared.CodeAuthMissingKey},
-		{"token in query only", shared.PathUsage + "?token=" + testToken, nil, 401, shared.CodeAuthMissingKey},
+		{"token in query only", shared.PathUsage + "?token=" + testToken, nil, 400, shared.CodeInvalidQuery},
 		{"history without token", shared.PathHistory, nil, 401, shared.CodeAuthMissingKey},
 		{"wrong write key", shared.PathUsage, []string{shared.HeaderAPIKey, "nope"}, 401, shared.CodeAuthInvalidKey},
 		{"token in header and query", shared.PathUsage + "?access_token=x", []string{"Authorization", "Bearer " + testToken}, 400, shared.CodeInvalidQuery},
@@ -225,11 +226,11 @@ func TestPayloadTooLarge(t *testing.T) {
 	if !strings.Contains(eb.Message, "64 KiB") {
 		t.Errorf("message %q does not name the limit", eb.Message)
 	}
-	if got := r.header.Get("Content-Security-Policy"); got != ContentSecurityPolicy {
+	if got := r.header.Get("Content-Security-Policy"); got != e.srv.csp {
 		t.Errorf("413 without security headers: CSP %q", got)
 	}
 	found := false
-	for _, l := range e.logs.lines(t) {
+	for _, l := range logLines(t, e.logs.String()) {
 		if l["msg"] == "request" && l["requestId"] == eb.RequestID && l["status"] == float64(413) {
 			found = true
 		}
@@ -703,7 +704,7 @@ func TestPanicBecomesInternal(t *testing.T) {
 		t.Errorf("panic value leaked to the client: %q", eb.Message)
 	}
 	var found bool
-	for _, l := range e.logs.lines(t) {
+	for _, l := range logLines(t, e.logs.String()) {
 		if l["msg"] == "panic in handler" && l["requestId"] == eb.RequestID {
 			found = true
 			if st, _ := l["stack"].(string); !strings.Contains(st, "goroutine") || !strings.Contains(st, "api_test.go") {
@@ -791,8 +792,8 @@ func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	for _, r := range []resp{e.do(http.MethodGet, shared.PathHealth, ""), e.do(http.MethodGet, "/missing", "")} {
-		if got := r.header.Get("Content-Security-Policy"); got != ContentSecurityPolicy {
-			t.Errorf("CSP = %q", got)
+		if got, want := r.header.Get("Content-Security-Policy"), e.srv.csp; got != want {
+			t.Errorf("CSP = %q, want %q", got, want)
 		}
 		for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {
 			if got := r.header.Get(h); got != want {
@@ -800,9 +801,26 @@ func TestSecurityHeaders(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(ContentSecurityPolicy, "'wasm-unsafe-eval'") {
+	script := cspDirective(t, e.srv.csp, "script-src")
+	if !slices.Contains(script, "'wasm-unsafe-eval'") {
 		t.Error("CSP blocks WebAssembly")
 	}
+	if slices.Contains(script, "'unsafe-inline'") {
+		t.Errorf("script-src allows inline scripts: %q", script)
+	}
+}
+
+// cspDirective returns the sources of one directive of policy.
+func cspDirective(t *testing.T, policy, name string) []string {
+	t.Helper()
+	for _, d := range strings.Split(policy, ";") {
+		f := strings.Fields(d)
+		if len(f) > 0 && f[0] == name {
+			return f[1:]
+		}
+	}
+	t.Fatalf("CSP %q has no %s", policy, name)
+	return nil
 }
 
 func TestRateLimitPerClientBehindTrustedProxy(t *testing.T) {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/shared"
 )
@@ -53,31 +53,14 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines parses every log line as JSON; a line that is not JSON fails t.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+// logLines parses every line of a JSON log; a line that is not JSON
+// fails t.
+func logLines(t *testing.T, log string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
-		if l == "" {
-			continue
+	for _, l := range strings.Split(strings.TrimSpace(log), "\n") {
+		if l == "" || !strings.HasPrefix(l, "{") && strings.HasPrefix(l, "listening on ") {
+			continue // the address line on stdout, not a log line
 		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
@@ -92,7 +75,7 @@ type env struct {
 	t     *testing.T
 	dir   string
 	clock *fakeClock
-	logs  *syncBuffer
+	logs  *testutil.LogBuffer
 	log   *slog.Logger
 	st    store.Store
 	srv   *Server
@@ -110,7 +93,7 @@ func wrapStore(f func(store.Store) store.Store) envOption {
 // newEnv opens a real file store in a temp dir and a server around it.
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), clock: &fakeClock{now: t0}, logs: &syncBuffer{}}
+	e := &env{t: t, dir: t.TempDir(), clock: &fakeClock{now: t0}, logs: &testutil.LogBuffer{}}
 	e.log = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.st = openStore(t, e.dir, e.clock, e.log)
 	cfg := Config{
@@ -248,9 +231,9 @@ type storeT = store.Store
 
 // metricValue reads one series from GET /metrics, e.g.
 // `usage_versions{account="default"}`; a missing series fails t.
-func metricValue(t *testing.T, e *env, series string) float64 {
+func metricValue(t *testing.T, e *env, series string, hdr ...string) float64 {
 	t.Helper()
-	r := e.do(http.MethodGet, shared.PathMetrics, "")
+	r := e.do(http.MethodGet, shared.PathMetrics, "", hdr...)
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /metrics = %d: %s", r.status, r.body)
 	}

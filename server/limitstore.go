@@ -79,3 +79,13 @@ func (s *limitStore) Reset() error {
 }
 
 func (s *limitStore) Close() error { return nil }
+
+// size is the number of buckets held, for tests of the bound.
+func (s *limitStore) size() int {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"sort"
 	"strconv"
 	"time"
 
@@ -24,6 +25,8 @@ type metrics struct {
 	writeFailures *prometheus.CounterVec
 	replays       prometheus.Counter
 	rateLimited   prometheus.Counter
+	authFailures  prometheus.Counter
+	authLimited   prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -49,8 +52,20 @@ func newMetrics(s *Server) *metrics {
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "usage_rate_limited_total", Help: "POSTs rejected by the rate limit.",
 		}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_auth_failures_total", Help: "Requests refused for a missing or wrong key or token.",
+		}),
+		authLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "usage_auth_limited_total", Help: "Requests refused (429) because their address failed authentication too often.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.writeDuration, m.writeFailures, m.replays, m.rateLimited,
+	if s.cfg.LogDropped != nil {
+		// Bytes, not lines: a failed write loses whatever was buffered.
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "usage_log_dropped_bytes_total", Help: "Bytes of log output lost to failed writes on stderr.",
+		}, func() float64 { return float64(s.cfg.LogDropped()) }))
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.writeDuration, m.writeFailures, m.replays, m.rateLimited, m.authFailures, m.authLimited,
 		&stateCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -63,6 +78,9 @@ func (m *metrics) observeRequest(route, method string, status int, d time.Durati
 	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
+// observeWrite records a store save. Only the store's own failures count
+// (a 5xx code); a client's mistake such as IDEMPOTENCY_KEY_REUSED does not.
+// The label is a code of the closed set, never an error's text.
 func (m *metrics) observeWrite(d time.Duration, err error) {
 	m.writeDuration.Observe(d.Seconds())
 	if err == nil {
@@ -71,7 +89,12 @@ func (m *metrics) observeWrite(d time.Duration, err error) {
 	code := shared.CodeInternal
 	var se *shared.Error
 	if errors.As(err, &se) {
-		code = se.Code
+		if _, known := shared.Catalogue[se.Code]; known {
+			code = se.Code
+		}
+	}
+	if code.Status() < 500 {
+		return
 	}
 	m.writeFailures.WithLabelValues(string(code)).Inc()
 }
@@ -104,7 +127,18 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	accounts, sv := c.s.health.view()
 	now := c.s.cfg.Now()
-	for a, v := range accounts {
+	// At most --max-accounts series each: accounts a store held before
+	// the limit (or grew past it on disk) must not grow /metrics.
+	names := make([]string, 0, len(accounts))
+	for a := range accounts {
+		names = append(names, a)
+	}
+	sort.Strings(names)
+	if len(names) > c.s.cfg.MaxAccounts {
+		names = names[:c.s.cfg.MaxAccounts]
+	}
+	for _, a := range names {
+		v := accounts[a]
 		ch <- prometheus.MustNewConstMetric(descVersions, prometheus.GaugeValue, float64(v.count), a)
 		if v.hasLatest {
 			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, max(now.Sub(v.latest), 0).Seconds(), a)

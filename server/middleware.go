@@ -6,15 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
 	"github.com/rs/xid"
 
 	"github.com/claude-usage/widget/shared"
@@ -38,12 +39,15 @@ func requestID(c *fiber.Ctx) string {
 	return ""
 }
 
-// sanitizeRequestID drops a client-sent X-Request-ID that is not a short
-// token, so that nothing a client sends is echoed into logs or headers
-// unchecked. A well-formed one is kept to correlate with the client's logs.
+// sanitizeRequestID drops a client-sent X-Request-ID that is not an xid
+// (what the scraper sends and what the server makes), so that nothing a
+// client chooses is echoed into logs or headers. A valid one is kept to
+// correlate with the client's logs.
 func sanitizeRequestID(c *fiber.Ctx) error {
-	if v := c.Get(shared.HeaderRequestID); v != "" && !validToken(v, 64) {
-		c.Request().Header.Del(shared.HeaderRequestID)
+	if v := c.Get(shared.HeaderRequestID); v != "" {
+		if _, err := xid.FromString(v); err != nil {
+			c.Request().Header.Del(shared.HeaderRequestID)
+		}
 	}
 	return c.Next()
 }
@@ -104,7 +108,7 @@ func (s *Server) logRequest(c *fiber.Ctx, start time.Time) {
 		slog.String("path", truncateRunes(c.Path(), 200)),
 		slog.Int("status", status),
 		slog.Float64("durationMs", float64(d.Microseconds())/1000),
-		slog.String("ip", c.IP()),
+		slog.String("ip", s.clientAddr(c).String()),
 		slog.Int("bytes", len(c.Response().Body())),
 	}
 	if s.cfg.Verbose {
@@ -119,20 +123,21 @@ func (s *Server) logRequest(c *fiber.Ctx, start time.Time) {
 }
 
 // verboseAttrs is SYNC_VERBOSE's request/response detail. Credentials are
-// never logged: X-API-Key and Authorization are reduced to "present".
+// never logged: headers that carry them and the values of query
+// parameters named like them are reduced to "[redacted]".
 func (s *Server) verboseAttrs(c *fiber.Ctx) []slog.Attr {
 	headers := map[string]string{}
 	c.Request().Header.VisitAll(func(k, v []byte) {
 		key := string(k)
 		switch strings.ToLower(key) {
-		case "x-api-key", "authorization", "cookie":
-			headers[key] = "[redacted]"
+		case "x-api-key", "authorization", "proxy-authorization", "cookie":
+			headers[key] = redacted
 		default:
 			headers[key] = truncateRunes(string(v), 200)
 		}
 	})
 	attrs := []slog.Attr{
-		slog.String("query", truncateRunes(string(c.Request().URI().QueryString()), 500)),
+		slog.String("query", truncateRunes(redactQuery(c), 500)),
 		slog.Any("requestHeaders", headers),
 	}
 	if c.Method() == fiber.MethodPost {
@@ -142,6 +147,27 @@ func (s *Server) verboseAttrs(c *fiber.Ctx) []slog.Attr {
 		attrs = append(attrs, slog.String("responseBody", truncateRunes(string(c.Response().Body()), 2000)))
 	}
 	return attrs
+}
+
+const redacted = "[redacted]"
+
+// redactQuery is the query string with the value of every credential-like
+// parameter replaced, whatever its case or encoding.
+func redactQuery(c *fiber.Ctx) string {
+	var b strings.Builder
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(string(k)))
+		b.WriteByte('=')
+		if credentialParams[strings.ToLower(string(k))] {
+			b.WriteString(redacted)
+		} else {
+			b.WriteString(url.QueryEscape(string(v)))
+		}
+	})
+	return b.String()
 }
 
 // routeLabel bounds the metric label set: registered API routes by path,
@@ -172,7 +198,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		// fasthttp rejected the request before any middleware ran.
 		rid = newRequestID()
 		c.Locals(localRequestID, rid)
-		c.Set(fiber.HeaderContentSecurityPolicy, ContentSecurityPolicy)
+		c.Set(fiber.HeaderContentSecurityPolicy, s.csp)
 		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 		c.Set(fiber.HeaderXFrameOptions, "DENY")
 		c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
@@ -233,7 +259,8 @@ func (s *Server) toSharedError(c *fiber.Ctx, err error, rid string) *shared.Erro
 			return &shared.Error{Code: shared.CodePayloadTooLarge,
 				Message: fmt.Sprintf("request body exceeds %d bytes (64 KiB)", shared.MaxBodyBytes)}
 		case fiber.StatusRequestHeaderFieldsTooLarge:
-			return &shared.Error{Code: shared.CodePayloadTooLarge, Message: "request headers are too large"}
+			return &shared.Error{Code: shared.CodeHeadersTooLarge,
+				Message: fmt.Sprintf("request headers exceed %d bytes (16 KiB)", maxHeaderBytes)}
 		case fiber.StatusUnsupportedMediaType:
 			return &shared.Error{Code: shared.CodeUnsupportedMediaType, Message: fe.Message}
 		case fiber.StatusTooManyRequests:
@@ -259,16 +286,18 @@ func constantEqual(got, want string) bool {
 }
 
 func (s *Server) requireWriteKey(c *fiber.Ctx) error {
-	key := c.Get(shared.HeaderAPIKey)
-	if key == "" {
-		return &shared.Error{Code: shared.CodeAuthMissingKey,
-			Message: "missing write key: send it in the X-API-Key header"}
-	}
-	if !constantEqual(key, s.cfg.APIKey) {
-		return &shared.Error{Code: shared.CodeAuthInvalidKey,
-			Message: "the X-API-Key header does not match the server's write key"}
-	}
-	return c.Next()
+	return s.authorize(c, func() error {
+		key := c.Get(shared.HeaderAPIKey)
+		if key == "" {
+			return &shared.Error{Code: shared.CodeAuthMissingKey,
+				Message: "missing write key: send it in the X-API-Key header"}
+		}
+		if !constantEqual(key, s.cfg.APIKey) {
+			return &shared.Error{Code: shared.CodeAuthInvalidKey,
+				Message: "the X-API-Key header does not match the server's write key"}
+		}
+		return nil
+	})
 }
 
 // requireReadToken guards GETs: the read token as a bearer token, or the
@@ -278,39 +307,48 @@ func (s *Server) requireReadToken(c *fiber.Ctx) error {
 	if s.cfg.PublicRead {
 		return c.Next()
 	}
-	if key := c.Get(shared.HeaderAPIKey); key != "" {
-		if constantEqual(key, s.cfg.APIKey) {
-			return c.Next()
+	return s.authorize(c, func() error {
+		if key := c.Get(shared.HeaderAPIKey); key != "" {
+			if constantEqual(key, s.cfg.APIKey) {
+				return nil
+			}
+			return &shared.Error{Code: shared.CodeAuthInvalidKey,
+				Message: "the X-API-Key header does not match the server's write key"}
 		}
-		return &shared.Error{Code: shared.CodeAuthInvalidKey,
-			Message: "the X-API-Key header does not match the server's write key"}
-	}
-	tok, ok := bearer(c)
-	if !ok {
-		return &shared.Error{Code: shared.CodeAuthMissingKey,
-			Message: "missing read token: send it as Authorization: Bearer <token>"}
-	}
-	if !constantEqual(tok, s.cfg.ReadToken) {
-		return &shared.Error{Code: shared.CodeAuthInvalidKey,
-			Message: "the bearer token does not match the server's read token"}
-	}
-	return c.Next()
+		tok, ok := bearer(c)
+		if !ok {
+			return &shared.Error{Code: shared.CodeAuthMissingKey,
+				Message: "missing read token: send it as Authorization: Bearer <token>"}
+		}
+		if !constantEqual(tok, s.cfg.ReadToken) {
+			return &shared.Error{Code: shared.CodeAuthInvalidKey,
+				Message: "the bearer token does not match the server's read token"}
+		}
+		return nil
+	})
 }
+
+// metricsSuggestion replaces the catalogue's, which names the write key:
+// /metrics takes only its own token, and a monitoring system should never
+// hold the write key.
+const metricsSuggestion = "Send the metrics token (--metrics-token-file on the server) as Authorization: Bearer <token>."
 
 func (s *Server) requireMetricsToken(c *fiber.Ctx) error {
 	if s.cfg.MetricsToken == "" {
 		return c.Next()
 	}
-	tok, ok := bearer(c)
-	if !ok {
-		return &shared.Error{Code: shared.CodeAuthMissingKey,
-			Message: "missing metrics token: send it as Authorization: Bearer <token>"}
-	}
-	if !constantEqual(tok, s.cfg.MetricsToken) {
-		return &shared.Error{Code: shared.CodeAuthInvalidKey,
-			Message: "the bearer token does not match the server's metrics token"}
-	}
-	return c.Next()
+	return s.authorize(c, func() error {
+		tok, ok := bearer(c)
+		if !ok {
+			return &shared.Error{Code: shared.CodeAuthMissingKey, Suggestion: metricsSuggestion,
+				Message: "missing metrics token: send it as Authorization: Bearer <token>"}
+		}
+		if !constantEqual(tok, s.cfg.MetricsToken) {
+			return &shared.Error{Code: shared.CodeAuthInvalidKey, Suggestion: metricsSuggestion,
+				Message: "the bearer token does not match the server's metrics token"}
+		}
+		return nil
+	})
 }
 
 func bearer(c *fiber.Ctx) (string, bool) {
@@ -324,7 +362,8 @@ func bearer(c *fiber.Ctx) (string, bool) {
 }
 
 // rateLimiter limits POSTs per write key and client IP with fiber's
-// limiter (fixed one-minute window). The key is hashed so that no secret
+// limiter (fixed one-minute window). It runs after requireWriteKey, so
+// only valid keys ever get a bucket. The key is hashed so that no secret
 // sits in the limiter's storage. fiber sets only Retry-After when the limit
 // is reached; the X-RateLimit-* headers are added here so that a client
 // sees the same headers on a 429 as on every other POST.
@@ -333,13 +372,14 @@ func (s *Server) rateLimiter() fiber.Handler {
 		return nil
 	}
 	limit := strconv.Itoa(s.cfg.RateLimit)
+	s.postLimits = newLimitStore()
 	return limiter.New(limiter.Config{
 		Max:        s.cfg.RateLimit,
 		Expiration: time.Minute,
-		Storage:    newLimitStore(),
+		Storage:    s.postLimits,
 		KeyGenerator: func(c *fiber.Ctx) string {
 			h := sha256.Sum256([]byte(c.Get(shared.HeaderAPIKey)))
-			return hex.EncodeToString(h[:8]) + "|" + c.IP()
+			return hex.EncodeToString(h[:8]) + "|" + s.clientAddr(c).String()
 		},
 		LimitReached: func(c *fiber.Ctx) error {
 			s.metrics.rateLimited.Inc()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/xid"
 
+	"github.com/claude-usage/widget/internal/logbuf"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -60,15 +62,17 @@ func TestRequestIDOnEveryResponse(t *testing.T) {
 		})
 	}
 
-	// A well-formed client id is kept for correlation; anything else is
-	// replaced rather than echoed into headers and logs.
-	if got := e.do(http.MethodGet, shared.PathHealth, "", shared.HeaderRequestID, "client-id_1.2:3").header.Get(shared.HeaderRequestID); got != "client-id_1.2:3" {
-		t.Errorf("client id not kept: %q", got)
+	// A client's id is kept for correlation only when it is an xid (what
+	// the scraper sends); anything else is replaced rather than echoed
+	// into headers and logs.
+	clientID := xid.New().String()
+	if got := e.do(http.MethodGet, shared.PathHealth, "", shared.HeaderRequestID, clientID).header.Get(shared.HeaderRequestID); got != clientID {
+		t.Errorf("client xid not kept: %q, want %q", got, clientID)
 	}
-	for _, bad := range []string{"a b", strings.Repeat("x", 65), "x\"}{"} {
+	for _, bad := range []string{"client-id_1.2:3", "a b", strings.Repeat("x", 65), "x\"}{", clientID[:19], clientID + "0", strings.ToUpper(clientID)} {
 		got := e.do(http.MethodGet, shared.PathHealth, "", shared.HeaderRequestID, bad).header.Get(shared.HeaderRequestID)
-		if _, err := xid.FromString(got); err != nil {
-			t.Errorf("bad client id %q: got %q, want a fresh xid", bad, got)
+		if _, err := xid.FromString(got); err != nil || got == bad {
+			t.Errorf("client id %q: got %q, want a fresh xid", bad, got)
 		}
 	}
 }
@@ -92,7 +96,7 @@ func TestLogsAreJSONWithRequestIDsAndNoKeys(t *testing.T) {
 		g.header.Get(shared.HeaderRequestID): 200,
 	}
 	got := map[string]int{}
-	for _, l := range e.logs.lines(t) {
+	for _, l := range logLines(t, e.logs.String()) {
 		for _, k := range []string{"time", "level", "msg", "component"} {
 			if _, ok := l[k]; !ok {
 				t.Errorf("log line without %q: %v", k, l)
@@ -152,5 +156,33 @@ func TestMetrics(t *testing.T) {
 	wantError(t, p.do(http.MethodGet, shared.PathMetrics, "", "Authorization", "Bearer nope"), 401, shared.CodeAuthInvalidKey)
 	if r := p.do(http.MethodGet, shared.PathMetrics, "", "Authorization", "Bearer metrics-secret"); r.status != 200 || !strings.Contains(string(r.body), "usage_http_requests_total") {
 		t.Errorf("metrics with token = %d", r.status)
+	}
+}
+
+// Log lines lost to a failing stderr are counted where an operator looks:
+// a pipe whose reader is gone loses every flushed byte.
+func TestLogDroppedIsAMetric(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	lw := logbuf.New(w, time.Hour)
+	defer lw.Close()
+	e := newEnv(t, withConfig(func(c *Config) { c.LogDropped = lw.Dropped }))
+	if got := metricValue(t, e, "usage_log_dropped_bytes_total"); got != 0 {
+		t.Fatalf("before any loss: %v, want 0", got)
+	}
+	line := "a log line nobody will read\n"
+	if _, err := lw.Write([]byte(line)); err != nil {
+		t.Fatal(err)
+	}
+	if err := lw.Flush(); err == nil {
+		t.Fatal("flushing into a closed pipe succeeded")
+	}
+	if got, want := metricValue(t, e, "usage_log_dropped_bytes_total"), float64(len(line)); got != want {
+		t.Errorf("usage_log_dropped_bytes_total = %v, want %v", got, want)
 	}
 }

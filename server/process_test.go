@@ -1,25 +1,24 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/claude-usage/widget/internal/testbin"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/claude-usage/widget/internal/testbin"
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -63,14 +62,10 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// proc is a started usage-server.
+// proc is a started usage-server and the address it printed.
 type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	addr   string
-	stderr *syncBuffer
-	done   chan struct{}
-	err    error // Wait's result, after done
+	*testutil.Process
+	addr string
 }
 
 // baseEnv keeps the child away from the developer's USAGE_* settings.
@@ -82,64 +77,28 @@ func baseEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
+// startServer starts the binary and waits for the address it prints on
+// stdout ("listening on ADDR").
 func startServer(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(serverBin, args...)
-	p.cmd.Env = baseEnv()
-	p.cmd.Stderr = p.stderr
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
+	p := &proc{Process: testutil.StartProcess(t, serverBin, args, testutil.ProcessOptions{Env: baseEnv()})}
+	if err := p.WaitLine("listening on ", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting usage-server: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
+	for _, l := range strings.Split(p.Log.String(), "\n") {
+		if a, ok := strings.CutPrefix(l, "listening on "); ok {
+			p.addr = a
+			return p
 		}
-	})
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
-				addrc <- a
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case p.addr = <-addrc:
-	case <-p.done:
-		t.Fatalf("usage-server exited before listening: %v\n%s", p.err, p.stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("usage-server did not print its address\n%s", p.stderr.String())
 	}
-	return p
+	t.Fatalf("usage-server logged but did not print its address:\n%s", p.Log)
+	return nil
 }
 
 // stop sends SIGTERM and returns the exit error.
 func (p *proc) stop() error {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		p.t.Fatalf("SIGTERM: %v", err)
-	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(20 * time.Second):
-		p.t.Fatalf("usage-server did not stop within 20s of SIGTERM\n%s", p.stderr.String())
-	}
-	return nil
+	p.Stop()
+	return p.ExitErr()
 }
 
 func TestProcessServesAndStopsCleanly(t *testing.T) {
@@ -179,14 +138,14 @@ func TestProcessServesAndStopsCleanly(t *testing.T) {
 	}
 
 	if err := p.stop(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr.String())
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Log.String())
 	}
-	logs := p.stderr.String()
+	logs := p.Log.String()
 	if strings.Contains(logs, testKey) || strings.Contains(logs, testToken) {
 		t.Error("a key appears in the log")
 	}
 	var sawListening, sawStopped bool
-	for _, l := range p.stderr.lines(t) {
+	for _, l := range logLines(t, p.Log.String()) {
 		for _, k := range []string{"time", "level", "msg"} {
 			if _, ok := l[k]; !ok {
 				t.Errorf("log line without %s: %v", k, l)
@@ -234,9 +193,11 @@ func TestProcessRefusesToStart(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{"no write key", []string{"--read-token", "r"}, nil, "no write key"},
-		{"no read token", []string{"--api-key", "k"}, nil, "no read token"},
+		{"no write key", []string{"--read-token", testToken}, nil, "no write key"},
+		{"no read token", []string{"--api-key", testKey}, nil, "no read token"},
 		{"empty env key", []string{"--public-read"}, []string{"USAGE_API_KEY="}, "no write key"},
+		{"short write key", []string{"--api-key", "short-key", "--public-read"}, nil, "at least 16"},
+		{"read token equals write key", []string{"--api-key", testKey}, []string{"USAGE_READ_TOKEN=" + testKey}, "equals the write key"},
 		{"address in use", nil, nil, "listening on"},
 	}
 	for _, tt := range tests {
@@ -248,7 +209,7 @@ func TestProcessRefusesToStart(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer ln.Close()
-				args = append(args, "--addr", ln.Addr().String(), "--api-key", "k", "--public-read")
+				args = append(args, "--addr", ln.Addr().String(), "--api-key", testKey, "--public-read")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -336,5 +297,47 @@ func TestServeFinishesInFlightWrites(t *testing.T) {
 	}
 	if got := e.st.Count("default"); got != 1 {
 		t.Errorf("stored versions = %d, want 1", got)
+	}
+}
+
+// --log-format: text lines for a person, JSON for a journal or a pipe
+// (auto, which is what a test's pipe gets).
+func TestProcessLogFormat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		wantText bool
+	}{
+		{"auto on a pipe", nil, false},
+		{"json", []string{"--log-format", "json"}, false},
+		{"text", []string{"--log-format", "text"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--api-key", testKey,
+				"--public-read", "--web-dir", t.TempDir()}, tt.args...)
+			p := startServer(t, args...)
+			if err := p.stop(); err != nil {
+				t.Fatalf("exit: %v\n%s", err, p.Log)
+			}
+			var started string
+			for _, l := range strings.Split(p.Log.String(), "\n") {
+				if strings.Contains(l, "listening on") && !strings.HasPrefix(l, "listening on ") {
+					started = l
+				}
+			}
+			if tt.wantText {
+				if !strings.HasPrefix(started, "time=") || !strings.Contains(started, `level=INFO msg="listening on `+p.addr+`"`) {
+					t.Errorf("start line is not a text line: %q", started)
+				}
+				return
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(started), &m); err != nil || m["component"] != "server" {
+				t.Errorf("start line is not JSON: %q (%v)", started, err)
+			}
+		})
 	}
 }

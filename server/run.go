@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/internal/logbuf"
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/server/widgetmount"
@@ -32,7 +33,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	level, _ := parseLevel(opts.LogLevel)
+	level, _ := config.ParseLevel(opts.LogLevel)
 	if opts.Verbose && level > slog.LevelDebug {
 		level = slog.LevelDebug
 	}
@@ -40,10 +41,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// (README, Performance). Warnings and errors are written at once.
 	logw := logbuf.New(stderr, logbuf.DefaultInterval)
 	defer logw.Close()
-	logger := slog.New(logbuf.Handler(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: level}), logw))
+	h := config.Handler(logw, opts.LogFormat, config.IsTerminal(stderr), &slog.HandlerOptions{Level: level})
+	logger := slog.New(logbuf.Handler(h, logw))
 	log := logger.With("component", "server")
-	if len(opts.APIKey) < 16 {
-		log.Warn("the write key is shorter than 16 characters; use a long random key in production")
+	for _, w := range opts.Warnings {
+		log.Warn(w)
 	}
 
 	st, err := store.Open(ctx, store.Options{
@@ -77,6 +79,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		RateLimit:      opts.RateLimit,
 		TrustedProxies: proxies,
 		Verbose:        opts.Verbose,
+		MaxAccounts:    opts.MaxAccounts,
+		LogDropped:     logw.Dropped,
 		Widget: &widgetmount.Options{
 			WebDir:           opts.WebDir,
 			Refresh:          opts.WidgetRefresh,

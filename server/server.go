@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -22,11 +23,21 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// ContentSecurityPolicy lets the go-app PWA run: inline bootstrap script,
-// WebAssembly compilation, same-origin fetches, manifest and service worker.
-const ContentSecurityPolicy = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; " +
-	"style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; " +
-	"worker-src 'self'; frame-ancestors 'none'; base-uri 'self'"
+// contentSecurityPolicy lets the go-app PWA run and nothing else: scripts
+// from this origin and the hashes of the page's own inline scripts (no
+// 'unsafe-inline', so an injected script cannot read the token in
+// localStorage), WebAssembly compilation, same-origin fetches, manifest
+// and service worker.
+func contentSecurityPolicy(scriptHashes []string) string {
+	script := strings.Join(append([]string{"'self'", "'wasm-unsafe-eval'"}, scriptHashes...), " ")
+	return "default-src 'self'; script-src " + script + "; " +
+		"style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; " +
+		"worker-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+}
+
+// maxHeaderBytes is the request header buffer: large cookies on a shared
+// domain are normal, and fasthttp's 4 KiB default refused them.
+const maxHeaderBytes = 16 << 10
 
 // Config configures New. Zero durations take the defaults in parentheses.
 type Config struct {
@@ -41,6 +52,19 @@ type Config struct {
 
 	RateLimit      int // POSTs per minute per key+IP; 0 disables
 	TrustedProxies []string
+
+	// AuthFailures is how many failed authentications one client address
+	// may make per AuthWindow before every request of it that needs a key
+	// is 429 until the window ends (10 per 1m).
+	AuthFailures int
+	AuthWindow   time.Duration
+
+	// MaxAccounts bounds the accounts a write key can create (20).
+	MaxAccounts int
+
+	// LogDropped reports the bytes of log output lost to write errors
+	// (logbuf.Writer.Dropped), exposed as a counter; nil: not exposed.
+	LogDropped func() int64
 
 	Now     func() time.Time // injected clock for staleness and validation
 	Verbose bool             // SYNC_VERBOSE: request/response detail, stacks
@@ -80,6 +104,13 @@ func (c *Config) defaults() {
 	def(&c.HealthCheckInterval, 5*time.Second)
 	def(&c.HealthCheckTimeout, 2*time.Second)
 	def(&c.IndexRefresh, time.Second)
+	def(&c.AuthWindow, time.Minute)
+	if c.AuthFailures <= 0 {
+		c.AuthFailures = 10
+	}
+	if c.MaxAccounts <= 0 {
+		c.MaxAccounts = 20
+	}
 }
 
 // Server is the HTTP layer around a store.
@@ -93,6 +124,15 @@ type Server struct {
 	health  *healthCache
 	// usageCache holds encoded GET usage answers (usagecache.go).
 	usageCache usageCache
+
+	csp       string
+	proxies   []netip.Prefix
+	authLimit *authLimiter
+	// postLimits is the POST limiter's storage (nil without --rate-limit).
+	postLimits *limitStore
+	// newAccount serialises saves that create an account, so that
+	// --max-accounts holds under concurrent POSTs.
+	newAccount sync.Mutex
 
 	// routes maps each API path to its methods (405 with Allow) and to the
 	// path as the map owns it (the metric label must not be the request's
@@ -116,6 +156,9 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 	if cfg.ReadToken == "" && !cfg.PublicRead {
 		return nil, errors.New("server: no read token configured and public read not enabled")
 	}
+	if err := checkKeys(cfg.APIKey, cfg.ReadToken); err != nil {
+		return nil, err
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -127,6 +170,23 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 		routes: map[string]*apiRoute{},
 	}
 	var err error
+	if s.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
+	s.authLimit = newAuthLimiter(cfg.AuthFailures, cfg.AuthWindow, cfg.Now)
+	var widget *widgetmount.Widget
+	if cfg.Widget != nil {
+		wopts := *cfg.Widget
+		if wopts.Logger == nil {
+			wopts.Logger = logger // widgetmount names its own component
+		}
+		if widget, err = widgetmount.New(wopts); err != nil {
+			return nil, fmt.Errorf("server: the widget: %w", err)
+		}
+		s.csp = contentSecurityPolicy(widget.InlineScriptHashes())
+	} else {
+		s.csp = contentSecurityPolicy(nil)
+	}
 	if s.status, err = loadStatusBook(cfg.DataDir, s.log); err != nil {
 		return nil, err
 	}
@@ -141,6 +201,7 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
+		ReadBufferSize:        maxHeaderBytes,
 		// fiber's default (Immutable false): values from *fiber.Ctx point
 		// into fasthttp's reused buffers, and copying every one of them
 		// cost a sixth of a GET's allocations. What outlives a request is
@@ -148,24 +209,14 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 		// labels (canonicalMethod, routeLabel) and the limiter's key.
 		// TestNothingKeepsRequestBuffers checks it.
 	}
-	if len(cfg.TrustedProxies) > 0 {
-		fcfg.ProxyHeader = fiber.HeaderXForwardedFor
-		fcfg.EnableTrustedProxyCheck = true
-		fcfg.TrustedProxies = cfg.TrustedProxies
-		fcfg.EnableIPValidation = true
-	}
+	// The client address is taken by clientAddr (authlimit.go), not by
+	// fiber's ProxyHeader, which trusts the leftmost X-Forwarded-For.
 	s.app = fiber.New(fcfg)
-	s.guardMethods()
+	s.guardRequests()
 	s.middleware()
 	s.register()
-	if cfg.Widget != nil {
-		wopts := *cfg.Widget
-		if wopts.Logger == nil {
-			wopts.Logger = s.log
-		}
-		if err := widgetmount.Mount(s.app, wopts); err != nil {
-			return nil, fmt.Errorf("server: mounting the widget: %w", err)
-		}
+	if widget != nil {
+		widget.Mount(s.app)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -202,10 +253,11 @@ func (s *Server) middleware() {
 	s.app.Use(helmet.New(helmet.Config{
 		XFrameOptions:         "DENY",
 		ReferrerPolicy:        "no-referrer",
-		ContentSecurityPolicy: ContentSecurityPolicy,
+		ContentSecurityPolicy: s.csp,
 		PermissionPolicy:      "camera=(), microphone=(), geolocation=()",
 		HSTSMaxAge:            31536000,
 	}))
+	s.app.Use(rejectConflictingLength)
 }
 
 // handle registers a route and remembers its path for 405 answers.
@@ -238,11 +290,13 @@ func (s *Server) handle(method, path string, hs ...fiber.Handler) {
 }
 
 func (s *Server) register() {
+	// The POST limit counts valid keys only: a wrong key is the failed-auth
+	// limiter's (authlimit.go) and never gets a bucket here.
 	postLimit := s.rateLimiter()
-	s.handle(fiber.MethodPost, shared.PathUsage, postLimit, s.requireWriteKey, s.postUsage)
+	s.handle(fiber.MethodPost, shared.PathUsage, s.requireWriteKey, postLimit, s.postUsage)
 	s.handle(fiber.MethodGet, shared.PathUsage, s.requireReadToken, s.getUsage)
 	s.handle(fiber.MethodGet, shared.PathHistory, s.requireReadToken, s.getHistory)
-	s.handle(fiber.MethodPost, shared.PathScraperStatus, postLimit, s.requireWriteKey, s.postScraperStatus)
+	s.handle(fiber.MethodPost, shared.PathScraperStatus, s.requireWriteKey, postLimit, s.postScraperStatus)
 	s.handle(fiber.MethodGet, shared.PathHealth, s.getHealth)
 	s.handle(fiber.MethodGet, shared.PathMetrics, s.requireMetricsToken, s.metrics.handler())
 	// API paths never fall through to the widget's page routes: an unknown

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 
 	"github.com/andybalholm/brotli"
+
+	"github.com/claude-usage/widget/internal/atomicfile"
 )
 
 func main() {
@@ -39,11 +41,14 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(path+".br", br); err != nil {
-		return err
-	}
-	if err := writeAtomic(path+".gz", gz); err != nil {
-		return err
+	// Atomic, so that a server reading a copy never sees half a file.
+	for _, out := range []struct {
+		name string
+		b    []byte
+	}{{path + ".br", br}, {path + ".gz", gz}} {
+		if err := atomicfile.Write(out.name, out.b, 0o644); err != nil {
+			return fmt.Errorf("precompress: writing %s: %w", out.name, err)
+		}
 	}
 	fmt.Fprintf(stdout, "%s: raw %d bytes, gzip %d bytes, brotli %d bytes\n", filepath.Base(path), len(raw), len(gz), len(br))
 	return nil
@@ -76,28 +81,4 @@ func Gzip(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("precompress: gzip: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// writeAtomic replaces path so that a server reading it never sees half a
-// file.
-func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("precompress: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("precompress: writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("precompress: writing %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("precompress: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("precompress: %w", err)
-	}
-	return nil
 }

@@ -109,26 +109,37 @@ func TestRunRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestWriteAtomicReplacesWholeFile(t *testing.T) {
+// An earlier build's copies are replaced whole, with the mode the server
+// needs.
+func TestRunReplacesEarlierCopies(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := filepath.Join(dir, "x.br")
-	if err := os.WriteFile(p, bytes.Repeat([]byte("old"), 1000), 0o600); err != nil {
+	path := filepath.Join(dir, "app.wasm")
+	raw := bytes.Repeat([]byte("new build "), 500)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeAtomic(p, []byte("new")); err != nil {
+	for _, ext := range []string{".br", ".gz"} {
+		if err := os.WriteFile(path+ext, bytes.Repeat([]byte("old"), 10000), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run([]string{path}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(p)
+	br, err := os.ReadFile(path + ".br")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(b), "new"; got != want {
-		t.Errorf("content = %q, want %q", got, want)
+	got, err := io.ReadAll(brotli.NewReader(bytes.NewReader(br)))
+	if err != nil || !bytes.Equal(got, raw) {
+		t.Errorf(".br does not decode to the new build (err %v)", err)
 	}
-	// A directory that cannot take the temp file: a clear error, the old
-	// file (none here) untouched.
-	if err := writeAtomic(filepath.Join(dir, "missing", "x.br"), []byte("y")); err == nil {
-		t.Error("writeAtomic into a missing directory returned nil")
+	info, err := os.Stat(path + ".gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := info.Mode().Perm(), os.FileMode(0o644); got != want {
+		t.Errorf(".gz mode = %v, want %v", got, want)
 	}
 }

@@ -1,29 +1,37 @@
 //go:build !wasm
 
 // Package widgetmount serves the go-app widget from the fiber server: the
-// page routes through go-app's handler and app.wasm precompressed. The API
+// page routes through go-app's handler, the files under /web/ from the web
+// directory, and app.wasm precompressed by fasthttp's file server. The API
 // routes stay native fiber handlers; this package only adds page routes.
+//
+// app.wasm.br and app.wasm.gz (written by cmd/precompress after each build)
+// are sent to clients that accept them. A compressed copy older than
+// app.wasm by a second or more is stale: fasthttp compresses app.wasm again
+// in its place when the directory is writable and sends app.wasm raw when
+// it is not, so a rebuild while the server runs is served as built.
 package widgetmount
 
 import (
-	"bufio"
-	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/andybalholm/brotli"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/valyala/fasthttp"
 
 	widget "github.com/claude-usage/widget/app"
 	"github.com/claude-usage/widget/shared"
@@ -50,31 +58,34 @@ var PagePaths = []string{
 	"/manifest.webmanifest", "/manifest.json", "/app.css",
 }
 
-// wasmFile describes app.wasm and the precompressed copies that belong to
-// it. Only names, sizes and hashes stay in memory: the 12 MB of the three
-// files would be most of the server's RSS, and they are served from disk,
-// where the page cache keeps them.
-type wasmFile struct {
+// Widget is the widget's routes, ready to be mounted.
+type Widget struct {
 	dir     string
-	rawSize int64
-	etag    string            // sha256 of app.wasm, hex
-	encs    map[string]string // content coding -> file name (br, gzip)
-	stamps  map[string]stamp  // file name -> what was checked
+	page    http.Handler // go-app's: the page and the PWA files
+	wasm    fasthttp.RequestHandler
+	scripts []string // sha256 sources of the page's inline scripts
 }
-
-// stamp identifies the version of a file that was checked.
-type stamp struct {
-	size int64
-	mod  time.Time
-}
-
-func stampOf(info fs.FileInfo) stamp { return stamp{info.Size(), info.ModTime()} }
 
 // Mount registers the widget's page and asset routes on f. Call it after
 // the API routes and before the catch-all 404 handler. A web directory
 // without app.wasm is not an error: the page is served and /web/app.wasm
 // answers 404 with a message saying how to build it.
-func Mount(f *fiber.App, opts Options) error {
+func (h *Widget) Mount(f *fiber.App) {
+	f.Get("/web/app.wasm", h.serveWasm)
+	f.Get("/web/*", h.serveStatic)
+	page := adaptor.HTTPHandler(h.page)
+	for _, p := range PagePaths {
+		f.Get(p, page)
+	}
+}
+
+// InlineScriptHashes are the CSP sources ('sha256-…') of every inline
+// script in the page go-app renders, so that the policy allows exactly
+// those and no other inline code.
+func (h *Widget) InlineScriptHashes() []string { return append([]string(nil), h.scripts...) }
+
+// New checks the web directory and builds go-app's handler.
+func New(opts Options) (*Widget, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -86,237 +97,91 @@ func Mount(f *fiber.App, opts Options) error {
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return fmt.Errorf("widgetmount: web dir %q: %w", opts.WebDir, err)
+		return nil, fmt.Errorf("widgetmount: web dir %q: %w", opts.WebDir, err)
 	}
-
-	wasm, err := loadWasm(dir, func(name string) {
-		log.Warn(name+" does not match app.wasm and is not served: run `make wasm` to rebuild it", "webDir", dir)
-	})
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		log.Warn("app.wasm is not built: the widget page will not start; run `make wasm`",
-			"webDir", dir)
-	case err != nil:
-		return err
-	}
-
 	version := opts.Version
 	if version == "" {
 		version = "dev"
 	}
-	var rawSize int64
-	if wasm != nil {
+	sum, rawSize, err := hashFile(filepath.Join(dir, "app.wasm"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		log.Warn("app.wasm is not built: the widget page will not start; run `make wasm`", "webDir", dir)
+	case err != nil:
+		return nil, err
+	default:
 		// The service worker caches by version: a rebuilt app.wasm under
 		// the same build version must still replace the cached one.
-		version += "-" + wasm.etag[:12]
-		rawSize = wasm.rawSize
+		version += "-" + sum[:12]
 	}
-	served := &wasmServer{cur: wasm, log: log}
-	h := widget.NewHandler(widget.HandlerOptions{
+	page := widget.NewHandler(widget.HandlerOptions{
 		Settings: widget.Settings{
 			Refresh:          opts.Refresh,
 			RetryDelay:       opts.RetryDelay,
 			BreakerThreshold: opts.BreakerThreshold,
 			BreakerCooldown:  opts.BreakerCooldown,
 		},
-		Version:     version,
+		Version: version,
+		// go-app's loader counts decompressed bytes for its progress bar.
 		WasmRawSize: rawSize,
 	})
-
-	f.Get("/web/app.wasm", served.serve)
-	f.Get("/web/*", func(c *fiber.Ctx) error { return serveStatic(c, dir) })
-	page := adaptor.HTTPHandler(h)
-	for _, p := range PagePaths {
-		f.Get(p, page)
+	wasmFS := &fasthttp.FS{
+		Root:                   dir,
+		Compress:               true,
+		CompressBrotli:         true,
+		CompressedFileSuffixes: map[string]string{"br": ".br", "gzip": ".gz"},
+		// Every request looks at the files, so a rebuild is served at
+		// once; opening two files costs far less than sending one.
+		SkipCache:   true,
+		PathRewrite: fasthttp.NewPathPrefixStripper(len("/web")),
 	}
-	return nil
-}
-
-// hashFile returns the sha256 and size of what r yields, reading at most
-// limit+1 bytes so that a bogus stream cannot run forever.
-func hashReader(r io.Reader, limit int64) (sum [32]byte, n int64, err error) {
-	h := sha256.New()
-	n, err = io.Copy(h, io.LimitReader(r, limit+1))
-	copy(sum[:], h.Sum(nil))
-	return sum, n, err
-}
-
-// loadWasm checks app.wasm and its .br/.gz in dir by streaming them: a
-// compressed copy is used only if it decodes to exactly app.wasm.
-func loadWasm(dir string, staleLog func(name string)) (*wasmFile, error) {
-	rawPath := filepath.Join(dir, "app.wasm")
-	f, err := os.Open(rawPath)
+	scripts, err := inlineScriptHashes(page)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("widgetmount: reading app.wasm: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("widgetmount: reading app.wasm: %w", err)
-	}
-	sum, n, err := hashReader(f, info.Size())
-	if err != nil || n != info.Size() {
-		return nil, fmt.Errorf("widgetmount: reading app.wasm: changed while read (%d of %d bytes): %v", n, info.Size(), err)
-	}
-	w := &wasmFile{dir: dir, rawSize: n, etag: hex.EncodeToString(sum[:]),
-		encs: map[string]string{}, stamps: map[string]stamp{"app.wasm": stampOf(info)}}
-	// The compressed files are optional (a plain `go build` has none) but
-	// must belong to this app.wasm: a stale .br would serve an old build.
-	// Their content decides, not their mtimes: `cp -r web` (the README's
-	// install step) gives every copy a new mtime in directory order, which
-	// would wrongly drop a good .br and send 8 MB raw to every phone.
-	for _, enc := range []struct {
-		ext, coding string
-		decode      func(io.Reader) (io.Reader, error)
-	}{
-		{".br", "br", func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil }},
-		{".gz", "gzip", func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
-	} {
-		name := "app.wasm" + enc.ext
-		ok, st, err := decodesTo(filepath.Join(dir, name), sum, n, enc.decode)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("widgetmount: reading %s: %w", name, err)
-		}
-		if !ok {
-			staleLog(name)
-			continue
-		}
-		w.encs[enc.coding] = name
-		w.stamps[name] = st
-	}
-	return w, nil
+	return &Widget{dir: dir, page: page, wasm: wasmFS.NewRequestHandler(), scripts: scripts}, nil
 }
 
-// decodesTo reports whether the file at path decodes to exactly the bytes
-// with the given hash and size. Only read errors are errors; a file that
-// does not decode is simply not a copy of app.wasm.
-func decodesTo(path string, sum [32]byte, size int64, decode func(io.Reader) (io.Reader, error)) (bool, stamp, error) {
+// hashFile returns the hex sha256 and the size of the file at path.
+func hashFile(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, stamp{}, err
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", 0, err
+		}
+		return "", 0, fmt.Errorf("widgetmount: reading app.wasm: %w", err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
 	if err != nil {
-		return false, stamp{}, err
+		return "", 0, fmt.Errorf("widgetmount: reading app.wasm: %w", err)
 	}
-	r, err := decode(bufio.NewReader(f))
-	if err != nil {
-		return false, stamp{}, nil
-	}
-	got, n, err := hashReader(r, size)
-	if err != nil {
-		return false, stamp{}, nil
-	}
-	return n == size && got == sum, stampOf(info), nil
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// wasmServer serves app.wasm from disk. If a file changes after Mount (a
-// rebuild while the server runs), it is checked again before it is served,
-// so the ETag and the encodings always describe the bytes sent.
-type wasmServer struct {
-	mu  sync.Mutex
-	cur *wasmFile
-	log *slog.Logger
-}
-
-// serve sends app.wasm brotli- or gzip-compressed when the client accepts
-// it, raw otherwise.
-func (ws *wasmServer) serve(c *fiber.Ctx) error { return ws.serveTry(c, 0) }
-
-// serveTry checks the files again at most twice for one request, so that a
-// file being rewritten the whole time cannot keep a request looping.
-func (ws *wasmServer) serveTry(c *fiber.Ctx, try int) error {
-	if try > 2 {
-		return &shared.Error{Code: shared.CodeInternal,
-			Message:    "app.wasm keeps changing on this server",
-			Suggestion: "Wait for the build to finish, then reload the page."}
+// serveWasm sends app.wasm through fasthttp's file server, which picks
+// app.wasm.br or .gz by Accept-Encoding and sets Content-Encoding.
+func (h *Widget) serveWasm(c *fiber.Ctx) error {
+	req := &c.Request().Header
+	// fasthttp looks for the coding's name only; a client that refuses
+	// one with q=0 must not get it.
+	accept := string(req.Peek(fiber.HeaderAcceptEncoding))
+	switch {
+	case acceptsEncoding(accept, "br"):
+		req.Set(fiber.HeaderAcceptEncoding, "br")
+	case acceptsEncoding(accept, "gzip"):
+		req.Set(fiber.HeaderAcceptEncoding, "gzip")
+	default:
+		req.Del(fiber.HeaderAcceptEncoding)
 	}
-	ws.mu.Lock()
-	w := ws.cur
-	ws.mu.Unlock()
-	if w == nil {
+	h.wasm(c.Context())
+	if c.Response().StatusCode() == fiber.StatusNotFound {
+		c.Response().ResetBody()
 		return errWasmMissing()
 	}
-	if !w.unchanged() {
-		if err := ws.reload(w); err != nil {
-			return err
-		}
-		return ws.serveTry(c, try+1)
-	}
-	name, enc := "app.wasm", ""
-	switch accepts := c.Get(fiber.HeaderAcceptEncoding); {
-	case w.encs["br"] != "" && acceptsEncoding(accepts, "br"):
-		name, enc = w.encs["br"], "br"
-	case w.encs["gzip"] != "" && acceptsEncoding(accepts, "gzip"):
-		name, enc = w.encs["gzip"], "gzip"
-	}
-	f, err := os.Open(filepath.Join(w.dir, name))
-	var info fs.FileInfo
-	if err == nil {
-		info, err = f.Stat()
-	}
-	if err != nil || stampOf(info) != w.stamps[name] {
-		if f != nil {
-			_ = f.Close()
-		}
-		if err := ws.reload(w); err != nil {
-			return err
-		}
-		return ws.serveTry(c, try+1)
-	}
 	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
-	c.Set(fiber.HeaderContentType, "application/wasm")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
-	etag := `"` + w.etag[:16] + "-" + enc + `"`
-	c.Set(fiber.HeaderETag, etag)
-	if enc != "" {
-		c.Set(fiber.HeaderContentEncoding, enc)
-	}
-	if match := c.Get(fiber.HeaderIfNoneMatch); match != "" && strings.Contains(match, etag) {
-		_ = f.Close()
-		return c.SendStatus(fiber.StatusNotModified)
-	}
-	// fasthttp closes f once the body is sent.
-	return c.SendStream(f, int(info.Size()))
-}
-
-// unchanged reports whether every checked file is still the one checked:
-// a new app.wasm makes its old .br stale even though the .br is unchanged.
-func (w *wasmFile) unchanged() bool {
-	for name, st := range w.stamps {
-		info, err := os.Stat(filepath.Join(w.dir, name))
-		if err != nil || stampOf(info) != st {
-			return false
-		}
-	}
-	return true
-}
-
-// reload checks the files again after one of them changed; the first
-// request to notice does the work, the others wait for it.
-func (ws *wasmServer) reload(seen *wasmFile) error {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.cur != seen {
-		return nil // another request reloaded already
-	}
-	w, err := loadWasm(seen.dir, func(name string) {
-		ws.log.Warn(name+" does not match app.wasm and is not served: run `make wasm` to rebuild it", "webDir", seen.dir)
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		ws.log.Error("app.wasm changed on disk and cannot be read", "webDir", seen.dir, "error", err.Error())
-		return &shared.Error{Code: shared.CodeInternal, Message: "app.wasm cannot be read on this server", Err: err}
-	}
-	ws.log.Warn("app.wasm changed on disk since the server started: restart the server so that installed widgets update",
-		"webDir", seen.dir)
-	ws.cur = w
 	return nil
 }
 
@@ -344,15 +209,16 @@ func acceptsEncoding(header, enc string) bool {
 }
 
 // serveStatic sends a file from the web directory. Only plain names of
-// regular files are served: no dot files, no directories, no traversal.
-func serveStatic(c *fiber.Ctx, dir string) error {
+// regular files are served: no dot files, no directories, no traversal,
+// and app.wasm only through serveWasm.
+func (h *Widget) serveStatic(c *fiber.Ctx) error {
 	name := c.Params("*")
 	clean := filepath.ToSlash(filepath.Clean("/" + name))[1:]
 	if clean == "" || clean != name || strings.HasPrefix(filepath.Base(clean), ".") ||
 		strings.HasPrefix(clean, "app.wasm") {
 		return c.Next()
 	}
-	p := filepath.Join(dir, filepath.FromSlash(clean))
+	p := filepath.Join(h.dir, filepath.FromSlash(clean))
 	info, err := os.Stat(p)
 	if err != nil || !info.Mode().IsRegular() {
 		return c.Next()
@@ -360,3 +226,34 @@ func serveStatic(c *fiber.Ctx, dir string) error {
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	return c.SendFile(p)
 }
+
+// scriptTag is an HTML script element; go-app writes them itself, so this
+// is the page's own markup, not arbitrary HTML.
+var scriptTag = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
+
+// inlineScriptHashes renders the page once and hashes each inline script
+// as CSP expects: base64 of the sha256 of the exact text between the tags.
+func inlineScriptHashes(page http.Handler) ([]string, error) {
+	rec := httptest.NewRecorder()
+	page.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("widgetmount: rendering the page for its CSP: status %d", rec.Code)
+	}
+	return ScriptHashes(rec.Body.String()), nil
+}
+
+// ScriptHashes returns the CSP hash source of every inline script in html
+// (a script with a src attribute is not inline).
+func ScriptHashes(html string) []string {
+	var out []string
+	for _, m := range scriptTag.FindAllStringSubmatch(html, -1) {
+		if srcAttr.MatchString(m[1]) {
+			continue
+		}
+		sum := sha256.Sum256([]byte(m[2]))
+		out = append(out, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	}
+	return out
+}
+
+var srcAttr = regexp.MustCompile(`(?i)(^|\s)src\s*=`)

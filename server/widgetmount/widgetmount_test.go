@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,12 +35,13 @@ func newApp(t *testing.T, dir string) *fiber.App {
 		}
 		return c.Status(500).SendString(err.Error())
 	}})
-	err := Mount(f, Options{WebDir: dir, Refresh: 2 * time.Second, RetryDelay: 300 * time.Millisecond,
+	w, err := New(Options{WebDir: dir, Refresh: 2 * time.Second, RetryDelay: 300 * time.Millisecond,
 		BreakerThreshold: 3, BreakerCooldown: 5 * time.Second, Version: "v1",
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Mount(f)
 	return f
 }
 
@@ -161,41 +163,37 @@ func TestMissingWasmIsAClear404(t *testing.T) {
 	}
 }
 
-// TestCompressedFilesMustMatchAppWasm: content decides whether a .br/.gz
-// belongs to app.wasm, never mtimes (a `cp -r web` reorders those).
-func TestCompressedFilesMustMatchAppWasm(t *testing.T) {
+// TestStaleCompressedCopiesAreNotServed: a .br/.gz older than app.wasm
+// (by a second or more) is from an earlier build; what the client decodes
+// is always the app.wasm on disk, whatever the mtimes of the copies.
+func TestStaleCompressedCopiesAreNotServed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name         string
 		prepare      func(t *testing.T, dir string)
+		accept       string
 		wantEncoding string
 	}{
-		{"older mtimes but same content (after cp)", func(t *testing.T, dir string) {
-			old := time.Now().Add(-time.Hour)
+		{"copies an hour older, same content (after cp)", func(t *testing.T, dir string) {
+			age(t, dir, time.Hour, "app.wasm.br", "app.wasm.gz")
+		}, "br, gzip", "br"},
+		{"brotli from an earlier build", func(t *testing.T, dir string) {
+			br, _ := compress(t, []byte("an older build of app.wasm"))
+			writeFile(t, dir, "app.wasm.br", br)
+			age(t, dir, time.Hour, "app.wasm.br")
+		}, "br, gzip", "br"},
+		{"gzip from an earlier build", func(t *testing.T, dir string) {
+			_, gz := compress(t, []byte("an older build of app.wasm"))
+			writeFile(t, dir, "app.wasm.gz", gz)
+			age(t, dir, time.Hour, "app.wasm.gz")
+		}, "gzip", "gzip"},
+		{"no compressed copies at all", func(t *testing.T, dir string) {
 			for _, n := range []string{"app.wasm.br", "app.wasm.gz"} {
-				if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
+				if err := os.Remove(filepath.Join(dir, n)); err != nil {
 					t.Fatal(err)
 				}
 			}
-		}, "br"},
-		{"both from another build", func(t *testing.T, dir string) {
-			br, gz := compress(t, []byte("an older build of app.wasm"))
-			writeFile(t, dir, "app.wasm.br", br)
-			writeFile(t, dir, "app.wasm.gz", gz)
-		}, ""},
-		{"corrupt brotli falls back to gzip", func(t *testing.T, dir string) {
-			writeFile(t, dir, "app.wasm.br", []byte("not brotli at all"))
-		}, "gzip"},
-		{"truncated gzip, no brotli", func(t *testing.T, dir string) {
-			b, err := os.ReadFile(filepath.Join(dir, "app.wasm.gz"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			writeFile(t, dir, "app.wasm.gz", b[:len(b)/2])
-			if err := os.Remove(filepath.Join(dir, "app.wasm.br")); err != nil {
-				t.Fatal(err)
-			}
-		}, ""},
+		}, "br, gzip", "br"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,27 +201,50 @@ func TestCompressedFilesMustMatchAppWasm(t *testing.T) {
 			dir, raw := writeWeb(t)
 			tt.prepare(t, dir)
 			f := newApp(t, dir)
-			resp, body := do(t, f, "/web/app.wasm", "br, gzip")
+			resp, body := do(t, f, "/web/app.wasm", tt.accept)
 			if got, want := resp.Header.Get("Content-Encoding"), tt.wantEncoding; got != want {
 				t.Fatalf("Content-Encoding = %q, want %q", got, want)
 			}
-			var r io.Reader = bytes.NewReader(body)
-			switch tt.wantEncoding {
-			case "br":
-				r = brotli.NewReader(r)
-			case "gzip":
-				gr, err := gzip.NewReader(r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r = gr
-			}
-			got, err := io.ReadAll(r)
-			if err != nil || !bytes.Equal(got, raw) {
-				t.Errorf("the browser would not get this app.wasm (err %v, %d bytes)", err, len(got))
+			if got := decode(t, tt.wantEncoding, body); !bytes.Equal(got, raw) {
+				t.Errorf("the browser would not get this app.wasm (%d bytes, want %d)", len(got), len(raw))
 			}
 		})
 	}
+}
+
+// age sets the mtimes of names in dir to d before app.wasm's.
+func age(t *testing.T, dir string, d time.Duration, names ...string) {
+	t.Helper()
+	info, err := os.Stat(filepath.Join(dir, "app.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := info.ModTime().Add(-d)
+	for _, n := range names {
+		if err := os.Chtimes(filepath.Join(dir, n), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func decode(t *testing.T, enc string, body []byte) []byte {
+	t.Helper()
+	var r io.Reader = bytes.NewReader(body)
+	switch enc {
+	case "br":
+		r = brotli.NewReader(r)
+	case "gzip":
+		gr, err := gzip.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = gr
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func compress(t *testing.T, raw []byte) (br, gz []byte) {
@@ -253,56 +274,73 @@ func writeFile(t *testing.T, dir, name string, b []byte) {
 	}
 }
 
-// app.wasm is served from disk; a rebuild while the server runs is checked
-// again before it is served: the new bytes, a new ETag, and no stale .br.
-func TestWasmChangedOnDiskIsCheckedAgain(t *testing.T) {
+// app.wasm is served from disk; a rebuild while the server runs is what
+// the next request gets, compressed or not, and never an old copy.
+func TestWasmRebuiltWhileRunning(t *testing.T) {
 	t.Parallel()
 	dir, raw := writeWeb(t)
 	f := newApp(t, dir)
-	resp, _ := do(t, f, "/web/app.wasm", "br")
-	oldTag := resp.Header.Get("ETag")
+	resp, body := do(t, f, "/web/app.wasm", "br")
 	if got := resp.Header.Get("Content-Encoding"); got != "br" {
 		t.Fatalf("Content-Encoding = %q, want br", got)
 	}
+	if got := decode(t, "br", body); !bytes.Equal(got, raw) {
+		t.Fatal("first answer is not app.wasm")
+	}
 
+	// A plain go build: app.wasm new, .br and .gz from before.
 	rebuilt := append(bytes.Clone(raw), []byte(" and a new feature")...)
-	writeFile(t, dir, "app.wasm", rebuilt) // .br and .gz are now stale
-	for _, ae := range []string{"br, gzip", ""} {
+	writeFile(t, dir, "app.wasm", rebuilt)
+	age(t, dir, 2*time.Second, "app.wasm.br", "app.wasm.gz")
+	for _, ae := range []string{"br, gzip", "gzip", ""} {
 		resp, body := do(t, f, "/web/app.wasm", ae)
-		if got := resp.Header.Get("Content-Encoding"); got != "" {
-			t.Errorf("Accept-Encoding %q: a stale %q copy was served after the rebuild", ae, got)
-		}
-		if !bytes.Equal(body, rebuilt) {
-			t.Errorf("Accept-Encoding %q: got %d bytes, want the rebuilt app.wasm (%d bytes)", ae, len(body), len(rebuilt))
-		}
-		if tag := resp.Header.Get("ETag"); tag == oldTag || tag == "" {
-			t.Errorf("ETag %q after the rebuild, want a new one (was %q)", tag, oldTag)
+		enc := resp.Header.Get("Content-Encoding")
+		if got := decode(t, enc, body); !bytes.Equal(got, rebuilt) {
+			t.Errorf("Accept-Encoding %q: got %d bytes (%q), want the rebuilt app.wasm (%d bytes)", ae, len(got), enc, len(rebuilt))
 		}
 	}
 
+	// make wasm: precompress writes the copies after app.wasm.
 	br, gz := compress(t, rebuilt)
 	writeFile(t, dir, "app.wasm.br", br)
 	writeFile(t, dir, "app.wasm.gz", gz)
-	// The next request to a changed .br notices; app.wasm itself did not
-	// change, so ask for the copy that did.
-	if err := os.Remove(filepath.Join(dir, "app.wasm")); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dir, "app.wasm", rebuilt) // new mtime: everything is checked again
-	resp, body := do(t, f, "/web/app.wasm", "br")
+	resp, body = do(t, f, "/web/app.wasm", "br")
 	if got := resp.Header.Get("Content-Encoding"); got != "br" {
-		t.Fatalf("Content-Encoding = %q after the .br was rebuilt too, want br", got)
+		t.Fatalf("Content-Encoding = %q after make wasm, want br", got)
 	}
-	got, err := io.ReadAll(brotli.NewReader(bytes.NewReader(body)))
-	if err != nil || !bytes.Equal(got, rebuilt) {
-		t.Errorf("the brotli copy does not decode to the rebuilt app.wasm (err %v)", err)
+	if got := decode(t, "br", body); !bytes.Equal(got, rebuilt) {
+		t.Error("the brotli copy does not decode to the rebuilt app.wasm")
 	}
 
 	if err := os.Remove(filepath.Join(dir, "app.wasm")); err != nil {
 		t.Fatal(err)
 	}
-	resp, _ = do(t, f, "/web/app.wasm", "br")
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("app.wasm removed after Mount: status %d, want 404", resp.StatusCode)
+	resp, body = do(t, f, "/web/app.wasm", "")
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "make wasm") {
+		t.Errorf("app.wasm removed after Mount: status %d %s, want 404 saying make wasm", resp.StatusCode, body)
+	}
+}
+
+func TestScriptHashes(t *testing.T) {
+	t.Parallel()
+	// echo -n 'alert(1)' | openssl dgst -sha256 -binary | base64
+	const alert = "'sha256-bhHHL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI='"
+	tests := []struct {
+		name, html string
+		want       []string
+	}{
+		{"none", `<head><script src="/app.js" defer></script></head>`, nil},
+		{"inline", `<script>alert(1)</script>`, []string{alert}},
+		{"inline with attributes", `<script type="module" data-src="x">alert(1)</script>`, []string{alert}},
+		{"upper case tags", `<SCRIPT>alert(1)</SCRIPT >`, []string{alert}},
+		{"src is not inline", `<script defer src="/wasm_exec.js"></script><script>alert(1)</script>`, []string{alert}},
+		{"empty inline", `<script></script>`, []string{"'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ScriptHashes(tt.html); !slices.Equal(got, tt.want) {
+				t.Errorf("ScriptHashes = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

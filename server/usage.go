@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"slices"
@@ -71,9 +72,6 @@ func (s *Server) postUsage(c *fiber.Ctx) error {
 	}
 	snap.Normalize()
 	if err := snap.Validate(s.cfg.Now()); err != nil {
-		return err
-	}
-	if err := checkSnapshotTimes(&snap); err != nil {
 		return err
 	}
 	release, err := s.reserveAccount(snap.Account)
@@ -182,8 +180,14 @@ func parseTime(q map[string]string, name string) (time.Time, bool, error) {
 	if err != nil {
 		return time.Time{}, false, queryErr(name, "%s must be an RFC 3339 time such as 2026-11-28T13:50:00Z, got %q", name, truncateRunes(v, 60))
 	}
-	if reason := timeRange(t); reason != "" {
-		return time.Time{}, false, queryErr(name, "%s %s", name, reason)
+	// Validate has checked the snapshot's times; a query's time gets the
+	// same rule (years 2000–9999 in UTC, the range RFC 3339 can encode).
+	if err := shared.CheckTime(name, t); err != nil {
+		var verr *shared.ValidationError
+		if errors.As(err, &verr) && len(verr.Problems) > 0 {
+			return time.Time{}, false, queryErr(name, "%s %s", name, verr.Problems[0].Reason)
+		}
+		return time.Time{}, false, queryErr(name, "%s is out of range", name)
 	}
 	return t.UTC(), true, nil
 }
@@ -340,43 +344,6 @@ func (s *Server) getHistory(c *fiber.Ctx) error {
 	sort.SliceStable(resp.Points, func(i, j int) bool { return resp.Points[i].ScrapedAt.Before(resp.Points[j].ScrapedAt) })
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
 	return c.Status(fiber.StatusOK).JSON(resp)
-}
-
-// Times the server accepts lie in years 2000–9999 after conversion to UTC:
-// beyond 9999 a time has no RFC 3339 form (the answer could not be
-// encoded), and before 2000 it is a clock or a parser gone wrong.
-var (
-	minTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-)
-
-// timeRange returns why t is not accepted, or "".
-func timeRange(t time.Time) string {
-	if t.Before(minTime) || !t.Before(maxTime) {
-		return fmt.Sprintf("must be in the years 2000 to 9999 in UTC, got %s", t.UTC().Format("2006-01-02T15:04:05Z07:00"))
-	}
-	return ""
-}
-
-// checkSnapshotTimes applies timeRange to every time of a snapshot, before
-// anything is hashed or stored.
-func checkSnapshotTimes(snap *shared.Snapshot) error {
-	var ps []shared.FieldError
-	if r := timeRange(snap.ScrapedAt); r != "" {
-		ps = append(ps, shared.FieldError{Field: "scrapedAt", Reason: r})
-	}
-	for i, m := range snap.Meters {
-		if m.ResetsAt == nil {
-			continue
-		}
-		if r := timeRange(*m.ResetsAt); r != "" {
-			ps = append(ps, shared.FieldError{Field: fmt.Sprintf("meters[%d].resetsAt", i), Reason: r})
-		}
-	}
-	if len(ps) > 0 {
-		return &shared.ValidationError{Problems: ps}
-	}
-	return nil
 }
 
 // reserveAccount lets a POST for account through unless it would be one

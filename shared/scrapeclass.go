@@ -18,6 +18,17 @@ const (
 	ScrapeBrowser       ScrapeClass = "BROWSER"
 	ScrapeNetwork       ScrapeClass = "NETWORK"
 	ScrapeUnknown       ScrapeClass = "UNKNOWN"
+	// ScrapeRateLimited: the usage source answered 429; the scraper waits.
+	ScrapeRateLimited ScrapeClass = "RATE_LIMITED"
+	// ScrapeNoDisplay: a visible window (login) was asked for in a session
+	// without a display.
+	ScrapeNoDisplay ScrapeClass = "NO_DISPLAY"
+	// ScrapeProfileInUse: another Chromium (the running agent) holds the
+	// profile directory.
+	ScrapeProfileInUse ScrapeClass = "PROFILE_IN_USE"
+	// ScrapeSnapshotsDropped: snapshots were lost because the laptop could
+	// neither store nor send them.
+	ScrapeSnapshotsDropped ScrapeClass = "SNAPSHOTS_DROPPED"
 )
 
 // ScrapeClassPattern is the shape of any category the server accepts in a
@@ -39,6 +50,14 @@ func (c ScrapeClass) NextStep() string {
 		return "Chromium is missing or crashed — install Chrome/Chromium or set --chrome-path"
 	case ScrapeNetwork:
 		return "The laptop could not reach claude.ai — check the connection"
+	case ScrapeRateLimited:
+		return "Claude asked the scraper to slow down — it waits and tries again by itself"
+	case ScrapeNoDisplay:
+		return "No display: run `usage-scraper login` in the Mac's desktop session, not over SSH"
+	case ScrapeProfileInUse:
+		return "The profile is in use by the running agent — stop it with `launchctl bootout gui/$(id -u)/com.claude-usage.scraper`, run login, then start it again"
+	case ScrapeSnapshotsDropped:
+		return "The laptop could not store snapshots and some were lost — free disk space and check `usage-scraper status`"
 	}
 	return "The scrape failed — see the scraper log"
 }

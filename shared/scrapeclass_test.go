@@ -19,6 +19,10 @@ func TestScrapeClassWireValuesAndNextSteps(t *testing.T) {
 		{ScrapeBrowser, "BROWSER", "Chromium is missing or crashed — install Chrome/Chromium or set --chrome-path"},
 		{ScrapeNetwork, "NETWORK", "The laptop could not reach claude.ai — check the connection"},
 		{ScrapeUnknown, "UNKNOWN", "The scrape failed — see the scraper log"},
+		{ScrapeRateLimited, "RATE_LIMITED", "Claude asked the scraper to slow down — it waits and tries again by itself"},
+		{ScrapeNoDisplay, "NO_DISPLAY", "No display: run `usage-scraper login` in the Mac's desktop session, not over SSH"},
+		{ScrapeProfileInUse, "PROFILE_IN_USE", "The profile is in use by the running agent — stop it with `launchctl bootout gui/$(id -u)/com.claude-usage.scraper`, run login, then start it again"},
+		{ScrapeSnapshotsDropped, "SNAPSHOTS_DROPPED", "The laptop could not store snapshots and some were lost — free disk space and check `usage-scraper status`"},
 		{ScrapeClass("PROFILE_LOCKED"), "PROFILE_LOCKED", "The scrape failed — see the scraper log"},
 	}
 	for _, tt := range tests {

@@ -25,8 +25,10 @@ const (
 
 // Capture methods.
 const (
-	CaptureAPI = "api"
-	CaptureDOM = "dom"
+	CaptureAPI        = "api"
+	CaptureDOM        = "dom"
+	CaptureOAuth      = "oauth"      // Claude Code's OAuth usage endpoint
+	CaptureStatusline = "statusline" // Claude Code's statusline JSON
 )
 
 // DefaultAccount is used when a snapshot names no account.
@@ -79,7 +81,24 @@ type Snapshot struct {
 	ExtraUsage       *ExtraUsage       `json:"extraUsage,omitempty"`
 	Partial          bool              `json:"partial"`
 	ExtractionErrors map[string]string `json:"extractionErrors,omitempty"`
+	// Drift holds, per meter id, the two readings of one scrape that
+	// disagree by more than DriftPoints (the page's JSON and its text, or
+	// two sources).
+	Drift map[string]DriftPair `json:"drift,omitempty"`
 }
+
+// DriftPair is one meter's two disagreeing readings.
+type DriftPair struct {
+	API float64 `json:"api"`
+	DOM float64 `json:"dom"`
+}
+
+// DriftPoints is how far two readings of one meter may differ before the
+// snapshot reports drift.
+const DriftPoints = 2
+
+// DriftText is what the widget shows while the newest snapshot has drift.
+const DriftText = "The usage page and its data disagree — the scraper may need an update"
 
 // Meter returns the meter with the given id, if present.
 func (s *Snapshot) Meter(id string) (Meter, bool) {
@@ -162,11 +181,11 @@ func (s *Snapshot) Validate(now time.Time) error {
 			s.ScrapedAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	switch s.Capture {
-	case CaptureAPI, CaptureDOM:
+	case CaptureAPI, CaptureDOM, CaptureOAuth, CaptureStatusline:
 	case "":
-		add("capture", "is required (one of api, dom)")
+		add("capture", "is required (one of api, dom, oauth, statusline)")
 	default:
-		add("capture", "must be one of api, dom, got %q", truncate(s.Capture, 40))
+		add("capture", "must be one of api, dom, oauth, statusline, got %q", truncate(s.Capture, 40))
 	}
 	if len(s.Source) > 200 {
 		add("source", "must be at most 200 characters")
@@ -243,6 +262,24 @@ func (s *Snapshot) Validate(now time.Time) error {
 			add("extractionErrors."+k, "must be at most 500 characters")
 		} else if r := textProblem(v); r != "" {
 			add("extractionErrors."+k, "%s", r)
+		}
+	}
+	if len(s.Drift) > MaxMeters {
+		add("drift", "must have at most %d entries", MaxMeters)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Drift)) {
+		if !MeterIDPattern.MatchString(k) {
+			add("drift", "key must match %s, got %q", MeterIDPattern, truncate(k, 60))
+			break
+		}
+		d := s.Drift[k]
+		for _, r := range []struct {
+			name string
+			v    float64
+		}{{"api", d.API}, {"dom", d.DOM}} {
+			if math.IsNaN(r.v) || math.IsInf(r.v, 0) || r.v < 0 || r.v > 100 {
+				add("drift."+k+"."+r.name, "must be a number between 0 and 100")
+			}
 		}
 	}
 	if len(ps) == 0 {

@@ -58,6 +58,11 @@ func TestValidate(t *testing.T) {
 		{"percent NaN", func(s *Snapshot) { s.Meters[0].PercentUsed = math.NaN() }, "meters[0].percentUsed"},
 		{"percent Inf", func(s *Snapshot) { s.Meters[0].PercentUsed = math.Inf(1) }, "meters[0].percentUsed"},
 		{"resetsAt zero", func(s *Snapshot) { s.Meters[1].ResetsAt = &zero }, "meters[1].resetsAt"},
+		{"capture oauth", func(s *Snapshot) { s.Capture = CaptureOAuth }, ""},
+		{"capture statusline", func(s *Snapshot) { s.Capture = CaptureStatusline }, ""},
+		{"drift valid", func(s *Snapshot) { s.Drift = map[string]DriftPair{MeterSession: {API: 42, DOM: 45}} }, ""},
+		{"drift bad key", func(s *Snapshot) { s.Drift = map[string]DriftPair{"Bad Key": {API: 1, DOM: 5}} }, "drift"},
+		{"drift value out of range", func(s *Snapshot) { s.Drift = map[string]DriftPair{MeterSession: {API: 101, DOM: 5}} }, "drift.session.api"},
 		{"pace carried by a snapshot", func(s *Snapshot) { s.Meters[0].Pace = &Pace{Band: BandOn} }, "meters[0].pace"},
 		{"resetsText too long", func(s *Snapshot) { s.Meters[0].ResetsText = strings.Repeat("r", 201) }, "meters[0].resetsText"},
 		{"extra used negative", func(s *Snapshot) { s.ExtraUsage = &ExtraUsage{UsedCents: -1} }, "extraUsage.usedCents"},
@@ -131,7 +136,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	if got, want := strings.Join(fields, ","), "capture,meters[0].percentUsed,meters[1].label"; got != want {
 		t.Errorf("fields = %s, want %s", got, want)
 	}
-	if got, want := ve.Error(), "capture must be one of api, dom, got \"x\" (and 2 more)"; got != want {
+	if got, want := ve.Error(), "capture must be one of api, dom, oauth, statusline, got \"x\" (and 2 more)"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }

@@ -212,7 +212,7 @@ func (t *Tracker) RecordScrape(r ScrapeRecord) {
 // RecordDropped notes snapshots lost for good; it is also the last error.
 func (t *Tracker) RecordDropped(at time.Time, message string) {
 	t.mu.Lock()
-	r := &ErrorRecord{At: at, Kind: "outbox", Category: CategoryDropped, Message: message}
+	r := &ErrorRecord{At: at, Kind: "outbox", Category: string(CategoryDropped), Message: message}
 	t.st.Dropped, t.st.LastError = r, r
 	st := t.copyLocked()
 	t.mu.Unlock()
@@ -221,7 +221,7 @@ func (t *Tracker) RecordDropped(at time.Time, message string) {
 
 // CategoryDropped names the loss of snapshots in the state file and in the
 // scraper status the widget shows.
-const CategoryDropped = "SNAPSHOTS_DROPPED"
+const CategoryDropped = shared.ScrapeSnapshotsDropped
 
 func (t *Tracker) save(st State) {
 	if t.path == "" {

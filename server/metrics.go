@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"time"
@@ -80,8 +81,8 @@ func (m *metrics) handler() fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 }
 
-// stateCollector reports the cached health state at scrape time, so the
-// gauges are never older than the health cache and never touch the disk.
+// stateCollector reports the store's state at scrape time, read like
+// health reads it (storeStatus: memory, and a bounded write check).
 type stateCollector struct{ s *Server }
 
 var (
@@ -102,23 +103,20 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	accounts, sv := c.s.health.view()
+	st := c.s.storeStatus(context.Background())
 	now := c.s.cfg.Now()
-	for a, v := range accounts {
-		ch <- prometheus.MustNewConstMetric(descVersions, prometheus.GaugeValue, float64(v.count), a)
-		if v.hasLatest {
-			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, max(now.Sub(v.latest), 0).Seconds(), a)
-		}
+	for _, a := range st.Accounts {
+		ch <- prometheus.MustNewConstMetric(descVersions, prometheus.GaugeValue, float64(a.Count), a.Account)
+		ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, max(now.Sub(a.Latest), 0).Seconds(), a.Account)
 	}
-	writable, _ := c.s.health.writable(sv)
 	w := 0.0
-	if writable {
+	if st.Writable {
 		w = 1
 	}
-	ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, float64(sv.status.Breaker))
+	ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, float64(st.Breaker))
 	ch <- prometheus.MustNewConstMetric(descWritable, prometheus.GaugeValue, w)
-	ch <- prometheus.MustNewConstMetric(descFree, prometheus.GaugeValue, float64(sv.status.FreeBytes))
-	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.GaugeValue, float64(sv.status.CorruptFiles))
+	ch <- prometheus.MustNewConstMetric(descFree, prometheus.GaugeValue, float64(st.FreeBytes))
+	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.GaugeValue, float64(st.CorruptFiles))
 }
 
 // canonicalMethod maps a request's method to a constant string: a label

@@ -30,7 +30,7 @@ func TestRealDiskFull(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", mnt, err, out)
 		}
 	})
-	s, _, _ := openTest(t, mnt, nil) // closed before the unmount (cleanups run last-in first-out)
+	s := openTest(t, mnt, nil) // closed before the unmount (cleanups run last-in first-out)
 	ctx := context.Background()
 	mustSave(t, s, snap("default", t0, 1))
 

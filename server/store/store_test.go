@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/shared"
+
+	"github.com/claude-usage/widget/internal/testutil"
 )
 
 // idPattern is the shape of a version id (an xid).
@@ -21,7 +23,7 @@ var idPattern = regexp.MustCompile(`^[0-9a-v]{20}$`)
 
 func TestSaveAndRead(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	ctx := context.Background()
 
 	if _, err := s.Latest(ctx, "default"); codeOf(err) != shared.CodeNoData {
@@ -152,7 +154,7 @@ func TestSaveAndRead(t *testing.T) {
 func TestNoDataAndBadAccount(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	ctx := context.Background()
 	mustSave(t, s, snap("default", t0, 1))
 
@@ -217,7 +219,7 @@ func TestNoDataAndBadAccount(t *testing.T) {
 
 func TestNearest(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	ctx := context.Background()
 	a := mustSave(t, s, snap("default", t0, 1))                     // 13:50
 	b := mustSave(t, s, snap("default", t0.Add(10*time.Minute), 2)) // 14:00
@@ -257,7 +259,7 @@ func TestNearest(t *testing.T) {
 
 func TestLateSnapshotKeepsLatest(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	ctx := context.Background()
 	newer := mustSave(t, s, snap("default", t0.Add(time.Hour), 50))
 	late := mustSave(t, s, snap("default", t0, 10)) // delivered late from the outbox
@@ -286,7 +288,7 @@ func TestLateSnapshotKeepsLatest(t *testing.T) {
 
 func TestAccounts(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	if got := s.Accounts(); len(got) != 0 {
 		t.Errorf("Accounts on an empty store = %v, want none", got)
 	}
@@ -305,7 +307,7 @@ func TestReopenRebuildsTheSameIndex(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	for i, off := range []int{30, 10, 20, 0, 40, 20} { // out of order, one tie
 		sn := snap("default", t0.Add(time.Duration(off)*time.Minute), float64(i))
 		sn.ExtractionErrors = map[string]string{"weekly_opus": "not shown"}
@@ -323,7 +325,7 @@ func TestReopenRebuildsTheSameIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2, _, _ := openTest(t, dir, nil)
+	s2 := openTest(t, dir, nil)
 	if got, want := s2.Accounts(), []string{"default", "second"}; !slices.Equal(got, want) {
 		t.Fatalf("Accounts after reopen = %v, want %v", got, want)
 	}
@@ -348,7 +350,7 @@ func TestIdempotency(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 
 	req := SaveRequest{Snapshot: snap("default", t0.Add(time.Hour), 42), IdempotencyKey: "d4k2abc", BodyHash: "sha256:aaa"}
 	first, err := s.Save(ctx, req)
@@ -405,7 +407,7 @@ func TestIdempotency(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s2, _, _ := openTest(t, dir, nil)
+		s2 := openTest(t, dir, nil)
 		again, err := s2.Save(ctx, req)
 		if err != nil {
 			t.Fatal(err)
@@ -427,7 +429,7 @@ func TestIdempotency(t *testing.T) {
 func TestConcurrentSameKeyMakesOneVersion(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	req := SaveRequest{Snapshot: snap("default", t0, 42), IdempotencyKey: "same", BodyHash: "h"}
 	const n = 8
 	results := make([]SaveResult, n)
@@ -470,7 +472,7 @@ func TestConcurrentSameKeyMakesOneVersion(t *testing.T) {
 func TestStatusAfterOpen(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	st := s.Status()
 	if !st.Writable || st.WriteErr != nil {
 		t.Errorf("Writable = %v (%v), want true", st.Writable, st.WriteErr)
@@ -500,7 +502,7 @@ func names(ents []os.DirEntry) []string {
 
 func TestSaveAfterClose(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +521,7 @@ func TestSaveAfterClose(t *testing.T) {
 func TestSaveRecreatesRemovedAccountDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	mustSave(t, s, snap("default", t0, 1))
 	if err := os.RemoveAll(filepath.Join(dir, "default")); err != nil {
 		t.Fatal(err)
@@ -537,16 +539,16 @@ func TestCloseWaitsForInFlightSave(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ffs := newFaultFS()
-	s, _, _ := openTest(t, dir, func(o *Options) { o.FS = ffs })
+	s := openTest(t, dir, func(o *Options) { o.FS = ffs })
 	release := make(chan struct{})
-	ft := ffs.add(&fault{op: "Rename", path: versionsDir, block: release, times: 1})
+	ft := ffs.Add(&testutil.Fault{Op: "Rename", Path: versionsDir, Block: release, Times: 1})
 
 	saveErr := make(chan error, 1)
 	go func() {
 		_, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0, 1)})
 		saveErr <- err
 	}()
-	<-ft.entered
+	<-ft.Entered
 	closed := make(chan struct{})
 	go func() {
 		_ = s.Close()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/server/store"
@@ -26,11 +27,13 @@ func getHealth(t *testing.T, e *env, hdr ...string) (int, shared.HealthResponse)
 
 var warmOnce sync.Once
 
-// warmFasthttp serves one request outside any synctest bubble: fasthttp
-// starts a process-wide goroutine (its Date header clock) on first use,
-// which must not belong to a bubble, or the bubble could never end.
+// warmFasthttp starts outside any synctest bubble the process-wide
+// goroutines that fasthttp (its Date header clock) and fiber's limiter (its
+// timestamp) start on first use: one started inside a bubble would belong
+// to it, and the bubble could never end.
 func warmFasthttp() {
 	warmOnce.Do(func() {
+		utils.StartTimeStampUpdater()
 		app := fiber.New(fiber.Config{DisableStartupMessage: true})
 		app.Get("/", func(c *fiber.Ctx) error { return nil })
 		if res, err := app.Test(httptest.NewRequest(http.MethodGet, "/", nil), -1); err == nil {

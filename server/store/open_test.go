@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/internal/atomicfile"
-
 	"github.com/claude-usage/widget/internal/testutil"
 )
 

@@ -7,15 +7,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/claude-usage/widget/shared"
-
 	"github.com/claude-usage/widget/internal/testutil"
+	"github.com/claude-usage/widget/shared"
 )
 
 // idPattern is the shape of a version id (an xid).
@@ -537,54 +536,45 @@ func TestSaveRecreatesRemovedAccountDir(t *testing.T) {
 // save was not cut short.
 func TestCloseWaitsForInFlightSave(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ffs := newFaultFS()
-	s := openTest(t, dir, func(o *Options) { o.FS = ffs })
-	release := make(chan struct{})
-	ft := ffs.Add(&testutil.Fault{Op: "Rename", Path: versionsDir, Block: release, Times: 1})
+	bubble(t, func(t *testing.T) {
+		dir := t.TempDir()
+		ffs := newFaultFS()
+		s := openTest(t, dir, func(o *Options) { o.FS = ffs })
+		release := make(chan struct{})
+		ft := ffs.Add(&testutil.Fault{Op: "Rename", Path: versionsDir, Block: release, Times: 1})
 
-	saveErr := make(chan error, 1)
-	go func() {
-		_, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0, 1)})
-		saveErr <- err
-	}()
-	<-ft.Entered
-	closed := make(chan struct{})
-	go func() {
-		_ = s.Close()
-		close(closed)
-	}()
-	for i := 0; ; i++ { // until Close has marked the store closed
-		s.closeMu.RLock()
-		c := s.closed
-		s.closeMu.RUnlock()
-		if c {
-			break
+		saveErr := make(chan error, 1)
+		go func() {
+			_, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0, 1)})
+			saveErr <- err
+		}()
+		<-ft.Entered
+		closed := make(chan struct{})
+		go func() {
+			_ = s.Close()
+			close(closed)
+		}()
+		synctest.Wait() // Close is waiting for the save
+		if _, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0.Add(time.Minute), 1)}); codeOf(err) != shared.CodeStorageUnavailable {
+			t.Errorf("Save while closing = %v, want STORAGE_UNAVAILABLE", err)
 		}
-		if i > 1e7 {
-			t.Fatal("Close never started")
+		select {
+		case <-closed:
+			t.Fatal("Close returned while a save was in flight")
+		default:
 		}
-		runtime.Gosched()
-	}
-	if _, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0.Add(time.Minute), 1)}); codeOf(err) != shared.CodeStorageUnavailable {
-		t.Errorf("Save while closing = %v, want STORAGE_UNAVAILABLE", err)
-	}
-	select {
-	case <-closed:
-		t.Fatal("Close returned while a save was in flight")
-	default:
-	}
-	close(release)
-	<-closed
-	select {
-	case err := <-saveErr:
-		if err != nil {
-			t.Errorf("in-flight save failed: %v", err)
+		close(release)
+		<-closed
+		select {
+		case err := <-saveErr:
+			if err != nil {
+				t.Errorf("in-flight save failed: %v", err)
+			}
+		default:
+			t.Fatal("Close returned before the in-flight save")
 		}
-	default:
-		t.Fatal("Close returned before the in-flight save")
-	}
-	if got, want := len(listVersions(t, dir, "default")), 1; got != want {
-		t.Errorf("files = %d, want %d", got, want)
-	}
+		if got, want := len(listVersions(t, dir, "default")), 1; got != want {
+			t.Errorf("files = %d, want %d", got, want)
+		}
+	})
 }

@@ -13,10 +13,12 @@ import (
 )
 
 // Health reads the store's in-memory figures on every request; only the
-// write check touches the disk, and it is bounded both ways: a result at
-// most healthMaxAge old is reused, and a request waits at most healthWait
-// for a fresh one (a hung disk is reported by the store's own stuck-probe
-// rule, store.ProbeStuckAfter, while its check goes on).
+// write check touches the disk, and it is bounded: a result at most
+// healthMaxAge old is reused; otherwise the request that finds it stale
+// starts a check and waits at most healthWait for it, and requests meanwhile
+// answer from memory without waiting. A hung disk is reported by the
+// store's own stuck-probe rule (store.ProbeStuckAfter) while its check goes
+// on.
 const (
 	healthMaxAge = time.Second
 	healthWait   = 50 * time.Millisecond
@@ -26,7 +28,7 @@ const (
 // old, or as fresh as healthWait allows.
 func (s *Server) storeStatus(ctx context.Context) store.Status {
 	st := s.st.Status()
-	if time.Since(st.CheckedAt) <= healthMaxAge {
+	if st.Checking || time.Since(st.CheckedAt) <= healthMaxAge {
 		return st
 	}
 	cctx, cancel := context.WithTimeout(ctx, healthWait)

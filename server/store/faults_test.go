@@ -362,8 +362,8 @@ func TestCheckWritableHonoursContext(t *testing.T) {
 
 		calls := len(ffs.Calls())
 		time.Sleep(ProbeStuckAfter)
-		if st := s.Status(); !st.Writable {
-			t.Errorf("a probe running for %v already reads as not writable: %v", ProbeStuckAfter, st.WriteErr)
+		if st := s.Status(); !st.Writable || !st.Checking {
+			t.Errorf("a probe running for %v: Writable=%v (%v) Checking=%v, want writable and checking", ProbeStuckAfter, st.Writable, st.WriteErr, st.Checking)
 		}
 		time.Sleep(time.Second)
 		st := s.Status()
@@ -393,8 +393,8 @@ func TestCheckWritableHonoursContext(t *testing.T) {
 		if err := s.CheckWritable(context.Background()); err != nil {
 			t.Errorf("CheckWritable after the disk answered: %v", err)
 		}
-		if st := s.Status(); !st.Writable {
-			t.Errorf("Status after recovery: Writable=false (%v)", st.WriteErr)
+		if st := s.Status(); !st.Writable || st.Checking {
+			t.Errorf("Status after recovery: Writable=%v (%v) Checking=%v", st.Writable, st.WriteErr, st.Checking)
 		}
 	})
 }

@@ -139,6 +139,7 @@ func (s *FileStore) Status() Status {
 		FreeBytes: s.freeBytes, CorruptFiles: s.corrupt,
 	}
 	if s.probe != nil {
+		st.Checking = true
 		// A write check that hangs is itself the answer: the disk is not
 		// usable right now, whatever the last finished check said.
 		if d := time.Since(s.probeStart); d > ProbeStuckAfter {

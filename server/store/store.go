@@ -43,7 +43,9 @@ type Status struct {
 	WriteErr error // why not writable, nil when writable
 	// CheckedAt is when the last write check finished (zero: none yet);
 	// a check running for longer than ProbeStuckAfter makes Writable false.
-	CheckedAt    time.Time
+	CheckedAt time.Time
+	// Checking is true while a write check runs.
+	Checking     bool
 	FreeBytes    uint64 // at the last write check
 	CorruptFiles int    // files in <account>/corrupt/ at Open, earlier runs included
 	Breaker      shared.State

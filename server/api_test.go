@@ -308,8 +308,7 @@ func TestIdempotentReplayAcrossReopen(t *testing.T) {
 	clock := &fakeClock{now: t0}
 	body := snap("default", t0, 42)
 	key := "snapshot-xid-1"
-	cfg := Config{APIKey: testKey, ReadToken: testToken, DataDir: dir, Now: clock.Now,
-		HealthCheckInterval: time.Hour, IndexRefresh: time.Hour}
+	cfg := Config{APIKey: testKey, ReadToken: testToken, Now: clock.Now}
 
 	st1 := openStore(t, dir, clock, slog.New(slog.DiscardHandler))
 	srv1, err := New(cfg, st1, nil)

@@ -25,7 +25,7 @@ func BenchmarkGetLoopback(b *testing.B) {
 	dir := b.TempDir()
 	clk := &fakeClock{now: t0}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	st, err := store.Open(context.Background(), store.Options{Dir: dir, RetentionVersions: 1 << 20, Now: clk.Now, Logger: log})
+	st, err := store.Open(context.Background(), store.Options{Dir: dir, RetentionVersions: 1 << 20, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,8 +41,7 @@ func BenchmarkGetLoopback(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	srv, err := New(Config{APIKey: testKey, ReadToken: testToken, DataDir: dir, RateLimit: 1000, Now: clk.Now,
-		HealthCheckInterval: time.Hour, IndexRefresh: time.Hour}, st, log)
+	srv, err := New(Config{APIKey: testKey, ReadToken: testToken, RateLimit: 1000, Now: clk.Now}, st, log)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,13 +31,12 @@ func BenchmarkWrongKeyFlood(b *testing.B) {
 func floodWrongKeys(b *testing.B, method string, total int) {
 	dir := b.TempDir()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	st, err := store.Open(context.Background(), store.Options{Dir: dir, RetentionVersions: 100, Now: time.Now, Logger: log})
+	st, err := store.Open(context.Background(), store.Options{Dir: dir, RetentionVersions: 100, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	srv, err := New(Config{APIKey: testKey, ReadToken: testToken, DataDir: dir, RateLimit: 30,
-		HealthCheckInterval: time.Hour, IndexRefresh: time.Hour}, st, log)
+	srv, err := New(Config{APIKey: testKey, ReadToken: testToken, RateLimit: 30}, st, log)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -15,199 +12,51 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// healthCache holds what /api/health reports, refreshed off the request
-// path: the store's index view every IndexRefresh (and after each POST),
-// the writability probe every HealthCheckInterval. The handler only reads
-// it, so a hanging disk can never slow health down.
-type healthCache struct {
-	s *Server
+// Health reads the store's in-memory figures on every request; only the
+// write check touches the disk, and it is bounded: a result at most
+// healthMaxAge old is reused; otherwise the request that finds it stale
+// starts a check and waits at most healthWait for it, and requests meanwhile
+// answer from memory without waiting. A hung disk is reported by the
+// store's own stuck-probe rule (store.ProbeStuckAfter) while its check goes
+// on.
+const (
+	healthMaxAge = time.Second
+	healthWait   = 50 * time.Millisecond
+)
 
-	// refreshMu orders index refreshes so that an older read never
-	// overwrites a newer one.
-	refreshMu sync.Mutex
-
-	mu       sync.RWMutex
-	accounts map[string]accountView
-	storage  storageView
-
-	// checkStarted is the wall-clock start (UnixNano) of the probe in
-	// flight, 0 when none; a probe running past its timeout means the
-	// store ignored its context and the disk is hanging.
-	checkStarted atomic.Int64
-}
-
-type accountView struct {
-	count     int
-	latest    time.Time // ScrapedAt of the latest version
-	hasLatest bool
-}
-
-type storageView struct {
-	status    store.Status
-	checkErr  error
-	checkedAt time.Time
-}
-
-func newHealthCache(s *Server) *healthCache {
-	return &healthCache{s: s, accounts: map[string]accountView{}}
-}
-
-// start fills the cache once synchronously (the store has just been opened
-// and ran its own startup check) and then keeps it fresh until ctx ends.
-func (h *healthCache) start(ctx context.Context, wg *sync.WaitGroup) {
-	h.refreshIndex(ctx)
-	st := h.s.st.Status()
-	h.mu.Lock()
-	werr := st.WriteErr
-	if !st.Writable && werr == nil {
-		werr = errors.New("store reports storage not writable")
+// storeStatus is the store's status with a write check at most healthMaxAge
+// old, or as fresh as healthWait allows.
+func (s *Server) storeStatus(ctx context.Context) store.Status {
+	st := s.st.Status()
+	if st.Checking || time.Since(st.CheckedAt) <= healthMaxAge {
+		return st
 	}
-	h.storage = storageView{status: st, checkErr: werr, checkedAt: h.s.cfg.mono()}
-	h.mu.Unlock()
-
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		h.loop(ctx, h.s.cfg.HealthCheckInterval, h.check)
-	}()
-	go func() {
-		defer wg.Done()
-		h.loop(ctx, h.s.cfg.IndexRefresh, h.refreshIndex)
-	}()
-}
-
-func (h *healthCache) loop(ctx context.Context, every time.Duration, fn func(context.Context)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	fn(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn(ctx)
-		}
-	}
-}
-
-// check runs canWriteToStorage bounded by HealthCheckTimeout.
-func (h *healthCache) check(ctx context.Context) {
-	if ctx.Err() != nil {
-		return
-	}
-	h.checkStarted.Store(h.s.cfg.mono().UnixNano())
-	cctx, cancel := context.WithTimeout(ctx, h.s.cfg.HealthCheckTimeout)
-	err := h.s.st.CheckWritable(cctx)
+	cctx, cancel := context.WithTimeout(ctx, healthWait)
+	_ = s.st.CheckWritable(cctx) // the result is in Status, with the stuck-probe rule applied
 	cancel()
-	st := h.s.st.Status()
-	h.checkStarted.Store(0)
-	if ctx.Err() != nil {
-		return // shutting down: the result says nothing about the disk
-	}
-	if err == nil && !st.Writable && st.WriteErr != nil {
-		err = st.WriteErr
-	}
-	h.mu.Lock()
-	prev := h.storage
-	h.storage = storageView{status: st, checkErr: err, checkedAt: h.s.cfg.mono()}
-	h.mu.Unlock()
-	switch {
-	case err != nil && prev.checkErr == nil:
-		h.s.log.Error("storage not writable", "dir", st.Dir, "error", err.Error())
-	case err == nil && prev.checkErr != nil:
-		h.s.log.Info("storage writable again", "dir", st.Dir)
-	}
+	return s.st.Status()
 }
 
-// refreshIndex reads the store's in-memory index. Latest is asked only for
-// accounts whose count changed; refreshAccount covers a save that kept the
-// count (retention removed one as it added one).
-func (h *healthCache) refreshIndex(ctx context.Context) {
-	h.refreshMu.Lock()
-	defer h.refreshMu.Unlock()
-	accounts := h.s.st.Accounts()
-	h.mu.RLock()
-	old := h.accounts
-	h.mu.RUnlock()
-	next := make(map[string]accountView, len(accounts))
-	for _, a := range accounts {
-		n := h.s.st.Count(a)
-		if v, ok := old[a]; ok && v.count == n && v.hasLatest {
-			next[a] = v
-			continue
-		}
-		next[a] = h.readAccount(ctx, a, n)
-	}
-	h.mu.Lock()
-	h.accounts = next
-	h.mu.Unlock()
-}
-
-// refreshAccount updates one account right after a save, so health and
-// metrics see a POST at once.
-func (h *healthCache) refreshAccount(ctx context.Context, account string) {
-	h.refreshMu.Lock()
-	defer h.refreshMu.Unlock()
-	v := h.readAccount(ctx, account, h.s.st.Count(account))
-	h.mu.Lock()
-	next := make(map[string]accountView, len(h.accounts)+1)
-	for k, x := range h.accounts {
-		next[k] = x
-	}
-	next[account] = v
-	h.accounts = next
-	h.mu.Unlock()
-}
-
-func (h *healthCache) readAccount(ctx context.Context, account string, n int) accountView {
-	v := accountView{count: n}
-	if n == 0 {
-		return v
-	}
-	if lv, err := h.s.st.Latest(ctx, account); err == nil {
-		v.latest, v.hasLatest = lv.Snapshot.ScrapedAt, true
-	}
-	return v
-}
-
-// view is a consistent copy of the cache.
-func (h *healthCache) view() (map[string]accountView, storageView) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.accounts, h.storage
-}
-
-// writable reports the probe result, treating a probe stuck past its
-// timeout as a failure.
-func (h *healthCache) writable(sv storageView) (bool, string) {
-	if started := h.checkStarted.Load(); started != 0 {
-		if d := h.s.cfg.mono().Sub(time.Unix(0, started)); d > h.s.cfg.HealthCheckTimeout {
-			return false, fmt.Sprintf("storage check has not finished after %s", d.Round(time.Second))
-		}
-	}
-	if sv.checkErr != nil {
-		return false, sv.checkErr.Error()
-	}
-	return true, ""
-}
-
-// Report builds the health body at now from cached data only.
-func (s *Server) Report(now time.Time) shared.HealthResponse {
-	accounts, sv := s.health.view()
-	writable, werr := s.health.writable(sv)
-
+// report builds the health body at now from st. detail adds what only an
+// operator may see: the directory, the free bytes, and error messages,
+// which carry paths and page titles.
+func report(st store.Status, now time.Time, detail bool) shared.HealthResponse {
 	r := shared.HealthResponse{
 		Status: shared.HealthHealthy,
 		Storage: shared.HealthStorage{
 			Status:       "ok",
-			Writable:     writable,
-			FreeBytes:    sv.status.FreeBytes,
-			Dir:          sv.status.Dir,
-			CorruptFiles: sv.status.CorruptFiles,
-			Breaker:      sv.status.Breaker.String(),
-			Error:        werr,
+			Writable:     st.Writable,
+			CorruptFiles: st.CorruptFiles,
+			Breaker:      st.Breaker.String(),
 		},
 		Timestamp: now.UTC().Truncate(time.Second),
+	}
+	if detail {
+		free := st.FreeBytes
+		r.Storage.FreeBytes, r.Storage.Dir = &free, st.Dir
+		if st.WriteErr != nil {
+			r.Storage.Error = st.WriteErr.Error()
+		}
 	}
 	worsen := func(status, reason string) {
 		if rank(status) > rank(r.Status) {
@@ -217,10 +66,10 @@ func (s *Server) Report(now time.Time) shared.HealthResponse {
 	}
 
 	var newest time.Time
-	for _, v := range accounts {
-		r.VersionCount += v.count
-		if v.hasLatest && v.latest.After(newest) {
-			newest = v.latest
+	for _, a := range st.Accounts {
+		r.VersionCount += a.Count
+		if a.Latest.After(newest) {
+			newest = a.Latest
 		}
 	}
 	if newest.IsZero() {
@@ -229,40 +78,57 @@ func (s *Server) Report(now time.Time) shared.HealthResponse {
 		age := max(now.Sub(newest), 0)
 		secs := int64(age / time.Second)
 		r.LatestDataAge = &secs
-		if st := shared.HealthStatusFor(age); st != shared.HealthHealthy {
-			worsen(st, fmt.Sprintf("latest data is %s old (degraded from %s, unhealthy after %s)",
+		if h := shared.HealthStatusFor(age); h != shared.HealthHealthy {
+			worsen(h, fmt.Sprintf("latest data is %s old (degraded from %s, unhealthy after %s)",
 				age.Round(time.Second), shared.StaleAfter, shared.UnhealthyAfter))
 		}
 	}
-	if !writable {
+	if !st.Writable {
 		r.Storage.Status = "error"
-		worsen(shared.HealthUnhealthy, "storage not writable: "+werr)
+		worsen(shared.HealthUnhealthy, "storage not writable ("+string(codeOf(st.WriteErr))+")")
 	}
-	switch sv.status.Breaker {
+	switch st.Breaker {
 	case shared.StateOpen:
 		r.Storage.Status = "unavailable"
 		worsen(shared.HealthUnhealthy, "store breaker open: storage failed repeatedly")
 	case shared.StateHalfOpen:
 		worsen(shared.HealthDegraded, "store breaker half-open: probing storage")
 	}
-	if sv.status.CorruptFiles > 0 {
-		r.Reasons = append(r.Reasons, fmt.Sprintf("%d corrupt files quarantined", sv.status.CorruptFiles))
+	if st.CorruptFiles > 0 {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("%d corrupt files quarantined", st.CorruptFiles))
 	}
 
-	statuses := s.status.all()
-	sort.SliceStable(statuses, func(i, j int) bool { return statuses[i].At.After(statuses[j].At) })
-	for i, st := range statuses {
-		if i == 0 {
-			at := st.At
+	// Each account's latest report counts: one saying the scraper cannot
+	// read the page (logged out, page changed) explains data that is about
+	// to go stale, so health says so before the age does.
+	var lastErr *shared.ScraperStatus
+	for _, sc := range st.Scrapers {
+		if r.Scraper.LastSeen == nil || sc.At.After(*r.Scraper.LastSeen) {
+			at := sc.At
 			r.Scraper.LastSeen = &at
 		}
-		if !st.OK && r.Scraper.LastError == nil {
-			e := st
-			r.Scraper.LastError = &e
-			r.Reasons = append(r.Reasons, fmt.Sprintf("scraper for %s reports %s: %s", st.Account, st.Category, truncateRunes(st.Message, 200)))
+		if sc.OK {
+			continue
+		}
+		worsen(shared.HealthDegraded, fmt.Sprintf("scraper for %s reports %s", sc.Account, sc.Category))
+		if lastErr == nil || sc.At.After(lastErr.At) {
+			e := sc
+			if !detail {
+				e.Message = ""
+			}
+			lastErr = &e
 		}
 	}
+	r.Scraper.LastError = lastErr
 	return r
+}
+
+func codeOf(err error) shared.Code {
+	var se *shared.Error
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return shared.CodeStorageWriteFailed
 }
 
 func rank(status string) int {
@@ -275,8 +141,28 @@ func rank(status string) int {
 	return 0
 }
 
+// healthDetail reports whether the request carries the read or the metrics
+// token. A bearer token that matches neither is an authentication failure
+// like on any other route, so that health is no oracle for guessing tokens.
+func (s *Server) healthDetail(c *fiber.Ctx) (bool, error) {
+	if c.Get(fiber.HeaderAuthorization) == "" {
+		return false, nil
+	}
+	tok, ok := bearer(c)
+	if ok && ((s.cfg.ReadToken != "" && constantEqual(tok, s.cfg.ReadToken)) ||
+		(s.cfg.MetricsToken != "" && constantEqual(tok, s.cfg.MetricsToken))) {
+		return true, nil
+	}
+	return false, &shared.Error{Code: shared.CodeAuthInvalidKey,
+		Message: "the bearer token matches neither the read token nor the metrics token; omit it for the public health"}
+}
+
 func (s *Server) getHealth(c *fiber.Ctx) error {
-	r := s.Report(s.cfg.Now())
+	detail, err := s.healthDetail(c)
+	if err != nil {
+		return err
+	}
+	r := report(s.storeStatus(c.UserContext()), s.cfg.Now(), detail)
 	code := fiber.StatusOK
 	if r.Status == shared.HealthUnhealthy {
 		code = fiber.StatusServiceUnavailable

@@ -1,22 +1,45 @@
 package server
 
 import (
-	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/claude-usage/widget/internal/testutil"
+	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/shared"
 )
 
-func getHealth(t *testing.T, e *env) (int, shared.HealthResponse) {
+func getHealth(t *testing.T, e *env, hdr ...string) (int, shared.HealthResponse) {
 	t.Helper()
-	r := e.do(http.MethodGet, shared.PathHealth, "")
+	r := e.do(http.MethodGet, shared.PathHealth, "", hdr...)
 	var h shared.HealthResponse
 	r.decode(t, &h)
 	return r.status, h
+}
+
+var warmOnce sync.Once
+
+// warmFasthttp starts outside any synctest bubble the process-wide
+// goroutines that fasthttp (its Date header clock) and fiber's limiter (its
+// timestamp) start on first use: one started inside a bubble would belong
+// to it, and the bubble could never end.
+func warmFasthttp() {
+	warmOnce.Do(func() {
+		utils.StartTimeStampUpdater()
+		app := fiber.New(fiber.Config{DisableStartupMessage: true})
+		app.Get("/", func(c *fiber.Ctx) error { return nil })
+		if res, err := app.Test(httptest.NewRequest(http.MethodGet, "/", nil), -1); err == nil {
+			res.Body.Close()
+		}
+	})
 }
 
 func TestHealthThresholds(t *testing.T) {
@@ -45,7 +68,7 @@ func TestHealthThresholds(t *testing.T) {
 			if h.LatestDataAge == nil || *h.LatestDataAge != int64(tt.age/time.Second) {
 				t.Errorf("latestDataAge = %v, want %d", h.LatestDataAge, int64(tt.age/time.Second))
 			}
-			if h.VersionCount != 1 || !h.Storage.Writable || h.Storage.Status != "ok" || h.Storage.Dir == "" || h.Storage.Breaker != "CLOSED" {
+			if h.VersionCount != 1 || !h.Storage.Writable || h.Storage.Status != "ok" || h.Storage.Breaker != "CLOSED" {
 				t.Errorf("health body = %+v", h)
 			}
 			if !h.Timestamp.Equal(t0.Add(tt.age)) {
@@ -93,6 +116,83 @@ func TestHealthSeesPostAtOnce(t *testing.T) {
 	}
 }
 
+// TestHealthDetailNeedsToken: the public answer keeps status, ages, counts
+// and categories; the data directory, free bytes and messages (paths, page
+// titles) go only to a request with the read or the metrics token.
+func TestHealthDetailNeedsToken(t *testing.T) {
+	t.Parallel()
+	const metricsToken = "metrics-token-0123456789abcdef"
+	e := newEnv(t, withConfig(func(c *Config) { c.MetricsToken = metricsToken }))
+	e.mustPost(snap("default", t0, 5))
+	const secret = "redirected to /Users/alice/Library/claude-profile"
+	if r := e.do(http.MethodPost, shared.PathScraperStatus,
+		`{"at":"2026-11-28T13:50:00Z","ok":false,"category":"NOT_LOGGED_IN","message":"`+secret+`"}`,
+		"Content-Type", "application/json", shared.HeaderAPIKey, testKey); r.status != http.StatusNoContent {
+		t.Fatalf("status POST = %d %s", r.status, r.body)
+	}
+	dir := e.st.Status().Dir
+	cases := []struct {
+		name   string
+		hdr    []string
+		detail bool
+	}{
+		{"no token", nil, false},
+		{"read token", []string{"Authorization", "Bearer " + testToken}, true},
+		{"metrics token", []string{"Authorization", "Bearer " + metricsToken}, true},
+		{"write key in X-API-Key is not a health token", []string{shared.HeaderAPIKey, testKey}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.do(http.MethodGet, shared.PathHealth, "", tc.hdr...)
+			if r.status != http.StatusOK {
+				t.Fatalf("health = %d %s", r.status, r.body)
+			}
+			var h shared.HealthResponse
+			r.decode(t, &h)
+			body := string(r.body)
+			if got := strings.Contains(body, dir) || strings.Contains(body, secret) || strings.Contains(body, "freeBytes"); got != tc.detail {
+				t.Errorf("detail shown = %v, want %v: %s", got, tc.detail, body)
+			}
+			if h.Scraper.LastError == nil || h.Scraper.LastError.Category != "NOT_LOGGED_IN" ||
+				h.VersionCount != 1 || h.LatestDataAge == nil || !strings.Contains(strings.Join(h.Reasons, "; "), "NOT_LOGGED_IN") {
+				t.Errorf("public fields missing: %+v", h)
+			}
+			if tc.detail && (h.Storage.Dir != dir || h.Storage.FreeBytes == nil || h.Scraper.LastError.Message != secret) {
+				t.Errorf("detail = dir %q free %v message %q", h.Storage.Dir, h.Storage.FreeBytes, h.Scraper.LastError.Message)
+			}
+		})
+	}
+	// A token that matches nothing is a failed authentication, not a
+	// quiet public answer: health must not tell a guess from a hit for free.
+	wantError(t, e.do(http.MethodGet, shared.PathHealth, "", "Authorization", "Bearer wrong-token-0123456789"),
+		http.StatusUnauthorized, shared.CodeAuthInvalidKey)
+}
+
+// TestHealthScraperProblemDegrades: the newest report saying the scraper
+// cannot read the page makes health degraded at once, with the category in
+// reasons, while the data is still fresh.
+func TestHealthScraperProblemDegrades(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustPost(snap("default", t0, 5))
+	report := func(body string) {
+		t.Helper()
+		if r := e.do(http.MethodPost, shared.PathScraperStatus, body,
+			"Content-Type", "application/json", shared.HeaderAPIKey, testKey); r.status != http.StatusNoContent {
+			t.Fatalf("status POST = %d %s", r.status, r.body)
+		}
+	}
+	report(`{"at":"2026-11-28T13:50:00Z","ok":false,"category":"NOT_LOGGED_IN","message":"log in"}`)
+	code, h := getHealth(t, e)
+	if code != http.StatusOK || h.Status != shared.HealthDegraded || !strings.Contains(strings.Join(h.Reasons, "; "), "NOT_LOGGED_IN") {
+		t.Errorf("health with a NOT_LOGGED_IN report = %d %s %q, want 200 degraded naming NOT_LOGGED_IN", code, h.Status, h.Reasons)
+	}
+	report(`{"at":"2026-11-28T13:51:00Z","ok":true}`)
+	if code, h := getHealth(t, e); code != http.StatusOK || h.Status != shared.HealthHealthy || h.Scraper.LastError != nil {
+		t.Errorf("health after a good report = %d %s %q", code, h.Status, h.Reasons)
+	}
+}
+
 func TestHealthUnwritableStorage(t *testing.T) {
 	t.Parallel()
 	fs := &faultStore{}
@@ -102,94 +202,86 @@ func TestHealthUnwritableStorage(t *testing.T) {
 		f.checkErr = &shared.Error{Code: shared.CodeStoragePermissionDenied,
 			Message: "storage check: permission denied in /data (mode dr-xr-xr-x, owner 0:0)"}
 	})
-	e.srv.health.check(context.Background())
-	code, h := getHealth(t, e)
+	code, h := getHealth(t, e, "Authorization", "Bearer "+testToken)
 	if code != 503 || h.Status != shared.HealthUnhealthy {
 		t.Fatalf("health = %d %s, want 503 unhealthy", code, h.Status)
 	}
 	if h.Storage.Writable || h.Storage.Status != "error" || !strings.Contains(h.Storage.Error, "permission denied") {
 		t.Errorf("storage = %+v", h.Storage)
 	}
+	if !strings.Contains(strings.Join(h.Reasons, "; "), "storage not writable (STORAGE_PERMISSION_DENIED)") {
+		t.Errorf("reasons = %q", h.Reasons)
+	}
 	if got := metricValue(t, e, "usage_storage_writable"); got != 0 {
 		t.Errorf("usage_storage_writable = %v", got)
 	}
 
 	fs.set(func(f *faultStore) { f.checkErr = nil })
-	e.srv.health.check(context.Background())
 	if code, h := getHealth(t, e); code != 200 || !h.Storage.Writable {
 		t.Errorf("after recovery health = %d %+v", code, h.Storage)
 	}
 }
 
-func TestHealthCheckIsBounded(t *testing.T) {
+// TestHealthAnswersWhileStorageHangs hangs the real store's write check in
+// a syscall that never returns (an injected fault: a real disk cannot be
+// made to hang on demand). Health answers within its bound from memory; the
+// store's stuck-probe rule turns it unhealthy after store.ProbeStuckAfter;
+// a check result is reused for healthMaxAge.
+func TestHealthAnswersWhileStorageHangs(t *testing.T) {
 	t.Parallel()
-	fs := &faultStore{checkBlock: make(chan struct{})}
-	e := newEnv(t, wrapStore(func(st storeT) storeT { fs.Store = st; return fs }),
-		withConfig(func(c *Config) { c.HealthCheckTimeout = time.Millisecond }))
-	t.Cleanup(func() { close(fs.checkBlock) })
-	e.mustPost(snap("default", t0, 5))
-	// The store honours ctx: the probe ends at its deadline and counts as
-	// a failure.
-	e.srv.health.check(context.Background())
-	code, h := getHealth(t, e)
-	if code != 503 || h.Storage.Writable || !strings.Contains(h.Storage.Error, "timed out") {
-		t.Errorf("health = %d %+v", code, h.Storage)
-	}
-}
+	warmFasthttp()
+	synctest.Test(t, func(t *testing.T) {
+		e, ffs := newFSEnv(t)
+		e.mustPost(snap("default", t0, 5))
+		release := make(chan struct{})
+		var once sync.Once
+		unblock := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(unblock) // before the store's Close, which waits for the check
+		hang := ffs.Add(&testutil.Fault{Op: "CreateTemp", Path: ".probe-", Block: release, Times: 1})
 
-func TestHealthAnswersWhileStorageCheckHangs(t *testing.T) {
-	t.Parallel()
-	mono := &monoClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	fs := &faultStore{checkBlock: make(chan struct{}), ignoreCtx: true, checkEntered: make(chan struct{}, 1)}
-	e := newEnv(t, wrapStore(func(st storeT) storeT { fs.Store = st; return fs }),
-		withConfig(func(c *Config) { c.HealthCheckTimeout = 2 * time.Second; c.mono = mono.Now }))
-	var once sync.Once
-	release := func() { once.Do(func() { close(fs.checkBlock) }) }
-	t.Cleanup(release) // runs before the server's Close, which waits for the checker
-	e.mustPost(snap("default", t0, 5))
-
-	select {
-	case <-fs.checkEntered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the background storage check never started")
-	}
-	// The check is stuck in a syscall that ignores its context. Health must
-	// still answer from the cache; a handler that probed the disk itself
-	// would never return.
-	ask := func() (time.Duration, int, shared.HealthResponse) {
-		type result struct {
-			code int
-			h    shared.HealthResponse
+		// Within healthMaxAge of the save's check, health reuses it.
+		time.Sleep(healthMaxAge)
+		probes := ffs.Count("CreateTemp", ".probe-")
+		if code, _ := getHealth(t, e); code != http.StatusOK {
+			t.Fatalf("health = %d", code)
 		}
-		done := make(chan result, 1)
-		start := time.Now()
-		go func() {
-			code, h := getHealth(t, e)
-			done <- result{code, h}
-		}()
-		select {
-		case r := <-done:
-			return time.Since(start), r.code, r.h
-		case <-time.After(2 * time.Second):
-			t.Fatal("health did not answer while the storage check hangs")
+		if got := ffs.Count("CreateTemp", ".probe-") - probes; got != 0 {
+			t.Errorf("health %v after a check ran %d new checks, want 0", healthMaxAge, got)
 		}
-		return 0, 0, shared.HealthResponse{}
-	}
-	d, code, h := ask()
-	t.Logf("health answered in %v while the check hangs", d)
-	if code != 200 || !h.Storage.Writable {
-		t.Errorf("within the check timeout health = %d %+v, want the last result (writable)", code, h.Storage)
-	}
-	if d > time.Second {
-		t.Errorf("health took %v", d)
-	}
 
-	mono.Advance(3 * time.Second) // past the 2 s check timeout
-	_, code, h = ask()
-	if code != 503 || h.Storage.Writable || !strings.Contains(h.Storage.Error, "has not finished after 3s") {
-		t.Errorf("with the check stuck past its timeout health = %d %+v", code, h.Storage)
-	}
-	release()
+		time.Sleep(time.Nanosecond)
+		ask := func() (time.Duration, int, shared.HealthResponse) {
+			start := time.Now()
+			code, h := getHealth(t, e, "Authorization", "Bearer "+testToken)
+			return time.Since(start), code, h
+		}
+		d, code, h := ask()
+		<-hang.Entered
+		if d > 100*time.Millisecond {
+			t.Errorf("health took %v while the check hangs, want < 100 ms", d)
+		}
+		if code != http.StatusOK || !h.Storage.Writable {
+			t.Errorf("a check hanging for %v: health = %d %+v, want the last result (writable)", d, code, h.Storage)
+		}
+
+		time.Sleep(store.ProbeStuckAfter)
+		d, code, h = ask()
+		if d > 100*time.Millisecond {
+			t.Errorf("health took %v while the check hangs, want < 100 ms", d)
+		}
+		if code != http.StatusServiceUnavailable || h.Storage.Writable || !strings.Contains(h.Storage.Error, "has not answered for 1s") {
+			t.Errorf("with the check stuck past %v health = %d %+v", store.ProbeStuckAfter, code, h.Storage)
+		}
+		if got, want := ffs.Count("CreateTemp", ".probe-")-probes, 1; got != want {
+			t.Errorf("checks started = %d, want %d (later requests join the hung one)", got, want)
+		}
+
+		unblock()
+		synctest.Wait()
+		if code, h := getHealth(t, e); code != http.StatusOK || !h.Storage.Writable {
+			t.Errorf("after the disk answered health = %d %+v", code, h.Storage)
+		}
+	})
 }
 
 func TestHealthStoreBreaker(t *testing.T) {
@@ -211,7 +303,6 @@ func TestHealthStoreBreaker(t *testing.T) {
 		t.Run(tt.state.String(), func(t *testing.T) {
 			st := tt.state
 			fs.set(func(f *faultStore) { f.breaker = &st })
-			e.srv.health.check(context.Background())
 			code, h := getHealth(t, e)
 			if code != tt.code || h.Status != tt.status || h.Storage.Status != tt.storage || h.Storage.Breaker != tt.state.String() {
 				t.Errorf("health = %d %s storage %+v, want %d %s %s", code, h.Status, h.Storage, tt.code, tt.status, tt.storage)

@@ -97,13 +97,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.log = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.st = openStore(t, e.dir, e.clock, e.log)
 	cfg := Config{
-		APIKey:              testKey,
-		ReadToken:           testToken,
-		DataDir:             e.dir,
-		RateLimit:           1000,
-		Now:                 e.clock.Now,
-		HealthCheckInterval: time.Hour, // tests run checks explicitly
-		IndexRefresh:        time.Hour,
+		APIKey:    testKey,
+		ReadToken: testToken,
+		RateLimit: 1000,
+		Now:       e.clock.Now,
 	}
 	for _, o := range opts {
 		o(e, &cfg)
@@ -117,10 +114,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
-func openStore(t *testing.T, dir string, clock *fakeClock, log *slog.Logger) *store.FileStore {
+func openStore(t *testing.T, dir string, _ *fakeClock, log *slog.Logger) *store.FileStore {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{
-		Dir: dir, RetentionVersions: 100, RetentionDays: 7, Now: clock.Now, Logger: log,
+		Dir: dir, RetentionVersions: 100, RetentionDays: 7, Logger: log,
 	})
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)

@@ -1,8 +1,8 @@
 package server
 
 import (
+	"context"
 	"errors"
-	"sort"
 	"strconv"
 	"time"
 
@@ -103,8 +103,8 @@ func (m *metrics) handler() fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 }
 
-// stateCollector reports the cached health state at scrape time, so the
-// gauges are never older than the health cache and never touch the disk.
+// stateCollector reports the store's state at scrape time, read like
+// health reads it (storeStatus: memory, and a bounded write check).
 type stateCollector struct{ s *Server }
 
 var (
@@ -125,34 +125,26 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	accounts, sv := c.s.health.view()
+	st := c.s.storeStatus(context.Background())
 	now := c.s.cfg.Now()
 	// At most --max-accounts series each: accounts a store held before
 	// the limit (or grew past it on disk) must not grow /metrics.
-	names := make([]string, 0, len(accounts))
-	for a := range accounts {
-		names = append(names, a)
+	accounts := st.Accounts
+	if len(accounts) > c.s.cfg.MaxAccounts {
+		accounts = accounts[:c.s.cfg.MaxAccounts]
 	}
-	sort.Strings(names)
-	if len(names) > c.s.cfg.MaxAccounts {
-		names = names[:c.s.cfg.MaxAccounts]
+	for _, a := range accounts {
+		ch <- prometheus.MustNewConstMetric(descVersions, prometheus.GaugeValue, float64(a.Count), a.Account)
+		ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, max(now.Sub(a.Latest), 0).Seconds(), a.Account)
 	}
-	for _, a := range names {
-		v := accounts[a]
-		ch <- prometheus.MustNewConstMetric(descVersions, prometheus.GaugeValue, float64(v.count), a)
-		if v.hasLatest {
-			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, max(now.Sub(v.latest), 0).Seconds(), a)
-		}
-	}
-	writable, _ := c.s.health.writable(sv)
 	w := 0.0
-	if writable {
+	if st.Writable {
 		w = 1
 	}
-	ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, float64(sv.status.Breaker))
+	ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, float64(st.Breaker))
 	ch <- prometheus.MustNewConstMetric(descWritable, prometheus.GaugeValue, w)
-	ch <- prometheus.MustNewConstMetric(descFree, prometheus.GaugeValue, float64(sv.status.FreeBytes))
-	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.GaugeValue, float64(sv.status.CorruptFiles))
+	ch <- prometheus.MustNewConstMetric(descFree, prometheus.GaugeValue, float64(st.FreeBytes))
+	ch <- prometheus.MustNewConstMetric(descCorrupt, prometheus.GaugeValue, float64(st.CorruptFiles))
 }
 
 // canonicalMethod maps a request's method to a constant string: a label

@@ -52,7 +52,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Dir:               opts.DataDir,
 		RetentionVersions: opts.RetentionVersions,
 		RetentionDays:     opts.RetentionDays,
-		Now:               time.Now,
 		Logger:            logger,
 	})
 	if err != nil {
@@ -75,7 +74,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ReadToken:      opts.ReadToken,
 		PublicRead:     opts.PublicRead,
 		MetricsToken:   opts.MetricsToken,
-		DataDir:        opts.DataDir,
 		RateLimit:      opts.RateLimit,
 		TrustedProxies: proxies,
 		Verbose:        opts.Verbose,

@@ -4,7 +4,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,10 +45,6 @@ type Config struct {
 	PublicRead   bool
 	MetricsToken string // empty: /metrics is open
 
-	// DataDir is where scraper-status.json files are kept per account (the
-	// store's directory). Empty keeps scraper statuses in memory only.
-	DataDir string
-
 	RateLimit      int // POSTs per minute per key+IP; 0 disables
 	TrustedProxies []string
 
@@ -74,23 +69,13 @@ type Config struct {
 	IdleTimeout  time.Duration // (60s)
 	SaveTimeout  time.Duration // bound of one store save, queueing included (10s)
 
-	HealthCheckInterval time.Duration // writability probe period (5s)
-	HealthCheckTimeout  time.Duration // bound of one probe (2s)
-	IndexRefresh        time.Duration // refresh of the cached index view (1s)
-
 	// Widget, when set, mounts the go-app widget after the API routes.
 	Widget *widgetmount.Options
-
-	// mono is the wall clock that times storage checks (tests fake it).
-	mono func() time.Time
 }
 
 func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
-	}
-	if c.mono == nil {
-		c.mono = time.Now
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -101,9 +86,6 @@ func (c *Config) defaults() {
 	def(&c.WriteTimeout, 15*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.SaveTimeout, 10*time.Second)
-	def(&c.HealthCheckInterval, 5*time.Second)
-	def(&c.HealthCheckTimeout, 2*time.Second)
-	def(&c.IndexRefresh, time.Second)
 	def(&c.AuthWindow, time.Minute)
 	if c.AuthFailures <= 0 {
 		c.AuthFailures = 10
@@ -120,8 +102,6 @@ type Server struct {
 	log     *slog.Logger
 	app     *fiber.App
 	metrics *metrics
-	status  *statusBook
-	health  *healthCache
 	// usageCache holds encoded GET usage answers (usagecache.go).
 	usageCache usageCache
 
@@ -138,14 +118,9 @@ type Server struct {
 	// path as the map owns it (the metric label must not be the request's
 	// string, which fasthttp reuses).
 	routes map[string]*apiRoute
-
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	closeOnce sync.Once
 }
 
-// New builds the fiber app around st and starts the background health
-// checker; Close stops it. st stays owned by the caller.
+// New builds the fiber app around st. st stays owned by the caller.
 func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 	if st == nil {
 		return nil, errors.New("server: store is nil")
@@ -187,10 +162,6 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 	} else {
 		s.csp = contentSecurityPolicy(nil)
 	}
-	if s.status, err = loadStatusBook(cfg.DataDir, s.log); err != nil {
-		return nil, err
-	}
-	s.health = newHealthCache(s)
 	s.metrics = newMetrics(s)
 
 	fcfg := fiber.Config{
@@ -219,24 +190,15 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 		widget.Mount(s.app)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.health.start(ctx, &s.wg)
 	return s, nil
 }
 
 // App is the fiber app, for Listen and for app.Test in tests.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Close stops the background health checker and waits for it. It does not
-// close the store.
-func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		s.cancel()
-		s.wg.Wait()
-	})
-	return nil
-}
+// Close releases the server; it has no background work today (health
+// reads the store on each request) and never closes the store.
+func (s *Server) Close() error { return nil }
 
 func (s *Server) middleware() {
 	s.app.Use(sanitizeRequestID)

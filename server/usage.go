@@ -93,7 +93,6 @@ func (s *Server) postUsage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	s.health.refreshAccount(c.UserContext(), snap.Account)
 	out := shared.PostResult{
 		Success:   true,
 		Version:   res.Version.Number,
@@ -241,7 +240,7 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 			Current: v.Number, Total: v.Total, ID: v.ID, StoredAt: v.StoredAt.UTC(),
 		},
 		Accounts: s.st.Accounts(),
-		Scraper:  s.status.get(account),
+		Scraper:  s.scraperStatus(account),
 	}
 	if hasTS {
 		// Signed: negative when the version was scraped before the asked time.

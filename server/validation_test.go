@@ -157,7 +157,8 @@ func TestScraperStatus(t *testing.T) {
 		t.Errorf("usage scraper = %+v", u.Scraper)
 	}
 	var h shared.HealthResponse
-	e.do(http.MethodGet, shared.PathHealth, "").decode(t, &h)
+	// The message is detail: it needs the read token (the category is public).
+	e.do(http.MethodGet, shared.PathHealth, "", "Authorization", "Bearer "+testToken).decode(t, &h)
 	if h.Scraper.LastSeen == nil || !h.Scraper.LastSeen.Equal(t0) {
 		t.Errorf("health lastSeen = %v", h.Scraper.LastSeen)
 	}
@@ -166,8 +167,7 @@ func TestScraperStatus(t *testing.T) {
 	}
 
 	// It survives a restart: a new server on the same data dir reads it.
-	srv2, err := New(Config{APIKey: testKey, PublicRead: true, DataDir: e.dir, Now: e.clock.Now,
-		HealthCheckInterval: time.Hour, IndexRefresh: time.Hour}, e.st, nil)
+	srv2, err := New(Config{APIKey: testKey, PublicRead: true, Now: e.clock.Now}, e.st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,18 +76,20 @@ type ScraperStatus struct {
 	Message  string      `json:"message,omitempty"`
 }
 
-// HealthStorage is the storage part of the health body.
+// HealthStorage is the storage part of the health body. FreeBytes, Dir and
+// Error are detail: only a request with the read or metrics token gets them.
 type HealthStorage struct {
-	Status       string `json:"status"`
-	Writable     bool   `json:"writable"`
-	FreeBytes    uint64 `json:"freeBytes"`
-	Dir          string `json:"dir"`
-	CorruptFiles int    `json:"corruptFiles"`
-	Breaker      string `json:"breaker"`
-	Error        string `json:"error,omitempty"`
+	Status       string  `json:"status"`
+	Writable     bool    `json:"writable"`
+	FreeBytes    *uint64 `json:"freeBytes,omitempty"`
+	Dir          string  `json:"dir,omitempty"`
+	CorruptFiles int     `json:"corruptFiles"`
+	Breaker      string  `json:"breaker"`
+	Error        string  `json:"error,omitempty"`
 }
 
-// HealthScraper is the scraper part of the health body.
+// HealthScraper is the scraper part of the health body; LastError's message
+// is detail like the storage's.
 type HealthScraper struct {
 	LastSeen  *time.Time     `json:"lastSeen"`
 	LastError *ScraperStatus `json:"lastError"`

@@ -52,7 +52,6 @@ func seedStore(ctx context.Context, dir string, n int, now time.Time) ([2]time.T
 		FS:                noSyncFS{store.OSFS()},
 		RetentionVersions: n + 1000, // retention must not remove what is seeded
 		RetentionDays:     36500,
-		Now:               time.Now,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

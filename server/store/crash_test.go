@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/claude-usage/widget/internal/atomicfile"
 )
 
 const crashChildEnv = "STORE_TEST_CRASH_CHILD_DIR"
@@ -96,7 +98,7 @@ func TestCrashDuringWrites(t *testing.T) {
 	before := listVersions(t, dir, "default")
 	versions := 0
 	for _, name := range before {
-		if strings.HasPrefix(name, tmpPrefix) {
+		if strings.HasPrefix(name, atomicfile.TmpPrefix) {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(dir, "default", versionsDir, name))
@@ -113,7 +115,7 @@ func TestCrashDuringWrites(t *testing.T) {
 		t.Errorf("%d version files, but %d saves were acknowledged", versions, n)
 	}
 
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	after := listVersions(t, dir, "default")
 	if got := countTmp(after); got != 0 {
 		t.Errorf("%d tmp files left after Open", got)

@@ -10,243 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/xid"
 
+	"github.com/claude-usage/widget/internal/atomicfile"
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/shared"
 )
-
-// fakeClock is the injected Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// sleeper records the waits asked for and returns at once.
-type sleeper struct {
-	mu    sync.Mutex
-	waits []time.Duration
-}
-
-func (s *sleeper) Sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.waits = append(s.waits, d)
-	s.mu.Unlock()
-	return ctx.Err()
-}
-
-func (s *sleeper) Waits() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.waits...)
-}
-
-// fault makes faultFS fail (or block) an operation on matching paths.
-type fault struct {
-	op      string // MkdirAll, CreateTemp, Write, Sync, Close, Rename, Remove, ReadFile, ReadDir, Stat, Statfs, SyncDir
-	path    string // substring of the path; "" matches every path
-	err     error
-	times   int           // failures left; < 0 = always
-	block   chan struct{} // when set, the op waits for it to close, then proceeds
-	entered chan struct{} // closed when the op first blocks
-	once    sync.Once
-}
-
-// faultFS is the real filesystem with injected errors and a call log.
-type faultFS struct {
-	FS
-	mu     sync.Mutex
-	faults []*fault
-	calls  []string
-	free   *uint64 // fixed Statfs answer when set
-}
-
-func newFaultFS() *faultFS { return &faultFS{FS: OSFS()} }
-
-func (f *faultFS) add(ft *fault) *fault {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if ft.block != nil && ft.entered == nil {
-		ft.entered = make(chan struct{})
-	}
-	f.faults = append(f.faults, ft)
-	return ft
-}
-
-func (f *faultFS) clear() {
-	f.mu.Lock()
-	f.faults = nil
-	f.mu.Unlock()
-}
-
-func (f *faultFS) setFree(n uint64) {
-	f.mu.Lock()
-	f.free = &n
-	f.mu.Unlock()
-}
-
-// Calls returns the log of "op path" entries.
-func (f *faultFS) Calls() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.calls...)
-}
-
-// count counts calls of op on paths containing sub.
-func (f *faultFS) count(op, sub string) int {
-	n := 0
-	for _, c := range f.Calls() {
-		o, p, _ := strings.Cut(c, " ")
-		if o == op && strings.Contains(p, sub) {
-			n++
-		}
-	}
-	return n
-}
-
-func (f *faultFS) check(op, path string) error {
-	f.mu.Lock()
-	f.calls = append(f.calls, op+" "+path)
-	var hit *fault
-	for _, ft := range f.faults {
-		if ft.op == op && strings.Contains(path, ft.path) && ft.times != 0 {
-			hit = ft
-			if ft.times > 0 {
-				ft.times--
-			}
-			break
-		}
-	}
-	f.mu.Unlock()
-	if hit == nil {
-		return nil
-	}
-	if hit.block != nil {
-		hit.once.Do(func() { close(hit.entered) })
-		<-hit.block
-	}
-	if hit.err == nil {
-		return nil
-	}
-	return &fs.PathError{Op: strings.ToLower(op), Path: path, Err: hit.err}
-}
-
-func (f *faultFS) MkdirAll(path string, perm fs.FileMode) error {
-	if err := f.check("MkdirAll", path); err != nil {
-		return err
-	}
-	return f.FS.MkdirAll(path, perm)
-}
-
-func (f *faultFS) CreateTemp(dir, pattern string) (File, error) {
-	if err := f.check("CreateTemp", filepath.Join(dir, pattern)); err != nil {
-		return nil, err
-	}
-	file, err := f.FS.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
-	}
-	return &faultFile{File: file, fs: f}, nil
-}
-
-func (f *faultFS) Rename(oldpath, newpath string) error {
-	if err := f.check("Rename", newpath); err != nil {
-		return err
-	}
-	return f.FS.Rename(oldpath, newpath)
-}
-
-func (f *faultFS) Remove(path string) error {
-	if err := f.check("Remove", path); err != nil {
-		return err
-	}
-	return f.FS.Remove(path)
-}
-
-func (f *faultFS) ReadFile(path string) ([]byte, error) {
-	if err := f.check("ReadFile", path); err != nil {
-		return nil, err
-	}
-	return f.FS.ReadFile(path)
-}
-
-func (f *faultFS) ReadDir(path string) ([]fs.DirEntry, error) {
-	if err := f.check("ReadDir", path); err != nil {
-		return nil, err
-	}
-	return f.FS.ReadDir(path)
-}
-
-func (f *faultFS) Stat(path string) (fs.FileInfo, error) {
-	if err := f.check("Stat", path); err != nil {
-		return nil, err
-	}
-	return f.FS.Stat(path)
-}
-
-func (f *faultFS) Statfs(path string) (uint64, error) {
-	if err := f.check("Statfs", path); err != nil {
-		return 0, err
-	}
-	f.mu.Lock()
-	free := f.free
-	f.mu.Unlock()
-	if free != nil {
-		return *free, nil
-	}
-	return f.FS.Statfs(path)
-}
-
-func (f *faultFS) SyncDir(path string) error {
-	if err := f.check("SyncDir", path); err != nil {
-		return err
-	}
-	return f.FS.SyncDir(path)
-}
-
-type faultFile struct {
-	File
-	fs *faultFS
-}
-
-func (f *faultFile) Write(p []byte) (int, error) {
-	if err := f.fs.check("Write", f.Name()); err != nil {
-		return 0, err
-	}
-	return f.File.Write(p)
-}
-
-func (f *faultFile) Sync() error {
-	if err := f.fs.check("Sync", f.Name()); err != nil {
-		return err
-	}
-	return f.File.Sync()
-}
-
-func (f *faultFile) Close() error {
-	if err := f.fs.check("Close", f.Name()); err != nil {
-		_ = f.File.Close()
-		return err
-	}
-	return f.File.Close()
-}
 
 // testLogger discards logs unless STORE_TEST_LOG is set.
 func testLogger() *slog.Logger {
@@ -258,13 +31,11 @@ func testLogger() *slog.Logger {
 
 var t0 = time.Date(2026, 11, 28, 13, 50, 0, 0, time.UTC)
 
-// openTest opens a store in dir with a fake clock and sleeper; mod may
-// adjust the options. The store is closed at cleanup.
-func openTest(t testing.TB, dir string, mod func(*Options)) (*FileStore, *fakeClock, *sleeper) {
+// openTest opens a store in dir; mod may adjust the options. The store is
+// closed at cleanup (inside the bubble when called in one).
+func openTest(t testing.TB, dir string, mod func(*Options)) *FileStore {
 	t.Helper()
-	clk := newClock(t0)
-	sl := &sleeper{}
-	opts := Options{Dir: dir, Now: clk.Now, Sleep: sl.Sleep, Logger: testLogger()}
+	opts := Options{Dir: dir, Logger: testLogger()}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -273,7 +44,55 @@ func openTest(t testing.TB, dir string, mod func(*Options)) (*FileStore, *fakeCl
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return s, clk, sl
+	return s
+}
+
+// newFaultFS is the real filesystem with injected faults.
+func newFaultFS() *testutil.FaultFS { return testutil.NewFaultFS(OSFS()) }
+
+// bubble runs f in a synctest bubble whose clock reads t0, so that the
+// store's retention, breaker and probes run on a fake clock.
+func bubble(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	synctest.Test(t, func(t *testing.T) {
+		time.Sleep(time.Until(t0))
+		f(t)
+	})
+}
+
+// logLines returns the messages of a JSON log buffer's lines that have
+// msg, in order, as their attribute maps.
+func logLines(t testing.TB, b *testutil.LogBuffer, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(b.String(), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// transitions lists the store breaker's logged transitions as FROM->TO.
+func transitions(t testing.TB, b *testutil.LogBuffer) []string {
+	t.Helper()
+	var out []string
+	for _, m := range logLines(t, b, "store breaker transition") {
+		out = append(out, fmt.Sprint(m["from"], "->", m["to"]))
+	}
+	return out
+}
+
+// withLog sends the store's log to a buffer.
+func withLog(b *testutil.LogBuffer) func(*Options) {
+	return func(o *Options) { o.Logger = slog.New(slog.NewJSONHandler(b, nil)) }
 }
 
 func snap(account string, at time.Time, pct float64) shared.Snapshot {
@@ -348,7 +167,7 @@ func listVersions(t testing.TB, dir, account string) []string {
 func countTmp(names []string) int {
 	n := 0
 	for _, name := range names {
-		if strings.HasPrefix(name, tmpPrefix) || strings.HasPrefix(name, probePrefix) {
+		if atomicfile.IsTmp(name) || strings.HasPrefix(name, probePrefix) {
 			n++
 		}
 	}

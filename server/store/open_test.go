@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/claude-usage/widget/internal/atomicfile"
+	"github.com/claude-usage/widget/internal/testutil"
 )
 
 func TestOpenRemovesOrphanedTmpFiles(t *testing.T) {
@@ -16,8 +18,8 @@ func TestOpenRemovesOrphanedTmpFiles(t *testing.T) {
 	writeFixture(t, dir, "default", 3, t0)
 	vdir := filepath.Join(dir, "default", versionsDir)
 	orphans := []string{
-		filepath.Join(vdir, tmpPrefix+"123456"),
-		filepath.Join(vdir, tmpPrefix+"half-written"),
+		filepath.Join(vdir, atomicfile.TmpPrefix+"123456"),
+		filepath.Join(vdir, atomicfile.TmpPrefix+"half-written"),
 		filepath.Join(dir, probePrefix+"987"),
 	}
 	for _, p := range orphans {
@@ -25,7 +27,7 @@ func TestOpenRemovesOrphanedTmpFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	for _, p := range orphans {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("orphan %s still exists (stat err %v)", p, err)
@@ -65,20 +67,16 @@ func TestOpenQuarantinesCorruptFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var mu sync.Mutex
-	var hooked []string
-	onCorrupt := func(o *Options) {
-		o.OnCorrupt = func(a string) { mu.Lock(); hooked = append(hooked, a); mu.Unlock() }
-	}
-	s, _, _ := openTest(t, dir, onCorrupt)
+	logs := &testutil.LogBuffer{}
+	s := openTest(t, dir, withLog(logs))
 	if got, want := s.Count("default"), 2; got != want {
 		t.Errorf("Count = %d, want %d", got, want)
 	}
 	if got, want := s.Status().CorruptFiles, len(bad); got != want {
 		t.Errorf("CorruptFiles = %d, want %d", got, want)
 	}
-	if got, want := len(hooked), len(bad); got != want {
-		t.Errorf("OnCorrupt calls = %d, want %d", got, want)
+	if got, want := len(logLines(t, logs, "corrupt version file moved to quarantine")), len(bad); got != want {
+		t.Errorf("quarantine log lines = %d, want %d", got, want)
 	}
 	ents, err := os.ReadDir(filepath.Join(dir, "default", corruptDir))
 	if err != nil {
@@ -105,13 +103,13 @@ func TestOpenQuarantinesCorruptFiles(t *testing.T) {
 
 	// Reopening still reports the quarantined files but does not count them
 	// as new ones.
-	hooked = nil
-	s2, _, _ := openTest(t, dir, onCorrupt)
+	logs.Reset()
+	s2 := openTest(t, dir, withLog(logs))
 	if got, want := s2.Status().CorruptFiles, len(bad); got != want {
 		t.Errorf("after reopen CorruptFiles = %d, want %d", got, want)
 	}
-	if len(hooked) != 0 {
-		t.Errorf("after reopen OnCorrupt called %d times, want 0", len(hooked))
+	if got := len(logLines(t, logs, "corrupt version file moved to quarantine")); got != 0 {
+		t.Errorf("after reopen %d files quarantined again, want 0", got)
 	}
 	if _, err := s2.Latest(context.Background(), "default"); err != nil {
 		t.Errorf("Latest after reopen: %v", err)
@@ -123,7 +121,7 @@ func TestOpenIgnoresNonAccountDirs(t *testing.T) {
 	dir := t.TempDir()
 	writeFixture(t, dir, "default", 1, t0)
 	writeFixture(t, dir, "Not_An_Account", 1, t0)
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	if got, want := s.Accounts(), []string{"default"}; !slices.Equal(got, want) {
 		t.Errorf("Accounts = %v, want %v", got, want)
 	}

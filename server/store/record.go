@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/claude-usage/widget/shared"
@@ -13,7 +14,6 @@ import (
 // time comes first in a fixed-width UTC layout.
 const (
 	timeLayout    = "20060102T150405.000000000Z"
-	tmpPrefix     = ".tmp-"
 	probePrefix   = ".probe-"
 	versionsDir   = "versions"
 	corruptDir    = "corrupt"
@@ -77,4 +77,73 @@ func parseRecord(data []byte, account, name string) (record, error) {
 	r.StoredAt = r.StoredAt.UTC()
 	r.Snapshot.ScrapedAt = r.Snapshot.ScrapedAt.UTC()
 	return r, nil
+}
+
+// isVersionName reports whether name is <time>-<xid>.json in the layout of
+// fileName. It replaces a regexp on the Open path, which matches every file.
+func isVersionName(name string) bool {
+	const tl = len(timeLayout) // 20060102T150405.000000000Z
+	if len(name) != tl+1+20+len(".json") || !strings.HasSuffix(name, ".json") || name[tl] != '-' {
+		return false
+	}
+	for i := range tl {
+		c := name[i]
+		switch i {
+		case 8:
+			if c != 'T' {
+				return false
+			}
+		case 15:
+			if c != '.' {
+				return false
+			}
+		case tl - 1:
+			if c != 'Z' {
+				return false
+			}
+		default:
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+	}
+	return idPatternOK(name[tl+1 : tl+21])
+}
+
+// nameTime is the time at the start of a name that passed isVersionName,
+// read without time.Parse, which would cost more than the rest of
+// Open per file.
+func nameTime(name string) (time.Time, bool) {
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to; i++ {
+			n = n*10 + int(name[i]-'0')
+		}
+		return n
+	}
+	// 20060102T150405.000000000Z
+	year, month, day := num(0, 4), num(4, 6), num(6, 8)
+	hour, minute, sec, nsec := num(9, 11), num(11, 13), num(13, 15), num(16, 25)
+	if month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if t.Day() != day { // 31 February and the like
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// idPatternOK is idPattern without the regexp: 20 characters of [0-9a-v].
+func idPatternOK(id string) bool {
+	if len(id) != 20 {
+		return false
+	}
+	for i := range len(id) {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'v') {
+			return false
+		}
+	}
+	return true
 }

@@ -25,7 +25,6 @@ func (s *FileStore) retentionLoop() {
 			return
 		case <-s.kick:
 			s.retain()
-			s.writeCheckpoints(checkpointEvery)
 		}
 	}
 }
@@ -42,7 +41,7 @@ type victim struct {
 func (s *FileStore) retain() {
 	s.retMu.Lock()
 	defer s.retMu.Unlock()
-	cutoff := s.now().Add(-time.Duration(s.opts.RetentionDays) * 24 * time.Hour)
+	cutoff := time.Now().Add(-time.Duration(s.opts.RetentionDays) * 24 * time.Hour)
 	keepN := s.opts.RetentionVersions
 
 	var victims []victim
@@ -65,7 +64,6 @@ func (s *FileStore) retain() {
 				}
 			}
 		}
-		s.cpDirty[account] += drop
 		rest := make([]*entry, n-drop)
 		copy(rest, ix.entries[drop:])
 		ix.entries = rest
@@ -94,8 +92,5 @@ func (s *FileStore) retain() {
 		}
 		s.log.Info("retention removed old versions", "account", account, "removed", n,
 			"keepVersions", keepN, "keepDays", s.opts.RetentionDays)
-		if s.opts.OnRetention != nil {
-			s.opts.OnRetention(account, n)
-		}
 	}
 }

@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/xid"
+
+	"github.com/claude-usage/widget/internal/testutil"
 )
 
 // writeFixtureAt writes one version file per time, in the given arrival order.
@@ -67,103 +70,100 @@ func TestRetentionKeepsMaxOfCountAndDays(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
-			times := agesAgo(t0, tc.ages...)
-			writeFixtureAt(t, dir, "default", times)
-			s, _, _ := openTest(t, dir, func(o *Options) { o.RetentionVersions = 5; o.RetentionDays = 7 })
-			s.retain()
-
-			slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-			wantTimes := times[len(times)-tc.keep:]
-			if got, want := s.Count("default"), tc.keep; got != want {
-				t.Fatalf("Count = %d, want %d", got, want)
-			}
-			vs, err := s.History(context.Background(), "default", time.Time{}, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var gotTimes []time.Time
-			for _, v := range vs {
-				gotTimes = append(gotTimes, v.Snapshot.ScrapedAt)
-			}
-			if !slices.EqualFunc(gotTimes, wantTimes, time.Time.Equal) {
-				t.Errorf("kept %v, want the newest %v", gotTimes, wantTimes)
-			}
-			if got, want := len(listVersions(t, dir, "default")), tc.keep; got != want {
-				t.Errorf("files = %d, want %d", got, want)
-			}
+			bubble(t, func(t *testing.T) { testRetention(t, tc.ages, tc.keep) })
 		})
+	}
+}
+
+// testRetention stores versions of the given ages (now is t0), runs
+// retention with RetentionVersions 5 and RetentionDays 7 and checks that
+// the newest keep versions are left, in the index and on disk.
+func testRetention(t *testing.T, ages []time.Duration, keep int) {
+	dir := t.TempDir()
+	times := agesAgo(t0, ages...)
+	writeFixtureAt(t, dir, "default", times)
+	s := openTest(t, dir, func(o *Options) { o.RetentionVersions = 5; o.RetentionDays = 7 })
+	s.retain()
+
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	wantTimes := times[len(times)-keep:]
+	if got, want := s.Count("default"), keep; got != want {
+		t.Fatalf("Count = %d, want %d", got, want)
+	}
+	vs, err := s.History(context.Background(), "default", time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotTimes []time.Time
+	for _, v := range vs {
+		gotTimes = append(gotTimes, v.Snapshot.ScrapedAt)
+	}
+	if !slices.EqualFunc(gotTimes, wantTimes, time.Time.Equal) {
+		t.Errorf("kept %v, want the newest %v", gotTimes, wantTimes)
+	}
+	if got, want := len(listVersions(t, dir, "default")), keep; got != want {
+		t.Errorf("files = %d, want %d", got, want)
 	}
 }
 
 func TestRetentionRunsAfterSave(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	removed := make(chan int, 10)
-	s, _, _ := openTest(t, dir, func(o *Options) {
-		o.RetentionVersions = 2
-		o.RetentionDays = 1
-		o.OnRetention = func(_ string, n int) { removed <- n }
-	})
-	ctx := context.Background()
-	old := SaveRequest{Snapshot: snap("default", t0.Add(-10*day), 1), IdempotencyKey: "old", BodyHash: "h"}
-	if _, err := s.Save(ctx, old); err != nil {
-		t.Fatal(err)
-	}
-	mustSave(t, s, snap("default", t0.Add(-9*day), 2))
-	select {
-	case n := <-removed:
-		t.Fatalf("retention removed %d versions while only N existed", n)
-	default:
-	}
-	mustSave(t, s, snap("default", t0.Add(-8*day), 3))
-	select {
-	case n := <-removed:
-		if n != 1 {
-			t.Errorf("removed %d, want 1", n)
+	bubble(t, func(t *testing.T) {
+		s := openTest(t, t.TempDir(), func(o *Options) {
+			o.RetentionVersions = 2
+			o.RetentionDays = 1
+		})
+		ctx := context.Background()
+		old := SaveRequest{Snapshot: snap("default", t0.Add(-10*day), 1), IdempotencyKey: "old", BodyHash: "h"}
+		if _, err := s.Save(ctx, old); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("retention did not run after a save")
-	}
-	if got, want := s.Count("default"), 2; got != want {
-		t.Errorf("Count = %d, want %d", got, want)
-	}
-	// The removed version's key is gone with it.
-	res, err := s.Save(ctx, old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Replayed {
-		t.Error("the key of a removed version still replays")
-	}
+		mustSave(t, s, snap("default", t0.Add(-9*day), 2))
+		synctest.Wait()
+		if got, want := s.Count("default"), 2; got != want {
+			t.Fatalf("retention removed versions while only N existed: Count = %d, want %d", got, want)
+		}
+		mustSave(t, s, snap("default", t0.Add(-8*day), 3))
+		synctest.Wait() // the retention goroutine has run and waits again
+		if got, want := s.Count("default"), 2; got != want {
+			t.Errorf("Count = %d, want %d", got, want)
+		}
+		if got, want := len(listVersions(t, s.Dir(), "default")), 2; got != want {
+			t.Errorf("files = %d, want %d", got, want)
+		}
+		// The removed version's key is gone with it.
+		res, err := s.Save(ctx, old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Replayed {
+			t.Error("the key of a removed version still replays")
+		}
+	})
 }
 
 // TestRetentionDoesNotBlockSave hangs retention's file removal and checks
 // that saves and reads go on meanwhile.
 func TestRetentionDoesNotBlockSave(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ffs := newFaultFS()
-	s, _, _ := openTest(t, dir, func(o *Options) { o.FS = ffs; o.RetentionVersions = 1; o.RetentionDays = 1 })
-	release := make(chan struct{})
-	ft := ffs.add(&fault{op: "Remove", path: string(filepath.Separator) + versionsDir + string(filepath.Separator), block: release, times: -1})
-	t.Cleanup(func() { close(release) })
+	bubble(t, func(t *testing.T) {
+		ffs := newFaultFS()
+		s := openTest(t, t.TempDir(), func(o *Options) { o.FS = ffs; o.RetentionVersions = 1; o.RetentionDays = 1 })
+		release := make(chan struct{})
+		ft := ffs.Add(&testutil.Fault{Op: "Remove", Path: string(filepath.Separator) + versionsDir + string(filepath.Separator), Block: release, Times: -1})
+		t.Cleanup(func() { close(release) }) // before the store's Close, which waits for retention
 
-	mustSave(t, s, snap("default", t0.Add(-5*day), 1))
-	mustSave(t, s, snap("default", t0.Add(-4*day), 2))
-	select {
-	case <-ft.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("retention never tried to remove a file")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	v, err := s.Save(ctx, SaveRequest{Snapshot: snap("default", t0, 3)})
-	if err != nil {
-		t.Fatalf("Save while retention hangs: %v", err)
-	}
-	latest, err := s.Latest(ctx, "default")
-	if err != nil || latest.ID != v.Version.ID {
-		t.Errorf("Latest while retention hangs = %v, %v; want %s", latest.ID, err, v.Version.ID)
-	}
+		mustSave(t, s, snap("default", t0.Add(-5*day), 1))
+		mustSave(t, s, snap("default", t0.Add(-4*day), 2))
+		<-ft.Entered
+		ctx := context.Background()
+		v, err := s.Save(ctx, SaveRequest{Snapshot: snap("default", t0, 3)})
+		if err != nil {
+			t.Fatalf("Save while retention hangs: %v", err)
+		}
+		latest, err := s.Latest(ctx, "default")
+		if err != nil || latest.ID != v.Version.ID {
+			t.Errorf("Latest while retention hangs = %v, %v; want %s", latest.ID, err, v.Version.ID)
+		}
+	})
 }

@@ -35,14 +35,32 @@ type SaveResult struct {
 	Replayed bool
 }
 
-// Status is what health needs to know about the store.
+// Status is what health and metrics need to know about the store, read
+// from memory: taking it never touches the disk.
 type Status struct {
-	Dir          string
-	Writable     bool
-	WriteErr     error // why not writable, nil when writable
-	FreeBytes    uint64
-	CorruptFiles int // files in <account>/corrupt/ at Open, earlier runs included
+	Dir      string
+	Writable bool
+	WriteErr error // why not writable, nil when writable
+	// CheckedAt is when the last write check finished (zero: none yet);
+	// a check running for longer than ProbeStuckAfter makes Writable false.
+	CheckedAt time.Time
+	// Checking is true while a write check runs.
+	Checking     bool
+	FreeBytes    uint64 // at the last write check
+	CorruptFiles int    // files in <account>/corrupt/ at Open, earlier runs included
 	Breaker      shared.State
+	// Accounts are the accounts with versions, sorted.
+	Accounts []AccountStatus
+	// Scrapers are the latest scraper reports, one per account, sorted by
+	// account.
+	Scrapers []shared.ScraperStatus
+}
+
+// AccountStatus is one account's figures in Status.
+type AccountStatus struct {
+	Account string
+	Count   int
+	Latest  time.Time // ScrapedAt of the latest version
 }
 
 // Store is the storage contract. Every error returned is a *shared.Error
@@ -66,12 +84,20 @@ type Store interface {
 	Accounts() []string
 	// Count is the number of versions of an account.
 	Count(account string) int
+	// SaveScraperStatus keeps st as its account's latest scraper report
+	// and stores it durably, unless the report held is newer (kept false,
+	// nothing written). An invalid st is a VALIDATION_FAILED naming the
+	// field; nothing is kept in memory before it is stored.
+	SaveScraperStatus(ctx context.Context, st shared.ScraperStatus) (kept bool, err error)
+	// ScraperStatus returns the account's latest scraper report.
+	ScraperStatus(account string) (shared.ScraperStatus, bool)
 	// CheckWritable is canWriteToStorage: it writes, syncs and removes a
 	// probe file. It must honour ctx.
 	CheckWritable(ctx context.Context) error
 	// Status reports the store's condition for health and metrics; it does
 	// not touch the disk (the last CheckWritable result is cached).
 	Status() Status
-	// Close stops background work (retention) and waits for it.
+	// Close stops background work (retention, write checks) and waits for
+	// it.
 	Close() error
 }

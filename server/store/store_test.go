@@ -7,12 +7,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -21,7 +22,7 @@ var idPattern = regexp.MustCompile(`^[0-9a-v]{20}$`)
 
 func TestSaveAndRead(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	ctx := context.Background()
 
 	if _, err := s.Latest(ctx, "default"); codeOf(err) != shared.CodeNoData {
@@ -152,7 +153,7 @@ func TestSaveAndRead(t *testing.T) {
 func TestNoDataAndBadAccount(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	ctx := context.Background()
 	mustSave(t, s, snap("default", t0, 1))
 
@@ -217,7 +218,7 @@ func TestNoDataAndBadAccount(t *testing.T) {
 
 func TestNearest(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	ctx := context.Background()
 	a := mustSave(t, s, snap("default", t0, 1))                     // 13:50
 	b := mustSave(t, s, snap("default", t0.Add(10*time.Minute), 2)) // 14:00
@@ -257,7 +258,7 @@ func TestNearest(t *testing.T) {
 
 func TestLateSnapshotKeepsLatest(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	ctx := context.Background()
 	newer := mustSave(t, s, snap("default", t0.Add(time.Hour), 50))
 	late := mustSave(t, s, snap("default", t0, 10)) // delivered late from the outbox
@@ -286,7 +287,7 @@ func TestLateSnapshotKeepsLatest(t *testing.T) {
 
 func TestAccounts(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	if got := s.Accounts(); len(got) != 0 {
 		t.Errorf("Accounts on an empty store = %v, want none", got)
 	}
@@ -305,7 +306,7 @@ func TestReopenRebuildsTheSameIndex(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	for i, off := range []int{30, 10, 20, 0, 40, 20} { // out of order, one tie
 		sn := snap("default", t0.Add(time.Duration(off)*time.Minute), float64(i))
 		sn.ExtractionErrors = map[string]string{"weekly_opus": "not shown"}
@@ -323,7 +324,7 @@ func TestReopenRebuildsTheSameIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2, _, _ := openTest(t, dir, nil)
+	s2 := openTest(t, dir, nil)
 	if got, want := s2.Accounts(), []string{"default", "second"}; !slices.Equal(got, want) {
 		t.Fatalf("Accounts after reopen = %v, want %v", got, want)
 	}
@@ -348,7 +349,7 @@ func TestIdempotency(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 
 	req := SaveRequest{Snapshot: snap("default", t0.Add(time.Hour), 42), IdempotencyKey: "d4k2abc", BodyHash: "sha256:aaa"}
 	first, err := s.Save(ctx, req)
@@ -405,7 +406,7 @@ func TestIdempotency(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s2, _, _ := openTest(t, dir, nil)
+		s2 := openTest(t, dir, nil)
 		again, err := s2.Save(ctx, req)
 		if err != nil {
 			t.Fatal(err)
@@ -427,7 +428,7 @@ func TestIdempotency(t *testing.T) {
 func TestConcurrentSameKeyMakesOneVersion(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	req := SaveRequest{Snapshot: snap("default", t0, 42), IdempotencyKey: "same", BodyHash: "h"}
 	const n = 8
 	results := make([]SaveResult, n)
@@ -470,7 +471,7 @@ func TestConcurrentSameKeyMakesOneVersion(t *testing.T) {
 func TestStatusAfterOpen(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	st := s.Status()
 	if !st.Writable || st.WriteErr != nil {
 		t.Errorf("Writable = %v (%v), want true", st.Writable, st.WriteErr)
@@ -500,7 +501,7 @@ func names(ents []os.DirEntry) []string {
 
 func TestSaveAfterClose(t *testing.T) {
 	t.Parallel()
-	s, _, _ := openTest(t, t.TempDir(), nil)
+	s := openTest(t, t.TempDir(), nil)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +520,7 @@ func TestSaveAfterClose(t *testing.T) {
 func TestSaveRecreatesRemovedAccountDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s, _, _ := openTest(t, dir, nil)
+	s := openTest(t, dir, nil)
 	mustSave(t, s, snap("default", t0, 1))
 	if err := os.RemoveAll(filepath.Join(dir, "default")); err != nil {
 		t.Fatal(err)
@@ -535,54 +536,45 @@ func TestSaveRecreatesRemovedAccountDir(t *testing.T) {
 // save was not cut short.
 func TestCloseWaitsForInFlightSave(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ffs := newFaultFS()
-	s, _, _ := openTest(t, dir, func(o *Options) { o.FS = ffs })
-	release := make(chan struct{})
-	ft := ffs.add(&fault{op: "Rename", path: versionsDir, block: release, times: 1})
+	bubble(t, func(t *testing.T) {
+		dir := t.TempDir()
+		ffs := newFaultFS()
+		s := openTest(t, dir, func(o *Options) { o.FS = ffs })
+		release := make(chan struct{})
+		ft := ffs.Add(&testutil.Fault{Op: "Rename", Path: versionsDir, Block: release, Times: 1})
 
-	saveErr := make(chan error, 1)
-	go func() {
-		_, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0, 1)})
-		saveErr <- err
-	}()
-	<-ft.entered
-	closed := make(chan struct{})
-	go func() {
-		_ = s.Close()
-		close(closed)
-	}()
-	for i := 0; ; i++ { // until Close has marked the store closed
-		s.closeMu.RLock()
-		c := s.closed
-		s.closeMu.RUnlock()
-		if c {
-			break
+		saveErr := make(chan error, 1)
+		go func() {
+			_, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0, 1)})
+			saveErr <- err
+		}()
+		<-ft.Entered
+		closed := make(chan struct{})
+		go func() {
+			_ = s.Close()
+			close(closed)
+		}()
+		synctest.Wait() // Close is waiting for the save
+		if _, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0.Add(time.Minute), 1)}); codeOf(err) != shared.CodeStorageUnavailable {
+			t.Errorf("Save while closing = %v, want STORAGE_UNAVAILABLE", err)
 		}
-		if i > 1e7 {
-			t.Fatal("Close never started")
+		select {
+		case <-closed:
+			t.Fatal("Close returned while a save was in flight")
+		default:
 		}
-		runtime.Gosched()
-	}
-	if _, err := s.Save(context.Background(), SaveRequest{Snapshot: snap("default", t0.Add(time.Minute), 1)}); codeOf(err) != shared.CodeStorageUnavailable {
-		t.Errorf("Save while closing = %v, want STORAGE_UNAVAILABLE", err)
-	}
-	select {
-	case <-closed:
-		t.Fatal("Close returned while a save was in flight")
-	default:
-	}
-	close(release)
-	<-closed
-	select {
-	case err := <-saveErr:
-		if err != nil {
-			t.Errorf("in-flight save failed: %v", err)
+		close(release)
+		<-closed
+		select {
+		case err := <-saveErr:
+			if err != nil {
+				t.Errorf("in-flight save failed: %v", err)
+			}
+		default:
+			t.Fatal("Close returned before the in-flight save")
 		}
-	default:
-		t.Fatal("Close returned before the in-flight save")
-	}
-	if got, want := len(listVersions(t, dir, "default")), 1; got != want {
-		t.Errorf("files = %d, want %d", got, want)
-	}
+		if got, want := len(listVersions(t, dir, "default")), 1; got != want {
+			t.Errorf("files = %d, want %d", got, want)
+		}
+	})
 }

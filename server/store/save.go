@@ -27,30 +27,9 @@ const (
 // harmless because a replay of it is older than what retention keeps and is
 // removed again by the next run.
 func (s *FileStore) Save(ctx context.Context, req SaveRequest) (SaveResult, error) {
-	snap := req.Snapshot
-	if snap.Account == "" {
-		snap.Account = shared.DefaultAccount
-	}
-	if !shared.AccountPattern.MatchString(snap.Account) {
-		return SaveResult{}, errValidation("account", "account must match %s", shared.AccountPattern)
-	}
-	snap.ScrapedAt = snap.ScrapedAt.UTC()
-	if err := checkTimes(snap); err != nil {
+	snap, err := CheckSave(req)
+	if err != nil {
 		return SaveResult{}, err
-	}
-	// Every file written must load again at Open, where the same check runs:
-	// a snapshot that slipped past the caller's validation would otherwise
-	// be stored now and quarantined at the next restart.
-	if err := snap.Validate(snap.ScrapedAt); err != nil {
-		var ve *shared.ValidationError
-		field := ""
-		if errors.As(err, &ve) {
-			field = ve.Field()
-		}
-		return SaveResult{}, errValidation(field, "snapshot: %s", err.Error())
-	}
-	if len(req.IdempotencyKey) > maxKeyLen || len(req.BodyHash) > maxHashLen {
-		return SaveResult{}, errValidation("Idempotency-Key", "idempotency key must be at most %d characters", maxKeyLen)
 	}
 
 	if err := s.enter(); err != nil {

@@ -54,6 +54,8 @@ type Status struct {
 	// Scrapers are the latest scraper reports, one per account, sorted by
 	// account.
 	Scrapers []shared.ScraperStatus
+	// Database is set by a database backend (nil for the file store).
+	Database *DatabaseStatus
 }
 
 // AccountStatus is one account's figures in Status.

@@ -1,0 +1,186 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/claude-usage/widget/server/store"
+	"github.com/claude-usage/widget/shared"
+)
+
+// RefreshEvery is how often each instance reloads its figures (counts,
+// latest times, scraper reports, corrupt rows) from the database, which
+// catches what another replica's retention removed and any notice the
+// listener missed.
+const RefreshEvery = 5 * time.Second
+
+const figuresSQL = `
+SELECT c.account, c.n, l.scraped_s, l.scraped_ns, l.id
+FROM (SELECT account, count(*) AS n FROM usage_versions WHERE $1::text IS NULL OR account = $1 GROUP BY account) c
+CROSS JOIN LATERAL (SELECT v.scraped_s, v.scraped_ns, v.id FROM usage_versions v WHERE v.account = c.account
+                    ORDER BY ` + orderDesc + ` LIMIT 1) l`
+
+// loadFigures reads the figures of one account, or of all when account is
+// "".
+func (s *Store) loadFigures(ctx context.Context, account string) (map[string]accountFigures, error) {
+	var arg any
+	if account != "" {
+		arg = account
+	}
+	rows, err := s.pool.Query(ctx, figuresSQL, arg)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]accountFigures{}
+	var a, id string
+	var n int
+	var ls int64
+	var lns int32
+	for rows.Next() {
+		if err := rows.Scan(&a, &n, &ls, &lns, &id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out[a] = accountFigures{count: n, latest: time.Unix(ls, int64(lns)).UTC(), latestID: id}
+	}
+	return out, rows.Err()
+}
+
+// apply replaces figures read since gen was current, except those this
+// instance changed after the read began (they are newer than the read).
+// all says fig covers every account, so one missing from it has none.
+func (s *Store) apply(fig map[string]accountFigures, gen uint64, account string) (changed []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, f := range s.accounts {
+		if account != "" && a != account {
+			continue
+		}
+		if _, ok := fig[a]; !ok && f.gen <= gen {
+			delete(s.accounts, a)
+			changed = append(changed, a)
+		}
+	}
+	for a, f := range fig {
+		old, ok := s.accounts[a]
+		if ok && old.gen > gen {
+			continue
+		}
+		if !ok || old.latestID != f.latestID {
+			changed = append(changed, a)
+		}
+		f.gen = old.gen
+		s.accounts[a] = f
+	}
+	return changed
+}
+
+func (s *Store) currentGen() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.gen
+}
+
+// refreshAccount reloads one account's figures.
+func (s *Store) refreshAccount(ctx context.Context, account string) error {
+	gen := s.currentGen()
+	fig, err := s.loadFigures(ctx, account)
+	if err != nil {
+		return err
+	}
+	s.apply(fig, gen, account)
+	return nil
+}
+
+// refreshAll reloads every figure; it returns the accounts whose latest
+// version changed.
+func (s *Store) refreshAll(ctx context.Context) error {
+	_, err := s.refreshAllChanged(ctx)
+	return err
+}
+
+func (s *Store) refreshAllChanged(ctx context.Context) ([]string, error) {
+	gen := s.currentGen()
+	fig, err := s.loadFigures(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var corrupt int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM usage_corrupt_versions").Scan(&corrupt); err != nil {
+		return nil, err
+	}
+	if err := s.loadScrapers(ctx, ""); err != nil {
+		return nil, err
+	}
+	changed := s.apply(fig, gen, "")
+	s.mu.Lock()
+	s.corrupt = corrupt
+	s.mu.Unlock()
+	return changed, nil
+}
+
+// loadScrapers reads the scraper reports (of one account, or all). A
+// report that does not decode is logged and left out, as the file store
+// does with an unreadable report file.
+func (s *Store) loadScrapers(ctx context.Context, account string) error {
+	var arg any
+	if account != "" {
+		arg = account
+	}
+	rows, err := s.pool.Query(ctx, "SELECT account, status FROM usage_scraper_status WHERE $1::text IS NULL OR account = $1", arg)
+	if err != nil {
+		return err
+	}
+	var a string
+	var raw []byte
+	got := map[string]shared.ScraperStatus{}
+	for rows.Next() {
+		if err := rows.Scan(&a, &raw); err != nil {
+			rows.Close()
+			return err
+		}
+		var st shared.ScraperStatus
+		err := json.Unmarshal(raw, &st)
+		if err == nil && st.Account != a {
+			err = errMismatch
+		}
+		if err == nil {
+			st, err = store.CheckScraperStatus(st)
+		}
+		if err != nil {
+			s.log.Warn("ignoring an unreadable scraper status", "account", a, "error", err.Error())
+			continue
+		}
+		got[a] = st
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, st := range got {
+		if old, ok := s.scrapers[a]; !ok || !st.At.Before(old.At) {
+			s.scrapers[a] = st
+		}
+	}
+	return nil
+}
+
+func (s *Store) refreshLoop() {
+	defer s.bg.Done()
+	t := time.NewTicker(RefreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, RefreshEvery)
+		if err := s.refreshAll(ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Debug("could not refresh the figures", "error", err.Error())
+		}
+		cancel()
+	}
+}

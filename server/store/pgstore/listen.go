@@ -1,0 +1,109 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sethvargo/go-retry"
+)
+
+// Listener reconnects wait 100 ms, doubling, at most listenMaxWait.
+const (
+	listenFirstWait = 100 * time.Millisecond
+	listenMaxWait   = 5 * time.Second
+)
+
+// listenLoop keeps a dedicated connection LISTENing on both channels until
+// the store closes. After a reconnect it reloads the figures, and reports
+// the accounts whose latest version changed while it was away.
+func (s *Store) listenLoop() {
+	defer s.bg.Done()
+	first := true
+	b := retry.WithCappedDuration(listenMaxWait, retry.NewExponential(listenFirstWait))
+	for s.ctx.Err() == nil {
+		listened, err := s.listen(first)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if listened { // got through to LISTEN: the next loss starts a new backoff
+			b = retry.WithCappedDuration(listenMaxWait, retry.NewExponential(listenFirstWait))
+		}
+		first = false
+		wait, _ := b.Next()
+		s.log.Warn("database listener lost its connection; reconnecting", "delayMs", wait.Milliseconds(), "error", errText(err))
+		t := time.NewTimer(wait)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "connection lost"
+	}
+	return err.Error()
+}
+
+// listen runs one connection: LISTEN, catch up, then wait for notices. It
+// returns when the connection fails or the store closes; listened says
+// whether LISTEN had succeeded.
+func (s *Store) listen(first bool) (listened bool, err error) {
+	ctx, cancel := context.WithTimeout(s.ctx, connectTimeout)
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err == nil {
+		_, err = conn.Exec(ctx, "LISTEN "+ChannelSaved+"; LISTEN "+ChannelScraper)
+	}
+	cancel()
+	if err != nil {
+		if conn != nil {
+			_ = conn.Close(context.Background())
+		}
+		return false, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Close(cctx)
+		cancel()
+	}()
+	if !first {
+		cctx, cancel := context.WithTimeout(s.ctx, RefreshEvery)
+		changed, err := s.refreshAllChanged(cctx)
+		cancel()
+		if err == nil && s.opts.OnSaved != nil {
+			for _, a := range changed {
+				s.opts.OnSaved(a, "")
+			}
+		}
+		s.log.Info("database listener reconnected", "accountsChanged", len(changed))
+	}
+	for {
+		n, err := conn.WaitForNotification(s.ctx)
+		if err != nil {
+			return true, err
+		}
+		var nt notice
+		if json.Unmarshal([]byte(n.Payload), &nt) != nil || nt.Account == "" || nt.Origin == s.instance {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(s.ctx, RefreshEvery)
+		switch n.Channel {
+		case ChannelSaved:
+			err = s.refreshAccount(cctx, nt.Account)
+			if s.opts.OnSaved != nil {
+				s.opts.OnSaved(nt.Account, nt.ID)
+			}
+		case ChannelScraper:
+			err = s.loadScrapers(cctx, nt.Account)
+		}
+		cancel()
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Warn("could not reload after a notice", "channel", n.Channel, "account", nt.Account, "error", err.Error())
+		}
+	}
+}

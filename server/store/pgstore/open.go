@@ -1,0 +1,235 @@
+// Package pgstore is the PostgreSQL backend of store.Store, for several
+// server replicas sharing one database: versions, idempotency keys and
+// scraper reports live in the database, each replica keeps only the
+// figures Status and Accounts answer from memory, and a snapshot stored by
+// one replica is announced to the others with NOTIFY.
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/xid"
+
+	"github.com/claude-usage/widget/server/store"
+	"github.com/claude-usage/widget/shared"
+)
+
+// Options configures Open. Zero values take the defaults.
+type Options struct {
+	// DSN is the connection string, postgres://user:pass@host:port/db?…
+	DSN               string
+	RetentionVersions int // keep at least the newest N versions per account (100)
+	RetentionDays     int // and everything scraped in the last D days (7)
+	Logger            *slog.Logger
+	// OnSaved is called for every snapshot another store instance (another
+	// replica) stored, once this instance's figures include it; id is the
+	// version's id, or "" when the listener reconnected and account's
+	// latest changed meanwhile. It runs on the listener goroutine: it must
+	// not block. Snapshots this instance stores are not reported.
+	OnSaved func(account, id string)
+	// MaxConns bounds the pool (default 10).
+	MaxConns int32
+	// upTo stops the migrations at a version (tests of a migration from
+	// the previous version); 0 applies all.
+	upTo int
+}
+
+// Store is the PostgreSQL store.Store.
+type Store struct {
+	pool     *pgxpool.Pool
+	log      *slog.Logger
+	opts     Options
+	where    string // the DSN without its password, for messages
+	instance string // this instance's id: its probe row and NOTIFY origin
+	breaker  *shared.Breaker
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.RWMutex // guards the figures below
+	accounts map[string]accountFigures
+	scrapers map[string]shared.ScraperStatus
+	corrupt  int
+	gen      uint64 // bumped by each change this instance makes to the figures
+
+	stMu       sync.Mutex // guards the write-check state below
+	writable   bool
+	writeErr   error
+	checkedAt  time.Time
+	lastErr    error
+	probe      *probeCall
+	probeStart time.Time
+	db         store.DatabaseStatus
+
+	kick          chan struct{}
+	opened        chan struct{}
+	retentionDone func() // tests: called after each retention run
+
+	closeMu  sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
+	bg       sync.WaitGroup
+}
+
+type accountFigures struct {
+	count    int
+	latest   time.Time
+	latestID string
+	gen      uint64 // s.gen when this instance last changed it
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Redact is dsn without its password, for logs and messages.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return "postgres (connection string not shown)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// Open connects, applies the schema migrations (under an advisory lock),
+// quarantines corrupt rows, loads the figures, runs the write check and
+// starts retention, the listener and the recovery check. A failing write
+// check does not fail Open; an unreachable database does.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.DSN == "" {
+		return nil, errors.New("storage: Options.DSN is required")
+	}
+	if opts.RetentionVersions <= 0 {
+		opts.RetentionVersions = store.DefaultRetentionVersions
+	}
+	if opts.RetentionDays <= 0 {
+		opts.RetentionDays = store.DefaultRetentionDays
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 10
+	}
+	cfg, err := pgxpool.ParseConfig(opts.DSN)
+	if err != nil {
+		// pgx's message may quote the string, password included.
+		return nil, fmt.Errorf("storage: the PostgreSQL connection string %s does not parse", Redact(opts.DSN))
+	}
+	cfg.MaxConns = opts.MaxConns
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > connectTimeout {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	s := &Store{
+		log:      opts.Logger.With("component", "store"),
+		opts:     opts,
+		where:    Redact(opts.DSN),
+		instance: xid.New().String(),
+		accounts: make(map[string]accountFigures),
+		scrapers: make(map[string]shared.ScraperStatus),
+		kick:     make(chan struct{}, 1),
+		opened:   make(chan struct{}, 1),
+	}
+	s.breaker = shared.NewBreaker(shared.BreakerConfig{Name: "store", OnTransition: s.onTransition})
+	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, s.storageError("connecting", false, err)
+	}
+	ver, err := Migrate(ctx, s.pool, opts.upTo, s.log)
+	if err != nil {
+		s.pool.Close()
+		return nil, s.storageError("migrating the schema", true, err)
+	}
+	s.db.SchemaVersion, s.db.SchemaWanted = ver, SchemaVersion()
+	if opts.upTo > 0 {
+		s.db.SchemaWanted = opts.upTo
+	}
+	if err := s.quarantineCorrupt(ctx); err != nil {
+		s.pool.Close()
+		return nil, s.storageError("checking the stored versions", false, err)
+	}
+	if err := s.refreshAll(ctx); err != nil {
+		s.pool.Close()
+		return nil, s.storageError("loading the accounts", false, err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.CheckWritable(ctx); err != nil {
+		s.log.Warn("storage is not writable; reads still work", "database", s.where, "error", err.Error())
+	}
+	s.bg.Add(4)
+	go s.retentionLoop()
+	go s.recoveryLoop()
+	go s.listenLoop()
+	go s.refreshLoop()
+	s.signalRetention()
+	s.log.Info("opened the PostgreSQL store", "database", s.where, "schemaVersion", ver,
+		"accounts", len(s.accounts))
+	return s, nil
+}
+
+// connectTimeout bounds a connection attempt, so that a database that does
+// not answer fails a request (and counts for the breaker) within it.
+const connectTimeout = 3 * time.Second
+
+func (s *Store) onTransition(t shared.Transition) {
+	s.log.Warn("store breaker transition", "from", t.From.String(), "to", t.To.String(),
+		"failures", t.Failures, "at", t.At.UTC())
+	if t.To == shared.StateOpen {
+		select {
+		case s.opened <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Where is the database the store uses, without a password.
+func (s *Store) Where() string { return s.where }
+
+// Pool is the connection pool, for the migrate command's verification.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close implements store.Store: it refuses new writes, waits for those in
+// flight, stops the background work, removes its probe row and closes the
+// pool.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	s.inflight.Wait()
+	s.cancel()
+	s.bg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, _ = s.pool.Exec(ctx, "DELETE FROM usage_probe WHERE instance = $1", s.instance)
+	cancel()
+	s.pool.Close()
+	return nil
+}
+
+// enter registers a call; it fails once Close has begun, and the caller
+// must call s.inflight.Done when it returns.
+func (s *Store) enter() error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return shared.Errorf(shared.CodeStorageUnavailable, "storage: the store is closed")
+	}
+	s.inflight.Add(1)
+	return nil
+}

@@ -1,0 +1,89 @@
+package pgstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// retainSQL removes, per account, the versions that are neither among the
+// newest $1 nor scraped at or after ($2, $3).
+const retainSQL = `
+DELETE FROM usage_versions v
+USING (SELECT seq, row_number() OVER (PARTITION BY account ORDER BY scraped_s DESC, scraped_ns DESC, seq DESC) AS rn
+       FROM usage_versions) r
+WHERE v.seq = r.seq AND r.rn > $1 AND (v.scraped_s, v.scraped_ns) < ($2, $3)
+RETURNING v.account`
+
+// signalRetention asks the retention goroutine for a run; signals coalesce.
+func (s *Store) signalRetention() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) retentionLoop() {
+	defer s.bg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.kick:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+		if _, err := s.Retain(ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Warn("retention failed; it runs again after the next save", "error", err.Error())
+		}
+		cancel()
+		if s.retentionDone != nil {
+			s.retentionDone()
+		}
+	}
+}
+
+// Retain runs retention now: one replica at a time (a transaction advisory
+// lock; a replica that finds it taken skips the run, the holder does the
+// work). Deleting takes row locks on the removed rows only, so saves and
+// reads go on meanwhile. It returns the versions removed per account.
+func (s *Store) Retain(ctx context.Context) (map[string]int, error) {
+	cutoff := time.Now().Add(-time.Duration(s.opts.RetentionDays) * 24 * time.Hour)
+	cs, cns := split(cutoff)
+	removed := map[string]int{}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var got bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", lockRetention).Scan(&got); err != nil || !got {
+			return err
+		}
+		rows, err := tx.Query(ctx, retainSQL, s.opts.RetentionVersions, cs, cns)
+		if err != nil {
+			return err
+		}
+		var a string
+		for rows.Next() {
+			if err := rows.Scan(&a); err != nil {
+				rows.Close()
+				return err
+			}
+			removed[a]++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Probe rows of instances that stopped without Close.
+		_, err = tx.Exec(ctx, "DELETE FROM usage_probe WHERE at < now() - interval '1 day'")
+		return err
+	})
+	if err != nil {
+		return nil, s.storageError("running retention", true, err)
+	}
+	for a, n := range removed {
+		if err := s.refreshAccount(ctx, a); err != nil {
+			s.log.Warn("retention could not reload an account's figures", "account", a, "error", err.Error())
+		}
+		s.log.Info("retention removed old versions", "account", a, "removed", n,
+			"keepVersions", s.opts.RetentionVersions, "keepDays", s.opts.RetentionDays)
+	}
+	return removed, nil
+}

@@ -1,0 +1,151 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/xid"
+
+	"github.com/claude-usage/widget/server/store"
+	"github.com/claude-usage/widget/shared"
+)
+
+// Channels on which stores announce what they stored; the payload is a
+// notice as JSON.
+const (
+	ChannelSaved   = "usage_saved"
+	ChannelScraper = "usage_scraper_status"
+)
+
+// notice is a NOTIFY payload: which account, which version, and which store
+// instance stored it (so that it does not report its own saves).
+type notice struct {
+	Account string `json:"account"`
+	ID      string `json:"id,omitempty"`
+	Origin  string `json:"origin"`
+}
+
+// insertSQL stores a version unless its idempotency key exists, and
+// returns its number and the total in the same statement (the CTE's row is
+// not visible to the counts, hence the + 1), with the NOTIFY that the
+// commit sends.
+const insertSQL = `
+WITH ins AS (
+	INSERT INTO usage_versions (id, account, scraped_s, scraped_ns, stored_at, idem_key, body_hash, snapshot)
+	VALUES ($1, $2, $3, $4, $5, NULLIF($6::text, ''), $7, $8)
+	ON CONFLICT (idem_key) DO NOTHING
+	RETURNING seq)
+SELECT
+	(SELECT count(*) FROM usage_versions w WHERE w.account = $2
+	   AND (w.scraped_s, w.scraped_ns) <= ($3, $4)) + 1,
+	(SELECT count(*) FROM usage_versions w WHERE w.account = $2) + 1,
+	pg_notify('` + ChannelSaved + `', $9)
+FROM ins`
+
+// Save implements store.Store. The unique idempotency key makes the check
+// and the write one statement: of two replicas inserting the same key, one
+// inserts and the other waits for its commit and replays it.
+func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResult, error) {
+	snap, err := store.CheckSave(req)
+	if err != nil {
+		return store.SaveResult{}, err
+	}
+	if err := s.enter(); err != nil {
+		return store.SaveResult{}, err
+	}
+	defer s.inflight.Done()
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		return store.SaveResult{}, shared.Errorf(shared.CodeValidationFailed, "the snapshot cannot be stored: %s", err.Error())
+	}
+	id := xid.New().String()
+	// The database keeps microseconds; what Save returns must be what a
+	// read returns later.
+	storedAt := time.Now().UTC().Truncate(time.Microsecond)
+	payload, _ := json.Marshal(notice{Account: snap.Account, ID: id, Origin: s.instance})
+	ss, sns := split(snap.ScrapedAt)
+
+	var res store.SaveResult
+	start := time.Now()
+	err = s.read(ctx, "saving a snapshot", func(ctx context.Context) error {
+		for range 3 { // the keyed row removed between conflict and replay: insert again
+			var num, total int
+			err := s.pool.QueryRow(ctx, insertSQL, id, snap.Account, ss, sns, storedAt,
+				req.IdempotencyKey, req.BodyHash, raw, string(payload)).Scan(&num, &total, nil)
+			if err == nil {
+				res = store.SaveResult{Version: store.Version{ID: id, Number: num, Total: total, StoredAt: storedAt,
+					Snapshot: store.CloneSnapshot(snap)}}
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			ok, err := s.replay(ctx, snap.Account, req, &res)
+			if err != nil || ok {
+				return err
+			}
+		}
+		return shared.Errorf(shared.CodeStorageWriteFailed, "storage: idempotency key %q kept changing hands", req.IdempotencyKey)
+	})
+	if err != nil {
+		var se *shared.Error
+		if errors.As(err, &se) && countsAgainst(err) {
+			s.log.Error("save failed", "account", snap.Account, "code", string(se.Code),
+				"durationMs", time.Since(start).Milliseconds(), "error", err.Error())
+		}
+		return store.SaveResult{}, err
+	}
+	if !res.Replayed {
+		s.noteSaved(snap.Account, res.Version)
+		s.signalRetention()
+	}
+	return res, nil
+}
+
+// replay answers a save whose key exists; ok is false when the row is gone.
+func (s *Store) replay(ctx context.Context, account string, req store.SaveRequest, res *store.SaveResult) (bool, error) {
+	var r row
+	var hash string
+	var num, total int
+	err := s.pool.QueryRow(ctx, "SELECT "+cols+`, v.body_hash,
+		(SELECT count(*) FROM usage_versions w WHERE w.account = v.account
+		   AND (w.scraped_s, w.scraped_ns, w.seq) <= (v.scraped_s, v.scraped_ns, v.seq)),
+		(SELECT count(*) FROM usage_versions w WHERE w.account = v.account)
+		FROM usage_versions v WHERE v.idem_key = $1`, req.IdempotencyKey).Scan(r.dest(&hash, &num, &total)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if hash != req.BodyHash || r.account != account {
+		e := shared.Errorf(shared.CodeIdempotencyKeyReused,
+			"idempotency key %q was already used for a different snapshot (version %s)", req.IdempotencyKey, r.id)
+		e.Field = "Idempotency-Key"
+		return true, e
+	}
+	v, err := r.version(num, total)
+	if err != nil {
+		return false, err
+	}
+	*res = store.SaveResult{Version: v, Replayed: true}
+	return true, nil
+}
+
+// noteSaved adds a version this instance stored to its figures at once, so
+// that Count and Accounts include it when Save returns.
+func (s *Store) noteSaved(account string, v store.Version) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	f := s.accounts[account]
+	f.count = max(f.count, v.Total)
+	if v.Number == v.Total || f.latest.IsZero() {
+		f.latest, f.latestID = v.Snapshot.ScrapedAt, v.ID
+	}
+	f.gen = s.gen
+	s.accounts[account] = f
+}

@@ -33,7 +33,7 @@ func (s *Store) retentionLoop() {
 		case <-s.kick:
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
-		if _, err := s.Retain(ctx); err != nil && s.ctx.Err() == nil {
+		if _, err := s.retain(ctx, false); err != nil && s.ctx.Err() == nil {
 			s.log.Warn("retention failed; it runs again after the next save", "error", err.Error())
 		}
 		cancel()
@@ -43,17 +43,27 @@ func (s *Store) retentionLoop() {
 	}
 }
 
-// Retain runs retention now: one replica at a time (a transaction advisory
-// lock; a replica that finds it taken skips the run, the holder does the
-// work). Deleting takes row locks on the removed rows only, so saves and
-// reads go on meanwhile. It returns the versions removed per account.
-func (s *Store) Retain(ctx context.Context) (map[string]int, error) {
+// Retain runs retention now and returns the versions removed per account.
+// It waits for a run another replica holds, then runs itself, so that what
+// was stored before the call has been considered when it returns.
+func (s *Store) Retain(ctx context.Context) (map[string]int, error) { return s.retain(ctx, true) }
+
+// retain runs retention one replica at a time (a transaction advisory
+// lock). After a save, a replica that finds the lock taken skips its run:
+// the holder does the work, and the next save runs it again. Deleting
+// takes row locks on the removed rows only, so saves and reads go on
+// meanwhile.
+func (s *Store) retain(ctx context.Context, wait bool) (map[string]int, error) {
 	cutoff := time.Now().Add(-time.Duration(s.opts.RetentionDays) * 24 * time.Hour)
 	cs, cns := split(cutoff)
 	removed := map[string]int{}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var got bool
-		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", lockRetention).Scan(&got); err != nil || !got {
+		got := true
+		if wait {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockRetention); err != nil {
+				return err
+			}
+		} else if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", lockRetention).Scan(&got); err != nil || !got {
 			return err
 		}
 		rows, err := tx.Query(ctx, retainSQL, s.opts.RetentionVersions, cs, cns)

@@ -47,7 +47,9 @@ type corruptError struct {
 	reason string
 }
 
-func (e *corruptError) Error() string { return fmt.Sprintf("version row %d is corrupt: %s", e.seq, e.reason) }
+func (e *corruptError) Error() string {
+	return fmt.Sprintf("version row %d is corrupt: %s", e.seq, e.reason)
+}
 
 // decode checks a row the way the file store checks a version file at
 // Open: it must decode, name its row's account and time, and validate.

@@ -36,9 +36,10 @@ type Options struct {
 	OnSaved func(account, id string)
 	// MaxConns bounds the pool (default 10).
 	MaxConns int32
-	// upTo stops the migrations at a version (tests of a migration from
-	// the previous version); 0 applies all.
-	upTo int
+	// Tests only: recoverEvery replaces store.RecoveryEvery; onRetention is called
+	// after each background retention run.
+	recoverEvery time.Duration
+	onRetention  func()
 }
 
 // Store is the PostgreSQL store.Store.
@@ -68,9 +69,8 @@ type Store struct {
 	probeStart time.Time
 	db         store.DatabaseStatus
 
-	kick          chan struct{}
-	opened        chan struct{}
-	retentionDone func() // tests: called after each retention run
+	kick   chan struct{}
+	opened chan struct{}
 
 	closeMu  sync.RWMutex
 	closed   bool
@@ -121,6 +121,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.recoverEvery <= 0 {
+		opts.recoverEvery = store.RecoveryEvery
+	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 10
 	}
@@ -148,15 +151,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, s.storageError("connecting", false, err)
 	}
-	ver, err := Migrate(ctx, s.pool, opts.upTo, s.log)
+	ver, err := Migrate(ctx, s.pool, 0, s.log)
 	if err != nil {
 		s.pool.Close()
 		return nil, s.storageError("migrating the schema", true, err)
 	}
 	s.db.SchemaVersion, s.db.SchemaWanted = ver, SchemaVersion()
-	if opts.upTo > 0 {
-		s.db.SchemaWanted = opts.upTo
-	}
 	if err := s.quarantineCorrupt(ctx); err != nil {
 		s.pool.Close()
 		return nil, s.storageError("checking the stored versions", false, err)

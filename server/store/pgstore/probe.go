@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -111,7 +110,7 @@ func (s *Store) recoveryLoop() {
 			return
 		case <-s.opened:
 		}
-		t := time.NewTicker(store.RecoveryEvery)
+		t := time.NewTicker(s.opts.recoverEvery)
 		for s.breaker.State() != shared.StateClosed {
 			select {
 			case <-s.ctx.Done():
@@ -119,7 +118,7 @@ func (s *Store) recoveryLoop() {
 				return
 			case <-t.C:
 			}
-			ctx, cancel := context.WithTimeout(s.ctx, store.RecoveryEvery)
+			ctx, cancel := context.WithTimeout(s.ctx, s.opts.recoverEvery)
 			err := s.CheckWritable(ctx)
 			cancel()
 			if err == nil && s.breaker.State() != shared.StateClosed {

@@ -37,8 +37,8 @@ func (s *Store) retentionLoop() {
 			s.log.Warn("retention failed; it runs again after the next save", "error", err.Error())
 		}
 		cancel()
-		if s.retentionDone != nil {
-			s.retentionDone()
+		if s.opts.onRetention != nil {
+			s.opts.onRetention()
 		}
 	}
 }

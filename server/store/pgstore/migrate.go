@@ -92,11 +92,19 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, upTo int, log *slog.Logger
 		// the connection returns to the pool still holding it.
 		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockMigrate)
 	}()
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS usage_schema_migrations (
-		version    integer     PRIMARY KEY,
-		name       text        NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+	// Created only when missing: a role that may not create tables can
+	// still open a database whose schema is current.
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('usage_schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
 		return 0, err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE TABLE usage_schema_migrations (
+			version    integer     PRIMARY KEY,
+			name       text        NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return 0, err
+		}
 	}
 	cur, err := currentVersion(ctx, conn.Conn())
 	if err != nil {

@@ -1,0 +1,161 @@
+package pgstore
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/claude-usage/widget/internal/testutil"
+	"github.com/claude-usage/widget/shared"
+)
+
+// savedLog records OnSaved calls.
+type savedLog struct {
+	mu    sync.Mutex
+	calls [][2]string
+}
+
+func (l *savedLog) add(account, id string) {
+	l.mu.Lock()
+	l.calls = append(l.calls, [2]string{account, id})
+	l.mu.Unlock()
+}
+
+func (l *savedLog) has(account, id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.calls {
+		if c[0] == account && c[1] == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *savedLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.calls)
+}
+
+// TestNotifyReachesTheOtherReplica: a snapshot stored through one store
+// reaches the other's OnSaved (within a second), after its figures include
+// it; a store is not told about its own saves. Scraper reports travel too.
+func TestNotifyReachesTheOtherReplica(t *testing.T) {
+	t.Parallel()
+	_, dsn := freshDSN(t)
+	var gotA, gotB savedLog
+	a := openTest(t, dsn, func(o *Options) { o.OnSaved = gotA.add })
+	b := openTest(t, dsn, func(o *Options) {
+		o.OnSaved = func(account, id string) {
+			gotB.add(account, id)
+		}
+	})
+	waitListening(t, dsn, 2)
+	res := save(t, b, "work", t0, 10)
+	start := time.Now()
+	eventually(t, time.Second, "OnSaved on the other replica", func() bool { return gotA.has("work", res.Version.ID) })
+	t.Logf("NOTIFY reached the other replica in %s", time.Since(start))
+	if got, want := a.Count("work"), 1; got != want {
+		t.Errorf("the other replica's Count = %d, want %d", got, want)
+	}
+	if got := a.Accounts(); len(got) != 1 || got[0] != "work" {
+		t.Errorf("the other replica's Accounts = %v", got)
+	}
+	if gotB.len() != 0 {
+		t.Errorf("the saving replica was told about its own save: %v", gotB.calls)
+	}
+
+	st := shared.ScraperStatus{Account: "work", At: t0, OK: false, Category: "NOT_LOGGED_IN"}
+	if _, err := b.SaveScraperStatus(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "scraper report on the other replica", func() bool {
+		got, ok := a.ScraperStatus("work")
+		return ok && got.Category == "NOT_LOGGED_IN"
+	})
+}
+
+// TestListenerReconnects ends the listener's connection from the server
+// side; the store reconnects and reports what was stored meanwhile.
+func TestListenerReconnects(t *testing.T) {
+	t.Parallel()
+	db, dsn := freshDSN(t)
+	var got savedLog
+	var log testutil.LogBuffer
+	a := openTest(t, dsn, func(o *Options) { o.OnSaved = got.add; o.Logger = testLogger(&log) })
+	b := openTest(t, dsn, nil)
+	waitListening(t, dsn, 2)
+	pg.Exec(t, db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+	res := save(t, b, "default", t0, 5)
+	eventually(t, 5*time.Second, "the reconnected listener reports the save", func() bool {
+		return got.has("default", res.Version.ID) || got.has("default", "")
+	})
+	if got, want := a.Count("default"), 1; got != want {
+		t.Errorf("Count after reconnecting = %d, want %d", got, want)
+	}
+	eventually(t, 5*time.Second, "reconnect logged", func() bool { return log.Contains("database listener reconnected") })
+	if !log.Contains("database listener lost its connection; reconnecting") {
+		t.Error("the lost connection was not logged")
+	}
+}
+
+// waitListening waits until n connections of the database LISTEN.
+func waitListening(t *testing.T, dsn string, n int) {
+	t.Helper()
+	s := openTestPool(t, dsn)
+	eventually(t, 5*time.Second, "listeners connected", func() bool {
+		var c int
+		_ = s.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'").Scan(&c)
+		return c >= n
+	})
+}
+
+// TestRetentionOneReplicaAtATime holds the retention lock as another
+// replica would: saves go on, the background run skips, and Retain waits
+// for the lock and then removes what it must.
+func TestRetentionOneReplicaAtATime(t *testing.T) {
+	t.Parallel()
+	_, dsn := freshDSN(t)
+	runs := make(chan struct{}, 16)
+	s := openTest(t, dsn, func(o *Options) {
+		o.RetentionVersions, o.RetentionDays = 1, 1
+		o.onRetention = func() { runs <- struct{}{} }
+	})
+	<-runs // Open's run
+	ctx := context.Background()
+	holder := openTestPool(t, dsn)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockRetention); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	save(t, s, "default", now.Add(-5*24*time.Hour), 1)
+	<-runs
+	save(t, s, "default", now.Add(-4*24*time.Hour), 2)
+	<-runs
+	if got, want := s.Count("default"), 2; got != want {
+		t.Errorf("Count while another replica holds the lock = %d, want %d (the run skipped)", got, want)
+	}
+	done := make(chan map[string]int, 1)
+	go func() {
+		r, _ := s.Retain(ctx)
+		done <- r
+	}()
+	select {
+	case <-done:
+		t.Fatal("Retain ran while another replica held the lock")
+	case <-time.After(100 * time.Millisecond):
+	}
+	_ = tx.Rollback(ctx)
+	if got := <-done; got["default"] != 1 {
+		t.Errorf("Retain removed %v, want 1 of default", got)
+	}
+	if got, want := s.Count("default"), 1; got != want {
+		t.Errorf("Count = %d, want %d", got, want)
+	}
+}

@@ -14,6 +14,7 @@ import (
 type Options struct {
 	Addr              string
 	DataDir           string
+	Store             string // "file" or a postgres:// connection string
 	APIKey            string
 	ReadToken         string
 	PublicRead        bool
@@ -61,6 +62,7 @@ func ParseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	s := config.New("usage-server", getenv)
 	s.String(&o.Addr, "addr", "USAGE_ADDR", ":8080", "listen address (host:port; port 0 picks a free port)")
 	s.String(&o.DataDir, "data-dir", "USAGE_DATA_DIR", "./data", "directory of the file store")
+	s.String(&o.Store, "store", "USAGE_STORE", "file", "file (under --data-dir), or a PostgreSQL connection string postgres://user:pass@host:5432/db for several replicas")
 	s.Secret(&o.APIKey, "api-key", "USAGE_API_KEY", "write key for POSTs (X-API-Key)")
 	s.Secret(&o.ReadToken, "read-token", "USAGE_READ_TOKEN", "read token for GETs (Authorization: Bearer)")
 	s.Bool(&o.PublicRead, "public-read", "USAGE_PUBLIC_READ", false, "serve GETs without a read token")
@@ -119,6 +121,9 @@ func (o *Options) check() error {
 		return errors.New("server: --widget-refresh, --widget-retry-delay and --widget-breaker-cooldown must be positive")
 	case o.DataDir == "":
 		return errors.New("server: --data-dir must not be empty")
+	case !IsFileStore(o.Store) && !IsPostgresStore(o.Store):
+		// Never the value itself: it may hold a password.
+		return errors.New("server: --store must be file or a postgres:// (or postgresql://) connection string")
 	}
 	if _, err := config.ParseLevel(o.LogLevel); err != nil {
 		return fmt.Errorf("server: %w", err)

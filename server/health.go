@@ -51,9 +51,16 @@ func report(st store.Status, now time.Time, detail bool) shared.HealthResponse {
 		},
 		Timestamp: now.UTC().Truncate(time.Second),
 	}
+	if db := st.Database; db != nil {
+		r.Storage.Database = &shared.HealthDatabase{Reachable: db.Reachable, LatencyMs: float64(db.Latency.Microseconds()) / 1000,
+			SchemaVersion: db.SchemaVersion, SchemaWanted: db.SchemaWanted, MigrationsCurrent: db.MigrationsCurrent()}
+	}
 	if detail {
 		free := st.FreeBytes
 		r.Storage.FreeBytes, r.Storage.Dir = &free, st.Dir
+		if st.Database != nil {
+			r.Storage.FreeBytes = nil // the database server's disk is not ours to measure
+		}
 		if st.WriteErr != nil {
 			r.Storage.Error = st.WriteErr.Error()
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/internal/logbuf"
-	"github.com/claude-usage/widget/server/store"
+	"github.com/claude-usage/widget/server/storemigrate"
 	"github.com/claude-usage/widget/server/widgetmount"
 )
 
@@ -25,7 +25,12 @@ var Version = "dev"
 // store, listen, and shut down gracefully when ctx ends (main wires SIGTERM
 // and SIGINT into ctx). In-flight requests, writes included, finish before
 // the store is closed. --help prints the flags and returns nil.
+// `usage-server migrate …` copies a file store into PostgreSQL instead
+// (package storemigrate).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate" {
+		return storemigrate.Run(ctx, args[1:], stdout, stderr)
+	}
 	opts, err := ParseOptions(args, os.Getenv, stdout)
 	if errors.Is(err, ErrHelp) {
 		return nil
@@ -48,14 +53,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn(w)
 	}
 
-	st, err := store.Open(ctx, store.Options{
-		Dir:               opts.DataDir,
-		RetentionVersions: opts.RetentionVersions,
-		RetentionDays:     opts.RetentionDays,
-		Logger:            logger,
-	})
+	st, err := openBackend(ctx, opts, logger, nil)
 	if err != nil {
-		return fmt.Errorf("server: opening the store in %s: %w", opts.DataDir, err)
+		return err
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil {
@@ -105,7 +105,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	debug.FreeOSMemory()
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "listening on %s\n", addr)
-	log.Info("listening on "+addr, "addr", addr, "dataDir", opts.DataDir, "publicRead", opts.PublicRead,
+	log.Info("listening on "+addr, "addr", addr, "dataDir", opts.DataDir, "store", opts.StoreWhere(), "publicRead", opts.PublicRead,
 		"rateLimit", opts.RateLimit, "version", Version)
 	_ = logw.Flush() // the start is worth seeing at once
 

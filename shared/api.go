@@ -86,6 +86,19 @@ type HealthStorage struct {
 	CorruptFiles int     `json:"corruptFiles"`
 	Breaker      string  `json:"breaker"`
 	Error        string  `json:"error,omitempty"`
+	// Database is set when the store is a database (PostgreSQL).
+	Database *HealthDatabase `json:"database,omitempty"`
+}
+
+// HealthDatabase is the database part of the storage health: whether the
+// last write check reached it, how long that took, and whether its schema
+// is the one this server expects.
+type HealthDatabase struct {
+	Reachable         bool    `json:"reachable"`
+	LatencyMs         float64 `json:"latencyMs"`
+	SchemaVersion     int     `json:"schemaVersion"`
+	SchemaWanted      int     `json:"schemaWanted"`
+	MigrationsCurrent bool    `json:"migrationsCurrent"`
 }
 
 // HealthScraper is the scraper part of the health body; LastError's message

@@ -55,6 +55,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
+	defer stopServerPG()
 	if serverBin, err = testbin.Locate(tmp, "usage-server"); err != nil {
 		fmt.Fprintln(os.Stderr, "server tests:", err)
 		return 1

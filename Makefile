@@ -13,6 +13,7 @@ all: build
 
 deps:
 	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-postgres.sh
 
 build: bin/usage-server bin/usage-scraper wasm
 
@@ -31,7 +32,8 @@ FORCE:
 run: deps build
 	@bash scripts/run-local.sh
 
-# Every test, real Chromium included. Installs Chromium on Debian if missing.
+# Every test, real Chromium and PostgreSQL included. Installs both on Debian
+# if missing.
 test: deps build
 	$(GO) test -count=1 -timeout 12m ./...
 	PATH="$$PATH:$(WASM_PATH)" GOOS=js GOARCH=wasm $(GO) test -count=1 ./shared/... ./app/...

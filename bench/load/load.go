@@ -231,12 +231,12 @@ func (b cancelOnClose) Close() error {
 }
 
 // closedLoop never makes a worker wait: each worker sends its next request
-// when its last one was answered, so the workers set the concurrency. With
-// max > 0 it stops after max requests.
+// when its last one was answered, so the workers set the concurrency. A
+// limit n > 0 stops the run after n requests.
 type closedLoop uint64
 
-func (max closedLoop) Pace(_ time.Duration, hits uint64) (time.Duration, bool) {
-	return 0, max > 0 && hits >= uint64(max)
+func (n closedLoop) Pace(_ time.Duration, hits uint64) (time.Duration, bool) {
+	return 0, n > 0 && hits >= uint64(n)
 }
 
 func (closedLoop) Rate(time.Duration) float64 { return 0 }

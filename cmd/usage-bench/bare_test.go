@@ -107,3 +107,24 @@ func TestHTTPRowsShowBadResponses(t *testing.T) {
 		t.Errorf("clean equal runs: %+v", rows)
 	}
 }
+
+func TestHTTPCPURow(t *testing.T) {
+	target := httpTarget{name: "GET latest"}
+	for _, c := range []struct {
+		name                 string
+		real, bare           httpCPU
+		realN, bareN         int
+		value, baseline, rat string
+	}{
+		{"both read", httpCPU{srv: 30 * time.Millisecond, gen: 50 * time.Millisecond}, httpCPU{srv: 40 * time.Millisecond}, 1000, 2000, "30µs", "20µs", "1.50x"},
+		{"no requests", httpCPU{srv: time.Second}, httpCPU{srv: time.Second}, 0, 10, "?", "100000µs", ""},
+		{"CPU unreadable", httpCPU{}, httpCPU{srv: time.Second}, 10, 10, "?", "100000µs", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httpCPURow(target, c.real, c.bare, c.realN, c.bareN)
+			if r.Value != c.value || r.Baseline != c.baseline || r.Ratio != c.rat || r.Met != nil {
+				t.Errorf("row %+v, want value %q baseline %q ratio %q and no budget", r, c.value, c.baseline, c.rat)
+			}
+		})
+	}
+}

@@ -235,12 +235,11 @@ func runHTTPBench(ctx context.Context, env *Env) ([]Row, error) {
 		real, bare := realRuns.Result(), bareRuns.Result()
 		env.Logf("http: %s real %s, bare %s", t.name, httpSummary(real), httpSummary(bare))
 		r := httpRows(env, t, real, bare)
-		r[0].Note += fmt.Sprintf("; CPU/req real %s bare %s (generator %s)", realCPU.perReq(real.Requests, false),
-			bareCPU.perReq(bare.Requests, false), realCPU.perReq(real.Requests, true))
 		if t.target != shared.PathHealth {
 			r[0].Note += "; real logs 1 access line/request (info, to a file)"
 		}
 		rows = append(rows, r...)
+		rows = append(rows, httpCPURow(t, realCPU, bareCPU, real.Requests, bare.Requests))
 	}
 	return rows, nil
 }
@@ -280,6 +279,19 @@ func (c httpCPU) perReq(n int, gen bool) string {
 		return "?"
 	}
 	return fmt.Sprintf("%.0fµs", float64(d)/float64(n)/1e3)
+}
+
+// httpCPURow is the server's CPU time per request next to the bare
+// server's. Unlike req/s and p99 it does not depend on how much of the two
+// cores the generator takes (vegeta's net/http client costs more per
+// request than either server).
+func httpCPURow(t httpTarget, real, bare httpCPU, realN, bareN int) Row {
+	r := Row{Name: t.name + " CPU/req", Value: real.perReq(realN, false), Baseline: bare.perReq(bareN, false),
+		Note: "CPU time of the server process per request; the generator's: " + real.perReq(realN, true)}
+	if realN > 0 && bareN > 0 && real.srv > 0 && bare.srv > 0 {
+		r.Ratio = ratio(float64(real.srv)/float64(realN), float64(bare.srv)/float64(bareN))
+	}
+	return r
 }
 
 // httpCPUNow reads the CPU time of p and of this process; a failed read

@@ -49,6 +49,7 @@ type Env struct {
 	Versions int           // stored versions for http and rss
 	Runs     int           // browser runs (median)
 	StoreOut string        // go test -bench output of ./server/store
+	OutDir   string        // where raw measurements go (latency HDR plots); "" for none
 	Log      io.Writer     // progress, to stderr
 }
 
@@ -107,6 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&env.Versions, "versions", 10000, "stored versions for the http and rss sections")
 	fs.IntVar(&env.Runs, "runs", 7, "browser runs per page or scrape (the median is reported)")
 	fs.StringVar(&env.StoreOut, "store-bench", "", "file with `go test -bench` output of ./server/store to summarise")
+	fs.StringVar(&env.OutDir, "out", "", "directory for raw measurements (HTTP latency HDR histogram plots); none when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

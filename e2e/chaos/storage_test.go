@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
@@ -141,7 +142,7 @@ func TestDiskFull(t *testing.T) {
 	srv := startServer(t, dataDir)
 	var hits atomic.Int32
 	front := countingProxy(t, srv.url(), &hits)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	rec := &sleepRecorder{}
 	ob := openOutbox(t)
 	r := drainer(t, ob, newClient(front, apiKey, logs, rec, 5*time.Second), logs)

@@ -1,0 +1,310 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/xid"
+
+	"github.com/claude-usage/widget/bench/load"
+	"github.com/claude-usage/widget/internal/testutil"
+	"github.com/claude-usage/widget/server/storemigrate"
+	"github.com/claude-usage/widget/shared"
+)
+
+// The pg section: GET latest and POST through the file store, one
+// PostgreSQL replica and two replicas on one database, in the same run,
+// next to the bare fiber handler answering the same bytes. The cluster is
+// a throwaway one (initdb in the temp dir, fsync off like the tests'), so
+// the figures are the server's and the driver's cost, not a disk's.
+
+func init() { register("pg", 25, runPGBench) }
+
+const (
+	pgGetBudget  = 0.50 // GET latest req/s >= 0.5 × bare
+	pgPostBudget = 10 * time.Millisecond
+	pgPostConns  = 4 // concurrent POSTs: several scrapers' outboxes draining at once
+)
+
+func runPGBench(ctx context.Context, env *Env) ([]Row, error) {
+	if env.Rounds < 1 || env.Duration <= 0 || env.Conns < 2 {
+		return nil, fmt.Errorf("bench: pg needs -rounds >= 1, -duration > 0 and -conns >= 2")
+	}
+	bin, err := usageServerBin(env)
+	if err != nil {
+		return nil, err
+	}
+	seed, _, err := seededDataDir(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	// The POSTs below add versions: the file store gets a copy of the seed
+	// so that later sections see the seed unchanged.
+	fileDir := filepath.Join(env.TmpDir, "pg-file-data")
+	if err := copyTree(seed, fileDir); err != nil {
+		return nil, err
+	}
+	cluster, err := testutil.StartPostgres()
+	if err != nil {
+		return nil, err
+	}
+	defer cluster.Close()
+	dsn, err := pgBenchDatabase(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	quiet := slog.New(slog.DiscardHandler)
+	if err := storemigrate.Copy(ctx, storemigrate.Options{From: "file", DataDir: seed, To: dsn}, io.Discard, quiet); err != nil {
+		return nil, err
+	}
+	env.Logf("pg: copied %d versions into PostgreSQL in %s", env.Versions, time.Since(start).Round(time.Millisecond))
+
+	key, token := benchSecret(), benchSecret()
+	common := []string{"--addr", "127.0.0.1:0", "--web-dir", env.WebDir, "--rate-limit", "0",
+		"--retention-versions", strconv.Itoa(env.Versions + 1_000_000)}
+	keys := []string{"USAGE_API_KEY=" + key, "USAGE_READ_TOKEN=" + token}
+	var procs []*benchProc
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	startOne := func(name, dataDir string, extra ...string) (*benchProc, error) {
+		p, err := startBenchProc(ctx, env, name, bin, append(slices.Clone(common), "--data-dir", dataDir),
+			append(slices.Clone(keys), extra...))
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+		if _, err := p.waitHealthy(ctx); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	file, err := startOne("pg-file", fileDir)
+	if err != nil {
+		return nil, err
+	}
+	pg1, err := startOne("pg-replica1", filepath.Join(env.TmpDir, "pg-replica1"), "USAGE_STORE="+dsn)
+	if err != nil {
+		return nil, err
+	}
+	pg2, err := startOne("pg-replica2", filepath.Join(env.TmpDir, "pg-replica2"), "USAGE_STORE="+dsn)
+	if err != nil {
+		return nil, err
+	}
+	// Health too: the bare server is ready when it answers it.
+	latest := []httpTarget{{"GET /api/health", shared.PathHealth, "pg-health.body", true}, {"GET latest", shared.PathUsage, "pg-latest.body", true}}
+	entries, bodies, err := captureTargets(ctx, pg1, token, latest)
+	if err != nil {
+		return nil, err
+	}
+	bareDir := filepath.Join(env.TmpDir, "pg-bare")
+	if err := writeBareManifest(bareDir, entries, bodies); err != nil {
+		return nil, err
+	}
+	bare, err := startBareServer(ctx, env, "pg-bare", bareDir)
+	if err != nil {
+		return nil, err
+	}
+	procs = append(procs, bare)
+	if _, err := bare.waitHealthy(ctx); err != nil {
+		return nil, err
+	}
+
+	sides := []struct {
+		name  string
+		procs []*benchProc
+	}{
+		{"file store", []*benchProc{file}},
+		{"PostgreSQL, 1 replica", []*benchProc{pg1}},
+		{"PostgreSQL, 2 replicas", []*benchProc{pg1, pg2}},
+	}
+	var bareRes load.Series
+	for range env.Rounds {
+		if err := httpLoad(ctx, env, &bareRes, bare, token, shared.PathUsage, env.Duration); err != nil {
+			return nil, err
+		}
+	}
+	bareR := bareRes.Result()
+	var rows []Row
+	for _, side := range sides {
+		res, err := pgGetLoad(ctx, env, side.procs, token)
+		if err != nil {
+			return rows, err
+		}
+		clean := res.errs == 0 && res.requests > 0
+		note := fmt.Sprintf("%d conns split over the replicas, %d×%s; p99 is the worst replica's", env.Conns, env.Rounds, env.Duration)
+		if !clean {
+			note = fmt.Sprintf("INVALID: %d errors or non-200s; ", res.errs) + note
+		}
+		rows = append(rows, Row{
+			Name:     "GET latest req/s (" + side.name + ")",
+			Value:    fmt.Sprintf("%.0f req/s p99 %s", res.rps, httpMS(res.p99)),
+			Baseline: httpSummary(bareR),
+			Ratio:    ratio(res.rps, bareR.RPS),
+			Budget:   fmt.Sprintf(">= %.2fx bare", pgGetBudget),
+			Met:      check(clean && res.rps >= pgGetBudget*bareR.RPS),
+			Note:     note,
+		})
+	}
+	for _, side := range sides {
+		p50, p99, n, errs, err := pgPostLoad(ctx, side.procs, key, env.Duration*time.Duration(env.Rounds))
+		if err != nil {
+			return rows, err
+		}
+		note := fmt.Sprintf("%d POSTs, %d at a time, each with its own Idempotency-Key; p50 %s", n, pgPostConns, httpMS(p50))
+		if errs > 0 {
+			note = fmt.Sprintf("INVALID: %d failed; ", errs) + note
+		}
+		rows = append(rows, Row{
+			Name:   "POST p99 (" + side.name + ")",
+			Value:  httpMS(p99),
+			Budget: fmt.Sprintf("<= %d ms", pgPostBudget.Milliseconds()),
+			Met:    check(errs == 0 && n > 0 && p99 <= pgPostBudget),
+			Note:   note,
+		})
+	}
+	return rows, nil
+}
+
+// pgBenchDatabase creates the bench's database in the cluster.
+func pgBenchDatabase(ctx context.Context, c *testutil.Postgres) (string, error) {
+	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE usage_bench"); err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	return c.DSN("usage_bench"), nil
+}
+
+type pgGetResult struct {
+	rps      float64
+	p99      time.Duration
+	requests int
+	errs     int
+}
+
+// pgGetLoad loads GET latest on every proc at once (the connections split
+// between them) for env.Rounds rounds; req/s add up.
+func pgGetLoad(ctx context.Context, env *Env, procs []*benchProc, token string) (pgGetResult, error) {
+	series := make([]load.Series, len(procs))
+	for round := range env.Rounds + 1 { // the first round warms up
+		var wg sync.WaitGroup
+		errs := make([]error, len(procs))
+		for i, p := range procs {
+			s := &series[i]
+			if round == 0 {
+				s = &load.Series{}
+			}
+			wg.Go(func() {
+				errs[i] = s.Run(ctx, load.Options{URL: p.url() + shared.PathUsage, Conns: env.Conns / len(procs),
+					Duration: env.Duration, Header: http.Header{"Authorization": {"Bearer " + token}}})
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return pgGetResult{}, fmt.Errorf("bench: %w", err)
+			}
+		}
+	}
+	var out pgGetResult
+	for i := range series {
+		r := series[i].Result()
+		out.rps += r.RPS
+		out.p99 = max(out.p99, r.P99)
+		out.requests += r.Requests
+		out.errs += r.Errors + r.NonOK()
+	}
+	return out, nil
+}
+
+// pgPostLoad POSTs new snapshots for d, pgPostConns at a time, spread over
+// procs, and returns the latencies of the 201s.
+func pgPostLoad(ctx context.Context, procs []*benchProc, key string, d time.Duration) (p50, p99 time.Duration, n, failed int, err error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	var mu sync.Mutex
+	var lat []time.Duration
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := range pgPostConns {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+				p := procs[(w+i)%len(procs)]
+				body, _ := json.Marshal(seedSnapshot(time.Now().UTC().Add(-time.Second), i))
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url()+shared.PathUsage, bytes.NewReader(body))
+				if err != nil {
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set(shared.HeaderAPIKey, key)
+				req.Header.Set(shared.HeaderIdempotencyKey, xid.New().String())
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				took := time.Since(t0)
+				ok := err == nil && resp.StatusCode == http.StatusCreated
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+				mu.Lock()
+				if ok {
+					lat = append(lat, took)
+				} else {
+					failed++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(lat) == 0 {
+		return 0, 0, 0, failed, fmt.Errorf("bench: no POST succeeded (%d failed)", failed)
+	}
+	slices.Sort(lat)
+	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
+	return q(0.50), q(0.99), len(lat), failed, nil
+}
+
+// copyTree copies the regular files under src to dst.
+func copyTree(src, dst string) error {
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o600)
+	})
+	if err != nil {
+		return fmt.Errorf("bench: copying the seed: %w", err)
+	}
+	return nil
+}

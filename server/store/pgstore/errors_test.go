@@ -104,7 +104,7 @@ func TestDatabaseStopsAndComesBack(t *testing.T) {
 		t.Fatalf("breaker after 3 failures = %v, want %v", got, want)
 	}
 	start := time.Now()
-	_, err = s.Latest(ctx, "default")
+	_, err = s.ByNumber(ctx, "default", 1)
 	if codeOf(err) != shared.CodeStorageUnavailable || !strings.Contains(err.Error(), "not asking the database") {
 		t.Errorf("read with the breaker open = %v, want STORAGE_UNAVAILABLE without asking", err)
 	}

@@ -59,6 +59,7 @@ func (s *Store) apply(fig map[string]accountFigures, gen uint64, account string)
 		}
 		if _, ok := fig[a]; !ok && f.gen <= gen {
 			delete(s.accounts, a)
+			s.dropLatest(a)
 			changed = append(changed, a)
 		}
 	}
@@ -67,7 +68,8 @@ func (s *Store) apply(fig map[string]accountFigures, gen uint64, account string)
 		if ok && old.gen > gen {
 			continue
 		}
-		if !ok || old.latestID != f.latestID {
+		if !ok || old.latestID != f.latestID || old.count != f.count {
+			s.dropLatest(a)
 			changed = append(changed, a)
 		}
 		f.gen = old.gen

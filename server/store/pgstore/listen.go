@@ -57,7 +57,7 @@ func (s *Store) listen(first bool) (listened bool, err error) {
 	ctx, cancel := context.WithTimeout(s.ctx, connectTimeout)
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err == nil {
-		_, err = conn.Exec(ctx, "LISTEN "+ChannelSaved+"; LISTEN "+ChannelScraper)
+		_, err = conn.Exec(ctx, "LISTEN "+ChannelSaved+"; LISTEN "+ChannelScraper+"; LISTEN "+ChannelRetained)
 	}
 	cancel()
 	if err != nil {
@@ -93,8 +93,12 @@ func (s *Store) listen(first bool) (listened bool, err error) {
 		}
 		cctx, cancel := context.WithTimeout(s.ctx, RefreshEvery)
 		switch n.Channel {
-		case ChannelSaved:
+		case ChannelSaved, ChannelRetained:
+			s.dropLatestLocked(nt.Account)
 			err = s.refreshAccount(cctx, nt.Account)
+			if n.Channel == ChannelRetained {
+				break
+			}
 			if s.opts.OnSaved != nil {
 				s.opts.OnSaved(nt.Account, nt.ID)
 			}

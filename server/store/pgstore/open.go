@@ -36,9 +36,11 @@ type Options struct {
 	OnSaved func(account, id string)
 	// MaxConns bounds the pool (default 10).
 	MaxConns int32
-	// Tests only: recoverEvery replaces store.RecoveryEvery; onRetention is called
-	// after each background retention run.
+	// Tests only: recoverEvery replaces store.RecoveryEvery, retainGap
+	// RetainGap; onRetention is called after each background retention
+	// run.
 	recoverEvery time.Duration
+	retainGap    time.Duration
 	onRetention  func()
 }
 
@@ -59,6 +61,9 @@ type Store struct {
 	scrapers map[string]shared.ScraperStatus
 	corrupt  int
 	gen      uint64 // bumped by each change this instance makes to the figures
+	// latest and latestGen are latest.go's cache.
+	latest    map[string]store.Version
+	latestGen map[string]uint64
 
 	stMu       sync.Mutex // guards the write-check state below
 	writable   bool
@@ -124,6 +129,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.recoverEvery <= 0 {
 		opts.recoverEvery = store.RecoveryEvery
 	}
+	if opts.retainGap <= 0 {
+		opts.retainGap = RetainGap
+	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 10
 	}
@@ -137,14 +145,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	s := &Store{
-		log:      opts.Logger.With("component", "store"),
-		opts:     opts,
-		where:    Redact(opts.DSN),
-		instance: xid.New().String(),
-		accounts: make(map[string]accountFigures),
-		scrapers: make(map[string]shared.ScraperStatus),
-		kick:     make(chan struct{}, 1),
-		opened:   make(chan struct{}, 1),
+		log:       opts.Logger.With("component", "store"),
+		opts:      opts,
+		where:     Redact(opts.DSN),
+		instance:  xid.New().String(),
+		accounts:  make(map[string]accountFigures),
+		scrapers:  make(map[string]shared.ScraperStatus),
+		latest:    make(map[string]store.Version),
+		latestGen: make(map[string]uint64),
+		kick:      make(chan struct{}, 1),
+		opened:    make(chan struct{}, 1),
 	}
 	s.breaker = shared.NewBreaker(shared.BreakerConfig{Name: "store", OnTransition: s.onTransition})
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)

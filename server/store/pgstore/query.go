@@ -96,13 +96,19 @@ func (s *Store) read(ctx context.Context, verb string, op func(context.Context) 
 	return shared.Errorf(shared.CodeStorageReadFailed, "storage: %s in %s: too many corrupt rows; see the log", verb, s.where)
 }
 
-// Latest implements store.Store.
+// Latest implements store.Store, from memory when this instance knows the
+// account's latest version (latest.go).
 func (s *Store) Latest(ctx context.Context, account string) (store.Version, error) {
 	account, err := store.NormAccount(account)
 	if err != nil {
 		return store.Version{}, err
 	}
+	return s.readLatest(ctx, account)
+}
+
+func (s *Store) queryLatest(ctx context.Context, account string) (store.Version, error) {
 	var v store.Version
+	var err error
 	err = s.read(ctx, "reading the latest version", func(ctx context.Context) error {
 		var r row
 		var total int

@@ -121,6 +121,7 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 	runs := make(chan struct{}, 16)
 	s := openTest(t, dsn, func(o *Options) {
 		o.RetentionVersions, o.RetentionDays = 1, 1
+		o.retainGap = time.Nanosecond
 		o.onRetention = func() { runs <- struct{}{} }
 	})
 	<-runs // Open's run
@@ -157,5 +158,31 @@ func TestRetentionOneReplicaAtATime(t *testing.T) {
 	}
 	if got, want := s.Count("default"), 1; got != want {
 		t.Errorf("Count = %d, want %d", got, want)
+	}
+}
+
+// TestLatestFollowsTheOtherReplica: the latest version each instance keeps
+// in memory follows what another replica stores and what its retention
+// removes.
+func TestLatestFollowsTheOtherReplica(t *testing.T) {
+	t.Parallel()
+	_, dsn := freshDSN(t)
+	var got savedLog
+	a := openTest(t, dsn, func(o *Options) { o.OnSaved = got.add })
+	ctx := context.Background()
+	first := save(t, a, "default", t0, 1)
+	if v, err := a.Latest(ctx, "default"); err != nil || v.ID != first.Version.ID {
+		t.Fatalf("Latest = %s, %v", v.ID, err)
+	}
+	// B keeps 1 version: its retention removes first after its save.
+	b := openTest(t, dsn, func(o *Options) { o.RetentionVersions, o.RetentionDays = 1, 1; o.retainGap = time.Nanosecond })
+	waitListening(t, dsn, 2)
+	second := save(t, b, "default", t0.Add(time.Hour), 2)
+	eventually(t, 2*time.Second, "A's latest is B's save with one version left", func() bool {
+		v, err := a.Latest(ctx, "default")
+		return err == nil && v.ID == second.Version.ID && v.Number == 1 && v.Total == 1
+	})
+	if got, want := a.Count("default"), 1; got != want {
+		t.Errorf("A's Count = %d, want %d", got, want)
 	}
 }

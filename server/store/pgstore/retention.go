@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +16,11 @@ USING (SELECT seq, row_number() OVER (PARTITION BY account ORDER BY scraped_s DE
        FROM usage_versions) r
 WHERE v.seq = r.seq AND r.rn > $1 AND (v.scraped_s, v.scraped_ns) < ($2, $3)
 RETURNING v.account`
+
+// RetainGap is the least time between two retention runs of an instance:
+// the file store's run after each save costs nothing, a database's costs a
+// scan of the versions, and what it removes is old anyway.
+const RetainGap = 10 * time.Second
 
 // signalRetention asks the retention goroutine for a run; signals coalesce.
 func (s *Store) signalRetention() {
@@ -39,6 +45,14 @@ func (s *Store) retentionLoop() {
 		cancel()
 		if s.opts.onRetention != nil {
 			s.opts.onRetention()
+		}
+		// Saves meanwhile are handled by one run at the end of the gap.
+		t := time.NewTimer(s.opts.retainGap)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -80,6 +94,12 @@ func (s *Store) retain(ctx context.Context, wait bool) (map[string]int, error) {
 		}
 		if err := rows.Err(); err != nil {
 			return err
+		}
+		for a := range removed {
+			payload, _ := json.Marshal(notice{Account: a, Origin: s.instance})
+			if _, err := tx.Exec(ctx, "SELECT pg_notify('"+ChannelRetained+"', $1)", string(payload)); err != nil {
+				return err
+			}
 		}
 		// Probe rows of instances that stopped without Close.
 		_, err = tx.Exec(ctx, "DELETE FROM usage_probe WHERE at < now() - interval '1 day'")

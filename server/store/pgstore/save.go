@@ -16,8 +16,9 @@ import (
 // Channels on which stores announce what they stored; the payload is a
 // notice as JSON.
 const (
-	ChannelSaved   = "usage_saved"
-	ChannelScraper = "usage_scraper_status"
+	ChannelSaved    = "usage_saved"
+	ChannelScraper  = "usage_scraper_status"
+	ChannelRetained = "usage_retained" // retention removed versions of the account
 )
 
 // notice is a NOTIFY payload: which account, which version, and which store
@@ -148,4 +149,12 @@ func (s *Store) noteSaved(account string, v store.Version) {
 	}
 	f.gen = s.gen
 	s.accounts[account] = f
+	s.dropLatest(account)
+	// Saves of this instance finish in any order: the newest version is
+	// the latest only if no save counted more versions than it did.
+	if v.Number == v.Total && v.Total == f.count {
+		c := v
+		c.Snapshot = store.CloneSnapshot(v.Snapshot)
+		s.latest[account] = c
+	}
 }

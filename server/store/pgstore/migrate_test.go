@@ -156,3 +156,21 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Errorf("Open on a newer schema = %v, want a refusal naming the versions", err)
 	}
 }
+
+// TestSchemaMovedOnWhileRunning: another replica (a newer binary) migrated
+// the database; this one's write check says so and health turns unhealthy
+// instead of writing to a schema it does not know.
+func TestSchemaMovedOnWhileRunning(t *testing.T) {
+	t.Parallel()
+	db, dsn := freshDSN(t)
+	s := openTest(t, dsn, nil)
+	pg.Exec(t, db, "INSERT INTO usage_schema_migrations (version, name) VALUES (999, '0999_future.sql')")
+	err := s.CheckWritable(context.Background())
+	if codeOf(err) != shared.CodeStorageUnavailable || !strings.Contains(err.Error(), "at version 999, this binary expects") {
+		t.Fatalf("CheckWritable = %v", err)
+	}
+	st := s.Status()
+	if st.Writable || st.Database.MigrationsCurrent() || st.Database.SchemaVersion != 999 {
+		t.Errorf("Status = writable %v, database %+v", st.Writable, st.Database)
+	}
+}

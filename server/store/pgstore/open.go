@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +35,8 @@ type Options struct {
 	// latest changed meanwhile. It runs on the listener goroutine: it must
 	// not block. Snapshots this instance stores are not reported.
 	OnSaved func(account, id string)
-	// MaxConns bounds the pool (default 10).
+	// MaxConns bounds the pool (default: the DSN's pool_max_conns, else
+	// defaultMaxConns).
 	MaxConns int32
 	// Tests only: recoverEvery replaces store.RecoveryEvery, retainGap
 	// RetainGap; onRetention is called after each background retention
@@ -132,15 +134,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.retainGap <= 0 {
 		opts.retainGap = RetainGap
 	}
-	if opts.MaxConns <= 0 {
-		opts.MaxConns = 10
-	}
 	cfg, err := pgxpool.ParseConfig(opts.DSN)
 	if err != nil {
 		// pgx's message may quote the string, password included.
 		return nil, fmt.Errorf("storage: the PostgreSQL connection string %s does not parse", Redact(opts.DSN))
 	}
-	cfg.MaxConns = opts.MaxConns
+	switch {
+	case opts.MaxConns > 0:
+		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(opts.DSN, "pool_max_conns"):
+		cfg.MaxConns = defaultMaxConns
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > connectTimeout {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
@@ -189,6 +193,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		"accounts", len(s.accounts))
 	return s, nil
 }
+
+// defaultMaxConns is enough for a replica's requests, retention and probe
+// at once; the listener has a connection of its own.
+const defaultMaxConns = 10
 
 // connectTimeout bounds a connection attempt, so that a database that does
 // not answer fails a request (and counts for the breaker) within it.

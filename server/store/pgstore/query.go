@@ -85,8 +85,14 @@ func (r row) version(number, total int) (store.Version, error) {
 // read runs a query through do; a corrupt row it meets is quarantined and
 // the query runs again (a few times: each pass removes one row).
 func (s *Store) read(ctx context.Context, verb string, op func(context.Context) error) error {
+	return s.readOrWrite(ctx, verb, false, op)
+}
+
+// readOrWrite is read for an operation that also writes (a save, whose
+// replay reads a row that may be corrupt).
+func (s *Store) readOrWrite(ctx context.Context, verb string, write bool, op func(context.Context) error) error {
 	for range 3 {
-		err := s.do(ctx, verb, false, op)
+		err := s.do(ctx, verb, write, op)
 		var ce *corruptError
 		if !errors.As(err, &ce) {
 			return err

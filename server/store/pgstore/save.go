@@ -71,7 +71,7 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 
 	var res store.SaveResult
 	start := time.Now()
-	err = s.read(ctx, "saving a snapshot", func(ctx context.Context) error {
+	err = s.readOrWrite(ctx, "saving a snapshot", true, func(ctx context.Context) error {
 		for range 3 { // the keyed row removed between conflict and replay: insert again
 			var num, total int
 			err := s.pool.QueryRow(ctx, insertSQL, id, snap.Account, ss, sns, storedAt,

@@ -17,7 +17,7 @@ const RefreshEvery = 5 * time.Second
 
 const figuresSQL = `
 SELECT c.account, c.n, l.scraped_s, l.scraped_ns, l.id
-FROM (SELECT account, count(*) AS n FROM usage_versions WHERE $1::text IS NULL OR account = $1 GROUP BY account) c
+FROM (SELECT account, versions AS n FROM usage_accounts WHERE versions > 0 AND ($1::text IS NULL OR account = $1)) c
 CROSS JOIN LATERAL (SELECT v.scraped_s, v.scraped_ns, v.id FROM usage_versions v WHERE v.account = c.account
                     ORDER BY ` + orderDesc + ` LIMIT 1) l`
 

@@ -3,6 +3,8 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -99,7 +101,7 @@ func TestMigrateFromPreviousVersion(t *testing.T) {
 		t.Fatalf("after upgrading: migrations %v, want %d", got, SchemaVersion())
 	}
 	latest, err := s.Latest(context.Background(), "default")
-	if err != nil || latest.ID != id || latest.Snapshot.Meters[0].PercentUsed != 42 {
+	if err != nil || latest.ID != id || latest.Total != 1 || latest.Snapshot.Meters[0].PercentUsed != 42 {
 		t.Fatalf("Latest after upgrading = %s, %v; want %s", latest.ID, err, id)
 	}
 	if kept, err := s.SaveScraperStatus(ctx, shared.ScraperStatus{At: t0, OK: true}); err != nil || !kept {
@@ -173,4 +175,48 @@ func TestSchemaMovedOnWhileRunning(t *testing.T) {
 	if st.Writable || st.Database.MigrationsCurrent() || st.Database.SchemaVersion != 999 {
 		t.Errorf("Status = writable %v, database %+v", st.Writable, st.Database)
 	}
+}
+
+// TestCountsFollowEveryWrite: the per-account counter (migration 0003)
+// matches the rows after saves, retention, quarantine and writes behind
+// the store's back.
+func TestCountsFollowEveryWrite(t *testing.T) {
+	t.Parallel()
+	db, dsn := freshDSN(t)
+	s := openTest(t, dsn, func(o *Options) { o.RetentionVersions, o.RetentionDays = 3, 1 })
+	ctx := context.Background()
+	for i := range 6 {
+		save(t, s, "default", t0.Add(time.Duration(i)*time.Minute), 1)
+	}
+	save(t, s, "work", t0, 1)
+	pg.Exec(t, db, `INSERT INTO usage_versions (id, account, scraped_s, scraped_ns, stored_at, snapshot)
+		VALUES ('behindthebackxxxxxxx', 'work', 1, 0, now(), '{}')`)
+	pg.Exec(t, db, "DELETE FROM usage_versions WHERE id = (SELECT id FROM usage_versions WHERE account = 'default' ORDER BY seq LIMIT 1)")
+	if _, err := s.Retain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.quarantine(ctx, mustSeq(t, s, "behindthebackxxxxxxx"), "test")
+	rows, err := s.pool.Query(ctx, `SELECT a.account, a.versions, (SELECT count(*) FROM usage_versions v WHERE v.account = a.account)
+		FROM usage_accounts a ORDER BY a.account`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var a string
+	var n, c int
+	if _, err := pgx.ForEachRow(rows, []any{&a, &n, &c}, func() error { got = append(got, fmt.Sprintf("%s %d %d", a, n, c)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"default 3 3", "work 1 1"}; !slices.Equal(got, want) {
+		t.Errorf("account, counter, rows = %v, want %v", got, want)
+	}
+}
+
+func mustSeq(t *testing.T, s *Store, id string) int64 {
+	t.Helper()
+	var seq int64
+	if err := s.pool.QueryRow(context.Background(), "SELECT seq FROM usage_versions WHERE id = $1", id).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	return seq
 }

@@ -19,6 +19,18 @@ import (
 // cols are a version row's columns as scanRow reads them.
 const cols = "v.seq, v.id, v.account, v.scraped_s, v.scraped_ns, v.stored_at, v.snapshot"
 
+// totalOf is an account's number of versions (migration 0003's counter,
+// kept by a trigger in the transaction of every insert and delete, so one
+// statement sees it consistent with the rows); numberOf is row v's
+// number: the total less the versions after it, which for the newest
+// versions, the ones asked for, is a short index range.
+func totalOf(account string) string {
+	return "coalesce((SELECT a.versions FROM usage_accounts a WHERE a.account = " + account + "), 0)"
+}
+
+const numberOfV = `(SELECT count(*) FROM usage_versions w WHERE w.account = v.account
+	AND (w.scraped_s, w.scraped_ns, w.seq) > (v.scraped_s, v.scraped_ns, v.seq))`
+
 // order is the version order: scrapedAt, then arrival.
 const (
 	orderAsc  = "v.scraped_s, v.scraped_ns, v.seq"
@@ -118,7 +130,7 @@ func (s *Store) queryLatest(ctx context.Context, account string) (store.Version,
 	err = s.read(ctx, "reading the latest version", func(ctx context.Context) error {
 		var r row
 		var total int
-		err := s.pool.QueryRow(ctx, "SELECT "+cols+", (SELECT count(*) FROM usage_versions WHERE account = $1) "+
+		err := s.pool.QueryRow(ctx, "SELECT "+cols+", "+totalOf("$1")+" "+
 			"FROM usage_versions v WHERE v.account = $1 ORDER BY "+orderDesc+" LIMIT 1", account).Scan(r.dest(&total)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.NoData(account)
@@ -148,7 +160,7 @@ func (s *Store) ByNumber(ctx context.Context, account string, n int) (store.Vers
 		var total int
 		err := errors.New("version 0")
 		if n != 0 {
-			err = s.pool.QueryRow(ctx, "SELECT "+cols+", (SELECT count(*) FROM usage_versions WHERE account = $1) "+
+			err = s.pool.QueryRow(ctx, "SELECT "+cols+", "+totalOf("$1")+" "+
 				"FROM usage_versions v WHERE v.account = $1 ORDER BY "+order+" OFFSET $2 LIMIT 1", account, offset).Scan(r.dest(&total)...)
 		}
 		if err == nil {
@@ -162,7 +174,7 @@ func (s *Store) ByNumber(ctx context.Context, account string, n int) (store.Vers
 		if n != 0 && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM usage_versions WHERE account = $1", account).Scan(&total); err != nil {
+		if err := s.pool.QueryRow(ctx, "SELECT "+totalOf("$1"), account).Scan(&total); err != nil {
 			return err
 		}
 		if total == 0 {
@@ -241,11 +253,8 @@ func (c candidate) at() time.Time { return time.Unix(c.s, int64(c.ns)) }
 func (s *Store) bySeq(ctx context.Context, seq int64, v *store.Version) (found bool, err error) {
 	var r row
 	var num, total int
-	err = s.pool.QueryRow(ctx, "SELECT "+cols+`,
-		(SELECT count(*) FROM usage_versions w WHERE w.account = v.account
-		   AND (w.scraped_s, w.scraped_ns, w.seq) <= (v.scraped_s, v.scraped_ns, v.seq)),
-		(SELECT count(*) FROM usage_versions w WHERE w.account = v.account)
-		FROM usage_versions v WHERE v.seq = $1`, seq).Scan(r.dest(&num, &total)...)
+	err = s.pool.QueryRow(ctx, "SELECT "+cols+", "+totalOf("v.account")+" - "+numberOfV+", "+totalOf("v.account")+
+		" FROM usage_versions v WHERE v.seq = $1", seq).Scan(r.dest(&num, &total)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -274,7 +283,7 @@ func (s *Store) History(ctx context.Context, account string, since time.Time, li
 	}
 	var out []store.Version
 	err = s.read(ctx, "reading the history", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx, "SELECT "+cols+", (SELECT count(*) FROM usage_versions WHERE account = $1) "+
+		rows, err := s.pool.Query(ctx, "SELECT "+cols+", "+totalOf("$1")+" "+
 			"FROM usage_versions v WHERE v.account = $1 AND (v.scraped_s, v.scraped_ns) >= ($2, $3) ORDER BY "+orderDesc+" LIMIT $4",
 			account, ss, sns, lim)
 		if err != nil {
@@ -287,7 +296,7 @@ func (s *Store) History(ctx context.Context, account string, since time.Time, li
 			return err
 		}
 		if len(got) == 0 {
-			if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM usage_versions WHERE account = $1", account).Scan(&total); err != nil {
+			if err := s.pool.QueryRow(ctx, "SELECT "+totalOf("$1"), account).Scan(&total); err != nil {
 				return err
 			}
 			if total == 0 {

@@ -29,22 +29,24 @@ type notice struct {
 	Origin  string `json:"origin"`
 }
 
-// insertSQL stores a version unless its idempotency key exists, and
-// returns its number and the total in the same statement (the CTE's row is
-// not visible to the counts, hence the + 1), with the NOTIFY that the
-// commit sends.
-const insertSQL = `
-WITH ins AS (
-	INSERT INTO usage_versions (id, account, scraped_s, scraped_ns, stored_at, idem_key, body_hash, snapshot)
+// insertSQL stores a version unless its idempotency key exists;
+// placeSQL then reads its number and the total in the same transaction,
+// which holds the account's counter row (locked by the insert's trigger)
+// until it commits, so no other save of the account changes them
+// meanwhile. The NOTIFY is sent at the commit.
+const (
+	insertSQL = `INSERT INTO usage_versions (id, account, scraped_s, scraped_ns, stored_at, idem_key, body_hash, snapshot)
 	VALUES ($1, $2, $3, $4, $5, NULLIF($6::text, ''), $7, $8)
 	ON CONFLICT (idem_key) DO NOTHING
-	RETURNING seq)
-SELECT
-	(SELECT count(*) FROM usage_versions w WHERE w.account = $2
-	   AND (w.scraped_s, w.scraped_ns) <= ($3, $4)) + 1,
-	(SELECT count(*) FROM usage_versions w WHERE w.account = $2) + 1,
-	pg_notify('` + ChannelSaved + `', $9)
-FROM ins`
+	RETURNING seq`
+	placeSQL = `SELECT t.n - (SELECT count(*) FROM usage_versions w WHERE w.account = $1
+	                AND (w.scraped_s, w.scraped_ns, w.seq) > ($2, $3, $4)),
+	       t.n, pg_notify('` + ChannelSaved + `', $5)
+	FROM (SELECT versions AS n FROM usage_accounts WHERE account = $1) t`
+)
+
+// errKnownKey ends a save's transaction whose key exists: it replays.
+var errKnownKey = errors.New("idempotency key exists")
 
 // Save implements store.Store. The unique idempotency key makes the check
 // and the write one statement: of two replicas inserting the same key, one
@@ -74,14 +76,24 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 	err = s.readOrWrite(ctx, "saving a snapshot", true, func(ctx context.Context) error {
 		for range 3 { // the keyed row removed between conflict and replay: insert again
 			var num, total int
-			err := s.pool.QueryRow(ctx, insertSQL, id, snap.Account, ss, sns, storedAt,
-				req.IdempotencyKey, req.BodyHash, raw, string(payload)).Scan(&num, &total, nil)
+			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				var seq int64
+				err := tx.QueryRow(ctx, insertSQL, id, snap.Account, ss, sns, storedAt,
+					req.IdempotencyKey, req.BodyHash, raw).Scan(&seq)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return errKnownKey
+				}
+				if err != nil {
+					return err
+				}
+				return tx.QueryRow(ctx, placeSQL, snap.Account, ss, sns, seq, string(payload)).Scan(&num, &total, nil)
+			})
 			if err == nil {
 				res = store.SaveResult{Version: store.Version{ID: id, Number: num, Total: total, StoredAt: storedAt,
 					Snapshot: store.CloneSnapshot(snap)}}
 				return nil
 			}
-			if !errors.Is(err, pgx.ErrNoRows) {
+			if !errors.Is(err, errKnownKey) {
 				return err
 			}
 			ok, err := s.replay(ctx, snap.Account, req, &res)
@@ -111,11 +123,8 @@ func (s *Store) replay(ctx context.Context, account string, req store.SaveReques
 	var r row
 	var hash string
 	var num, total int
-	err := s.pool.QueryRow(ctx, "SELECT "+cols+`, v.body_hash,
-		(SELECT count(*) FROM usage_versions w WHERE w.account = v.account
-		   AND (w.scraped_s, w.scraped_ns, w.seq) <= (v.scraped_s, v.scraped_ns, v.seq)),
-		(SELECT count(*) FROM usage_versions w WHERE w.account = v.account)
-		FROM usage_versions v WHERE v.idem_key = $1`, req.IdempotencyKey).Scan(r.dest(&hash, &num, &total)...)
+	err := s.pool.QueryRow(ctx, "SELECT "+cols+", v.body_hash, "+totalOf("v.account")+" - "+numberOfV+", "+totalOf("v.account")+
+		" FROM usage_versions v WHERE v.idem_key = $1", req.IdempotencyKey).Scan(r.dest(&hash, &num, &total)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}

@@ -9,11 +9,13 @@ import (
 )
 
 // retainSQL removes, per account, the versions that are neither among the
-// newest $1 nor scraped at or after ($2, $3).
+// newest $1 nor scraped at or after ($2, $3); accounts with at most $1
+// versions are not even looked at.
 const retainSQL = `
 DELETE FROM usage_versions v
 USING (SELECT seq, row_number() OVER (PARTITION BY account ORDER BY scraped_s DESC, scraped_ns DESC, seq DESC) AS rn
-       FROM usage_versions) r
+       FROM usage_versions
+       WHERE account IN (SELECT account FROM usage_accounts WHERE versions > $1)) r
 WHERE v.seq = r.seq AND r.rn > $1 AND (v.scraped_s, v.scraped_ns) < ($2, $3)
 RETURNING v.account`
 

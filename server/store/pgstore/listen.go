@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +33,13 @@ func (s *Store) listenLoop() {
 		}
 		first = false
 		wait, _ := b.Next()
-		s.log.Warn("database listener lost its connection; reconnecting", "delayMs", wait.Milliseconds(), "error", errText(err))
+		// Once per outage at warn level; the retries of a database that
+		// stays away are debug lines, not one warning every 5 s.
+		level := slog.LevelDebug
+		if listened {
+			level = slog.LevelWarn
+		}
+		s.log.Log(s.ctx, level, "database listener lost its connection; reconnecting", "delayMs", wait.Milliseconds(), "error", errText(err))
 		t := time.NewTimer(wait)
 		select {
 		case <-s.ctx.Done():

@@ -82,9 +82,9 @@ func (s *Store) listen(first bool) (listened bool, err error) {
 		cctx, cancel := context.WithTimeout(s.ctx, RefreshEvery)
 		changed, err := s.refreshAllChanged(cctx)
 		cancel()
-		if err == nil && s.opts.OnSaved != nil {
+		if err == nil {
 			for _, a := range changed {
-				s.opts.OnSaved(a, "")
+				s.saved(a, "", true)
 			}
 		}
 		s.log.Info("database listener reconnected", "accountsChanged", len(changed))
@@ -106,9 +106,7 @@ func (s *Store) listen(first bool) (listened bool, err error) {
 			if n.Channel == ChannelRetained {
 				break
 			}
-			if s.opts.OnSaved != nil {
-				s.opts.OnSaved(nt.Account, nt.ID)
-			}
+			s.saved(nt.Account, nt.ID, true)
 		case ChannelScraper:
 			err = s.loadScrapers(cctx, nt.Account)
 		}

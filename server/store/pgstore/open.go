@@ -78,6 +78,7 @@ type Store struct {
 
 	kick   chan struct{}
 	opened chan struct{}
+	subs   subscribers
 
 	closeMu  sync.RWMutex
 	closed   bool

@@ -186,3 +186,35 @@ func TestLatestFollowsTheOtherReplica(t *testing.T) {
 		t.Errorf("A's Count = %d, want %d", got, want)
 	}
 }
+
+// TestSubscribe: a subscriber hears of this instance's saves and of the
+// other replica's, not of replays, and nothing after cancel.
+func TestSubscribe(t *testing.T) {
+	t.Parallel()
+	_, dsn := freshDSN(t)
+	a := openTest(t, dsn, nil)
+	b := openTest(t, dsn, nil)
+	waitListening(t, dsn, 2)
+	var got savedLog
+	cancel := a.Subscribe(func(account string) { got.add(account, "") })
+	ctx := context.Background()
+	if _, err := a.Save(ctx, saveReq("mine", t0, 1, "k-sub")); err != nil {
+		t.Fatal(err)
+	}
+	if !got.has("mine", "") {
+		t.Error("own save not reported on return")
+	}
+	if _, err := a.Save(ctx, saveReq("mine", t0, 1, "k-sub")); err != nil {
+		t.Fatal(err)
+	}
+	save(t, b, "theirs", t0, 2)
+	eventually(t, time.Second, "the other replica's save reported", func() bool { return got.has("theirs", "") })
+	if n := got.len(); n != 2 {
+		t.Errorf("calls = %v, want one per stored snapshot (no replay)", got.calls)
+	}
+	cancel()
+	save(t, a, "mine", t0.Add(time.Minute), 3)
+	if n := got.len(); n != 2 {
+		t.Errorf("a cancelled subscriber was called: %v", got.calls)
+	}
+}

@@ -114,6 +114,7 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 	if !res.Replayed {
 		s.noteSaved(snap.Account, res.Version)
 		s.signalRetention()
+		s.saved(snap.Account, res.Version.ID, false)
 	}
 	return res, nil
 }

@@ -152,28 +152,28 @@ func (s *Store) ByNumber(ctx context.Context, account string, n int) (store.Vers
 	}
 	var v store.Version
 	err = s.read(ctx, "reading a version", func(ctx context.Context) error {
-		order, offset := orderAsc, n-1
-		if n < 0 {
-			order, offset = orderDesc, -n-1
-		}
-		var r row
 		var total int
-		err := errors.New("version 0")
 		if n != 0 {
-			err = s.pool.QueryRow(ctx, "SELECT "+cols+", "+totalOf("$1")+" "+
-				"FROM usage_versions v WHERE v.account = $1 ORDER BY "+order+" OFFSET $2 LIMIT 1", account, offset).Scan(r.dest(&total)...)
-		}
-		if err == nil {
-			num := n
+			order, offset := orderAsc, n-1
 			if n < 0 {
-				num = total + n + 1
+				order, offset = orderDesc, -n-1
 			}
-			v, err = r.version(num, total)
-			return err
+			var r row
+			err := s.pool.QueryRow(ctx, "SELECT "+cols+", "+totalOf("$1")+" "+
+				"FROM usage_versions v WHERE v.account = $1 ORDER BY "+order+" OFFSET $2 LIMIT 1", account, offset).Scan(r.dest(&total)...)
+			if err == nil {
+				num := n
+				if n < 0 {
+					num = total + n + 1
+				}
+				v, err = r.version(num, total)
+				return err
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
 		}
-		if n != 0 && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
+		// Out of range (or no versions): the total names the range.
 		if err := s.pool.QueryRow(ctx, "SELECT "+totalOf("$1"), account).Scan(&total); err != nil {
 			return err
 		}

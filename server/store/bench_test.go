@@ -161,7 +161,7 @@ func writeRollupFixture(b testing.TB, dir, account string, end time.Time, days i
 	for _, id := range []string{shared.MeterSession, shared.MeterWeeklyAll, shared.MeterWeeklySonnet} {
 		var md meterDoc
 		for h := first + 1; h <= hourOf(end); h++ {
-			md.Hours = append(md.Hours, [2]float64{float64(h), float64(h % 101)})
+			md.Hours = append(md.Hours, [3]float64{float64(h), float64(h % 101), 0})
 		}
 		d.Meters[id] = md
 	}

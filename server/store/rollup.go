@@ -32,11 +32,16 @@ const (
 	unknownWindowSlack = 30 * time.Minute
 )
 
-// hourPoint is the highest reading of one hour; hour is Unix time / 3600.
+// hourPoint is the highest reading of one hour; hour is Unix time / 3600
+// (int32 holds every hour up to the year 9999) and first the second of the
+// hour of its first reading.
 type hourPoint struct {
-	hour int64
-	max  float64
+	hour  int32
+	first int32
+	max   float64
 }
+
+func (h hourPoint) firstAt() time.Time { return hourTime(h.hour).Add(time.Duration(h.first) * time.Second) }
 
 // windowRec is one window of a meter, finished or not.
 type windowRec struct {
@@ -118,31 +123,23 @@ func (r *accountRollup) apply(e *entry) (skipped []string) {
 	return skipped
 }
 
-func hourOf(t time.Time) int64 {
-	u := t.Unix()
-	h := u / 3600
-	if u < 0 && u%3600 != 0 {
-		h--
-	}
-	return h
-}
+// hourOf is the hour of t; stored times are in the years 2000–9999.
+func hourOf(t time.Time) int32 { return int32(t.Unix() / 3600) }
 
 func (mr *meterRollup) addHour(at time.Time, pct float64) {
 	h := hourOf(at)
+	first := int32(at.Unix() - int64(h)*3600)
 	n := len(mr.hours)
-	switch {
-	case n == 0 || mr.hours[n-1].hour < h:
-		mr.hours = append(mr.hours, hourPoint{h, pct})
-	case mr.hours[n-1].hour == h:
-		mr.hours[n-1].max = max(mr.hours[n-1].max, pct)
-	default: // a late snapshot
-		i := sort.Search(n, func(i int) bool { return mr.hours[i].hour >= h })
-		if mr.hours[i].hour == h {
-			mr.hours[i].max = max(mr.hours[i].max, pct)
-			return
-		}
-		mr.hours = slices.Insert(mr.hours, i, hourPoint{h, pct})
+	i := n
+	if n > 0 && mr.hours[n-1].hour >= h {
+		i = sort.Search(n, func(i int) bool { return mr.hours[i].hour >= h })
 	}
+	if i < n && mr.hours[i].hour == h {
+		mr.hours[i].max = max(mr.hours[i].max, pct)
+		mr.hours[i].first = min(mr.hours[i].first, first)
+		return
+	}
+	mr.hours = slices.Insert(mr.hours, i, hourPoint{hour: h, first: first, max: pct})
 }
 
 // addSample counts a reading in the window that resets at resets. A
@@ -234,8 +231,8 @@ func checkMeter(meter string) error {
 
 // Series implements Store: the readings of every kept version, and before
 // the oldest kept version the rollup's hourly maxima (At = the hour's
-// start; the hour holding the oldest version is included, so nothing
-// between the two is lost).
+// start). The hour holding the oldest kept version is included when it had
+// a reading before it, whose version is gone.
 func (s *FileStore) Series(_ context.Context, account, meter string, since, until time.Time) ([]shared.SeriesPoint, error) {
 	account, err := normAccount(account)
 	if err != nil {
@@ -265,11 +262,12 @@ func (s *FileStore) Series(_ context.Context, account, meter string, since, unti
 	if mr := r.meterOf(meter); mr != nil {
 		hs := mr.hours
 		lo := sort.Search(len(hs), func(i int) bool { return !hourTime(hs[i].hour).Before(since) })
-		end := until // hour starts before until and up to rawFrom
-		if t := rawFrom.Add(time.Nanosecond); t.Before(end) {
-			end = t
+		hi := sort.Search(len(hs), func(i int) bool { return !hourTime(hs[i].hour).Before(until) })
+		// first is whole seconds: compare with rawFrom's second.
+		cut := rawFrom.Truncate(time.Second)
+		for hi > lo && !hs[hi-1].firstAt().Before(cut) {
+			hi--
 		}
-		hi := sort.Search(len(hs), func(i int) bool { return !hourTime(hs[i].hour).Before(end) })
 		if lo < hi {
 			out = make([]shared.SeriesPoint, 0, hi-lo)
 			for _, h := range hs[lo:hi] {
@@ -292,7 +290,7 @@ func (s *FileStore) Series(_ context.Context, account, meter string, since, unti
 	return out, nil
 }
 
-func hourTime(h int64) time.Time { return time.Unix(h*3600, 0).UTC() }
+func hourTime(h int32) time.Time { return time.Unix(int64(h)*3600, 0).UTC() }
 
 func (r *accountRollup) meterOf(meter string) *meterRollup {
 	if r == nil {

@@ -151,6 +151,7 @@ func TestRollupSeries(t *testing.T) {
 			{0, 10, 0},                                           // 13:50
 			{20 * time.Minute, 30, 0}, {40 * time.Minute, 20, 0}, // 14:10, 14:30
 			{2 * h, 50, 0},                             // 15:50
+			{170 * time.Minute, 62, 0},                 // 16:40
 			{3 * h, 60, 0}, {3*h + time.Minute, 65, 0}, // 16:50, 16:51: kept as versions
 		} {
 			mustSave(t, s, meterSnap("default", shared.MeterSession, rd))
@@ -164,7 +165,7 @@ func TestRollupSeries(t *testing.T) {
 			want         []shared.SeriesPoint
 		}{
 			// The hour of the oldest kept version (16:00) comes from the
-			// rollup too, so that nothing between the two is lost.
+			// rollup too: its reading at 16:40 is gone with its version.
 			{"all", t0.Add(-h), t0.Add(4 * h), []shared.SeriesPoint{
 				{At: hour(0), PercentUsed: 10}, {At: hour(h), PercentUsed: 30}, {At: hour(2 * h), PercentUsed: 50},
 				{At: hour(3 * h), PercentUsed: 65}, {At: t0.Add(3 * h), PercentUsed: 60}, {At: t0.Add(3*h + time.Minute), PercentUsed: 65},
@@ -268,8 +269,8 @@ func TestRollupOutlivesRetentionAcrossRestart(t *testing.T) {
 		}
 		s3 := openTest(t, dir, opts)
 		pts := series(t, s3, shared.MeterWeeklyAll, start, time.Now())
-		if got, want := len(pts), s3.Count("default")+1; got != want {
-			t.Errorf("rebuilt series has %d points, want one per kept version and the oldest one's hour (%d)", got, want)
+		if got, want := len(pts), s3.Count("default"); got != want {
+			t.Errorf("rebuilt series has %d points, want one per kept version (%d)", got, want)
 		}
 	})
 }
@@ -399,8 +400,8 @@ func TestRollupKeepsHistoryDays(t *testing.T) {
 		}
 		s.retain()
 		pts := series(t, s, shared.MeterSession, t0.Add(-time.Hour), time.Now().Add(time.Hour))
-		if got := len(pts); got != 12 {
-			t.Errorf("%d points, want the hours of the last 10 days and today (11) and today's version: %v", got, pts)
+		if got := len(pts); got != 11 {
+			t.Errorf("%d points, want one a day for the last 10 days and today: %v", got, pts)
 		}
 		if got := len(windows(t, s, shared.MeterSession, 0)); got != 10 {
 			t.Errorf("%d windows, want 10", got)

@@ -36,8 +36,9 @@ type rollupDoc struct {
 }
 
 type meterDoc struct {
-	// Hours are [Unix time / 3600, highest percentUsed] pairs, oldest first.
-	Hours   [][2]float64 `json:"hours"`
+	// Hours are [Unix time / 3600, highest percentUsed, second of the hour
+	// of the first reading], oldest first.
+	Hours   [][3]float64 `json:"hours"`
 	Windows []windowDoc  `json:"windows"`
 }
 
@@ -53,9 +54,9 @@ type windowDoc struct {
 func (r *accountRollup) doc(account string) rollupDoc {
 	d := rollupDoc{Format: rollupFormat, Account: account, ThroughSeq: r.throughSeq, Meters: make(map[string]meterDoc, len(r.meters))}
 	for id, mr := range r.meters {
-		md := meterDoc{Hours: make([][2]float64, len(mr.hours)), Windows: make([]windowDoc, len(mr.windows))}
+		md := meterDoc{Hours: make([][3]float64, len(mr.hours)), Windows: make([]windowDoc, len(mr.windows))}
 		for i, h := range mr.hours {
-			md.Hours[i] = [2]float64{float64(h.hour), h.max}
+			md.Hours[i] = [3]float64{float64(h.hour), h.max, float64(h.first)}
 		}
 		for i, w := range mr.windows {
 			md.Windows[i] = windowDoc{ResetsAt: w.resetsAt, First: w.first, Last: w.last, Peak: w.peak, Final: w.final, Samples: w.samples}
@@ -97,12 +98,11 @@ func decodeRollup(raw []byte, account string) (*accountRollup, error) {
 		}
 		mr := &meterRollup{hours: make([]hourPoint, len(md.Hours)), windows: make([]windowRec, len(md.Windows))}
 		for i, h := range md.Hours {
-			hour := int64(h[0])
-			if float64(hour) != h[0] || hour < minHour || hour >= maxHour || !pctOK(h[1]) ||
-				(i > 0 && hour <= mr.hours[i-1].hour) {
+			if h[0] < float64(minHour) || h[0] >= float64(maxHour) || h[0] != math.Trunc(h[0]) || !pctOK(h[1]) ||
+				h[2] < 0 || h[2] >= 3600 || h[2] != math.Trunc(h[2]) || (i > 0 && int32(h[0]) <= mr.hours[i-1].hour) {
 				return nil, fmt.Errorf("meter %s: hour %d is invalid or out of order", id, i)
 			}
-			mr.hours[i] = hourPoint{hour, h[1]}
+			mr.hours[i] = hourPoint{hour: int32(h[0]), first: int32(h[2]), max: h[1]}
 		}
 		for i, w := range md.Windows {
 			ok := timeInRange(w.ResetsAt) && timeInRange(w.First) && !w.Last.Before(w.First) &&

@@ -82,6 +82,15 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 	return nil
 }
 
+// responseBytes is the body's length, 0 for a stream (…/stream): reading
+// a stream's body would wait for its end and keep it all in memory.
+func responseBytes(c *fiber.Ctx) int {
+	if c.Response().IsBodyStream() {
+		return 0
+	}
+	return len(c.Response().Body())
+}
+
 func (s *Server) logRequest(c *fiber.Ctx, start time.Time) {
 	if c.Locals(localLogged) == true {
 		return
@@ -109,7 +118,7 @@ func (s *Server) logRequest(c *fiber.Ctx, start time.Time) {
 		slog.Int("status", status),
 		slog.Float64("durationMs", float64(d.Microseconds())/1000),
 		slog.String("ip", s.clientAddr(c).String()),
-		slog.Int("bytes", len(c.Response().Body())),
+		slog.Int("bytes", responseBytes(c)),
 	}
 	if s.cfg.Verbose {
 		attrs = append(attrs, s.verboseAttrs(c)...)

@@ -219,6 +219,9 @@ func watchConn(conn net.Conn) (gone <-chan struct{}, stop func()) {
 	if conn == nil {
 		return ch, func() {}
 	}
+	// The server's read timeout was for reading the request; the watch
+	// lasts as long as the stream.
+	_ = conn.SetReadDeadline(time.Time{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -41,7 +41,9 @@ type hourPoint struct {
 	max   float64
 }
 
-func (h hourPoint) firstAt() time.Time { return hourTime(h.hour).Add(time.Duration(h.first) * time.Second) }
+func (h hourPoint) firstAt() time.Time {
+	return hourTime(h.hour).Add(time.Duration(h.first) * time.Second)
+}
 
 // windowRec is one window of a meter, finished or not.
 type windowRec struct {

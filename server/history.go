@@ -13,6 +13,10 @@ import (
 // the day before until.
 const DefaultSeriesSpan = 24 * time.Hour
 
+// MaxSeriesSpan bounds until − since: far more than any history kept, and
+// far from the ±292 years a time.Duration holds.
+const MaxSeriesSpan = 100 * 366 * 24 * time.Hour
+
 // history answers GET …/history: a meter's bucketed series when meter is
 // given, else the per-version shape it had before series existed.
 func (s *Server) history(c *fiber.Ctx) error {
@@ -84,6 +88,10 @@ func (s *Server) getSeries(c *fiber.Ctx) error {
 	}
 	if !since.Before(until) {
 		return queryErr("since", "since must be before until, got since %s and until %s",
+			since.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	if until.Sub(since) > MaxSeriesSpan {
+		return queryErr("since", "since and until must be at most 100 years apart, got since %s and until %s",
 			since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
 	points, err := parseIntParam(q, "points", shared.DefaultSeriesPoints, 1, shared.MaxSeriesPoints)

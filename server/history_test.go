@@ -219,6 +219,7 @@ func TestHistoryAndWindowsValidation(t *testing.T) {
 		{"since after until", shared.PathHistory + "?meter=session&since=2026-11-28T13:00:00Z&until=2026-11-28T12:00:00Z", "since"},
 		{"since equals until", shared.PathHistory + "?meter=session&since=2026-11-28T13:00:00Z&until=2026-11-28T13:00:00Z", "since"},
 		{"since after the default until", shared.PathHistory + "?meter=session&since=2026-11-29T00:00:00Z", "since"},
+		{"more than 100 years", shared.PathHistory + "?meter=session&since=2000-01-01T00:00:00Z&until=9999-12-31T23:59:59Z", "since"},
 		{"until not a time", shared.PathHistory + "?meter=session&until=now", "until"},
 		{"until out of range", shared.PathHistory + "?meter=session&until=1999-12-31T23:59:59Z", "until"},
 		{"points zero", shared.PathHistory + "?meter=session&points=0", "points"},
@@ -301,4 +302,41 @@ func TestLatestPaceIsComputePace(t *testing.T) {
 	if v1 := e.get(shared.PathUsage + "?version=1"); !strings.Contains(string(v1.body), `"pace":`) {
 		t.Errorf("?version=1 has no pace: %s", v1.body)
 	}
+}
+
+// FuzzSeriesQuery: whatever the raw query, the series and windows
+// endpoints never answer 5xx, and a 200 series has at most points buckets.
+func FuzzSeriesQuery(f *testing.F) {
+	for _, q := range []string{"meter=session", "meter=session&points=1", "meter=session&points=2000&since=2000-01-01T00:00:00Z",
+		"meter=session&since=9999-12-31T23:59:59Z&until=9999-12-31T23:59:59Z", "meter=x&since=2026-11-28T13:49:59.999999999Z",
+		"meter=session&until=2000-01-01T00:00:00Z", "meter=session&since=2000-01-01T00:00:00Z&until=9999-12-31T23:59:59Z&points=1",
+		"meter=session&since=2000-01-01T00:00:00Z&until=2099-12-31T23:59:59Z&points=2000", "meter=%zz", "meter=session&limit=50", "meter=session&points=-1"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if strings.IndexFunc(raw, func(r rune) bool { return r <= 0x20 || r >= 0x7f }) >= 0 {
+			return // not sendable in a request line
+		}
+		u := &url.URL{Path: shared.PathHistory, RawQuery: raw}
+		if _, err := url.ParseRequestURI(u.String()); err != nil {
+			return
+		}
+		e := newEnv(t)
+		e.mustPost(snap("default", t0.Add(-time.Minute), 5))
+		r := e.get(u.String())
+		checkNoServerError(t, r)
+		if r.status == http.StatusOK && strings.Contains(raw, "meter") {
+			var sr shared.SeriesResponse
+			r.decode(t, &sr)
+			points := shared.DefaultSeriesPoints
+			if v, err := url.ParseQuery(raw); err == nil && v.Get("points") != "" {
+				fmt.Sscan(v.Get("points"), &points)
+			}
+			if len(sr.Points) > points || sr.StepSeconds < 1 {
+				t.Fatalf("%d points of %d s for points=%d", len(sr.Points), sr.StepSeconds, points)
+			}
+		}
+		u.Path = shared.PathWindows
+		checkNoServerError(t, e.get(u.String()))
+	})
 }

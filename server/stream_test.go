@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -293,5 +294,55 @@ func TestStreamHeadAndNoData(t *testing.T) {
 	}
 	if got, want := newEnv(t).srv.cfg.StreamPing, shared.StreamPing; got != want {
 		t.Errorf("default StreamPing = %v, want %v", got, want)
+	}
+}
+
+// The real binary: live events, its --max-streams, and SIGTERM ending
+// every open stream at once, well within --shutdown-timeout.
+func TestProcessStreams(t *testing.T) {
+	t.Parallel()
+	p := startServer(t, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--api-key", testKey, "--read-token", testToken,
+		"--web-dir", t.TempDir(), "--max-streams", "2", "--shutdown-timeout", "10s")
+	base := "http://" + p.addr
+	post := func(at time.Time, pct float64) {
+		t.Helper()
+		r := send(t, http.MethodPost, base+shared.PathUsage, snap("default", at, pct), "Content-Type", "application/json", shared.HeaderAPIKey, testKey)
+		if r.status != http.StatusCreated {
+			t.Fatalf("POST = %d %s", r.status, r.body)
+		}
+	}
+	scraped := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	post(scraped, 10)
+	a, _ := openStream(t, base)
+	b, _ := openStream(t, base)
+	if a == nil || b == nil {
+		t.Fatal("a stream was refused")
+	}
+	a.nextEvent(t, 5*time.Second)
+	b.nextEvent(t, 5*time.Second)
+	if c, r := openStream(t, base); c != nil || r.status != http.StatusServiceUnavailable {
+		t.Fatalf("third stream with --max-streams 2 = %d %s", r.status, r.body)
+	}
+	post(scraped.Add(time.Second), 20)
+	for _, c := range []*sseClient{a, b} {
+		var u shared.UsageResponse
+		if err := json.Unmarshal([]byte(c.nextEvent(t, 5*time.Second)), &u); err != nil || u.Meters[0].PercentUsed != 20 || u.Meters[0].Pace == nil {
+			t.Fatalf("event after the POST: %+v %v", u, err)
+		}
+	}
+	start := time.Now()
+	if err := p.stop(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Log.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("SIGTERM with two open streams took %v to exit, want far less than the 10 s shutdown timeout", d)
+	}
+	for i, c := range []*sseClient{a, b} {
+		if blk, ok := c.next(t, 5*time.Second); ok {
+			t.Errorf("stream %d sent %q after the server stopped", i, blk)
+		}
+	}
+	if strings.Contains(p.Log.String(), "shutdown did not finish in time") {
+		t.Errorf("shutdown timed out:\n%s", p.Log.String())
 	}
 }

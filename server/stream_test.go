@@ -346,3 +346,67 @@ func TestProcessStreams(t *testing.T) {
 		t.Errorf("shutdown timed out:\n%s", p.Log.String())
 	}
 }
+
+func TestHub(t *testing.T) {
+	t.Parallel()
+	h := newHub(3)
+	a1, _ := h.subscribe("a")
+	a2, _ := h.subscribe("a")
+	b1, err := h.subscribe("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.subscribe("c"); codeOfErr(err) != shared.CodeStreamLimit {
+		t.Fatalf("a fourth stream with max 3: %v, want STREAM_LIMIT", err)
+	}
+	woken := func(s *streamSub) int {
+		n := 0
+		for {
+			select {
+			case <-s.wake:
+				n++
+			default:
+				return n
+			}
+		}
+	}
+	h.publish("a")
+	h.publish("a") // coalesces with the first: one event carries both
+	for _, tt := range []struct {
+		name string
+		sub  *streamSub
+		want int
+	}{{"a1", a1, 1}, {"a2", a2, 1}, {"b1", b1, 0}} {
+		if got := woken(tt.sub); got != tt.want {
+			t.Errorf("%s woken %d times, want %d", tt.name, got, tt.want)
+		}
+	}
+	h.unsubscribe(a1)
+	h.unsubscribe(a1) // a second time changes nothing
+	if got, want := h.open(), 2; got != want {
+		t.Errorf("open = %d, want %d", got, want)
+	}
+	c1, err := h.subscribe("c")
+	if err != nil {
+		t.Fatalf("after a stream ended: %v", err)
+	}
+	h.close()
+	h.close()
+	for _, s := range []*streamSub{a2, b1, c1} {
+		select {
+		case <-s.done:
+		default:
+			t.Errorf("stream of %s not ended by close", s.account)
+		}
+	}
+	if _, err := h.subscribe("a"); codeOfErr(err) != shared.CodeStreamLimit {
+		t.Errorf("subscribe after close: %v, want STREAM_LIMIT", err)
+	}
+}
+
+func codeOfErr(err error) shared.Code {
+	if se, ok := err.(*shared.Error); ok {
+		return se.Code
+	}
+	return ""
+}

@@ -159,7 +159,9 @@ func Open(ctx context.Context, opts Options) (*FileStore, error) {
 	go s.recoveryLoop()
 	go s.rollupLoop()
 	s.signalRetention()
-	s.signalRollup() // rollups rebuilt or caught up at load
+	if len(s.roll.dirty) > 0 {
+		s.signalRollup() // rollups rebuilt or caught up at load
+	}
 	return s, nil
 }
 

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/xid"
@@ -455,6 +457,38 @@ func TestSubscribe(t *testing.T) {
 		mustSave(t, s, snap("alice", t0.Add(time.Minute), 1))
 		if want := []string{"alice", "bob"}; !reflect.DeepEqual(got, want) {
 			t.Errorf("notified %v, want %v", got, want)
+		}
+	})
+}
+
+// A rollup that cannot be written is logged and written after the next
+// save; the versions are stored all the same.
+func TestRollupPersistFailure(t *testing.T) {
+	bubble(t, func(t *testing.T) {
+		var logs testutil.LogBuffer
+		ffs := newFaultFS()
+		dir := t.TempDir()
+		s := openTest(t, dir, func(o *Options) { o.FS = ffs; withLog(&logs)(o) })
+		ffs.Add(&testutil.Fault{Op: "Rename", Path: RollupFile, Err: syscall.ENOSPC, Times: 1})
+		mustSave(t, s, meterSnap("default", shared.MeterSession, reading{0, 10, time.Hour}))
+		time.Sleep(3 * rollupPersistDelay) // one attempt, no retry loop
+		synctest.Wait()
+		if got := len(logLines(t, &logs, "rollup not saved; retried after the next save, and rebuilt from the versions at start if still missing")); got != 1 {
+			t.Fatalf("%d warnings after a failed rollup write, want 1:\n%s", got, logs.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, "default", RollupFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("rollup file after the failed write: %v", err)
+		}
+		mustSave(t, s, meterSnap("default", shared.MeterSession, reading{time.Minute, 20, time.Hour}))
+		time.Sleep(2 * rollupPersistDelay)
+		synctest.Wait()
+		raw, err := os.ReadFile(filepath.Join(dir, "default", RollupFile))
+		if err != nil {
+			t.Fatalf("rollup not written after the next save: %v", err)
+		}
+		r, err := decodeRollup(raw, "default")
+		if err != nil || r.throughSeq != 2 || r.meters[shared.MeterSession].windows[0].samples != 2 {
+			t.Errorf("rollup file = %+v, %v; want both versions", r, err)
 		}
 	})
 }

@@ -122,7 +122,7 @@ func (e *cmdEnv) fail(err error) int {
 	}
 	var se *scrapeerr.Error
 	if errors.As(err, &se) {
-		fmt.Fprintf(e.stderr, "usage-scraper %s: %v\nnext step: %s\n", e.name, err, se.Class.NextStep())
+		fmt.Fprintf(e.stderr, "usage-scraper %s: %v\nnext step: %s\n", e.name, err, se.NextStep())
 		return scrapeerr.ExitCode(se.Class)
 	}
 	fmt.Fprintf(e.stderr, "usage-scraper %s: %v\n", e.name, err)

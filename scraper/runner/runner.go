@@ -267,9 +267,14 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		}
 		d, _ := r.skip.Next()
 		r.skipLeft = int(d / r.cfg.Interval)
+		if wait := scrapeerr.WaitOf(err); wait > 0 {
+			// The source named its wait (429 Retry-After): no scrape
+			// before it has passed, whatever the backoff says.
+			r.skipLeft = max(r.skipLeft, int((wait+r.cfg.Interval-1)/r.cfg.Interval)-1)
+		}
 		class := scrapeerr.ClassOf(err)
 		res.ScrapeErr = err
-		r.log.Error("scrape failed", "category", string(class), "nextStep", class.NextStep(), "failures", r.failures,
+		r.log.Error("scrape failed", "category", string(class), "nextStep", scrapeerr.NextStep(err), "failures", r.failures,
 			"skipCycles", r.skipLeft, "error", err.Error())
 		r.track(upload.ScrapeRecord{At: at, OK: false, Category: string(class), Message: statusMessage(err)})
 		return
@@ -314,8 +319,7 @@ func partialMessage(s shared.Snapshot) string {
 }
 
 func statusMessage(err error) string {
-	class := scrapeerr.ClassOf(err)
-	return clipMessage(class.NextStep() + " (" + err.Error() + ")")
+	return clipMessage(scrapeerr.NextStep(err) + " (" + err.Error() + ")")
 }
 
 // clipMessage bounds a status message to what the server accepts.

@@ -23,7 +23,7 @@ var usagePathRe = regexp.MustCompile(`^/api/organizations/[^/]+/usage$`)
 
 // capture collects the usage JSON the page loads.
 type capture struct {
-	mu       sync.Mutex
+	mu         sync.Mutex
 	pending    map[network.RequestID]int64 // request id → HTTP status
 	finished   chan network.RequestID
 	failed     []string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/scraper/install"
+	"github.com/claude-usage/widget/scraper/oauth"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 )
 
@@ -21,6 +22,7 @@ type deps struct {
 	goos       string
 	executable func() (string, error)
 	newBrowser func(ctx context.Context, o BrowserOptions) (Browser, error)
+	keychain   oauth.Keychain // nil: macOS's security command
 	startDemo  func(ctx context.Context, addr string) (usageURL string, err error)
 }
 
@@ -138,10 +140,12 @@ type command struct {
 var commands = map[string]command{
 	"run": {"scrape every --interval, sync and drain the outbox until stopped", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, false)
+		sourceFlags(f, c)
 		f.Bool(&c.Demo, "demo", "", false, "scrape the bundled sample usage page served on 127.0.0.1 (for make run)")
 	}, cmdRun},
 	"once": {"scrape once and sync (exit codes: see usage-scraper --help)", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, false)
+		sourceFlags(f, c)
 		f.Bool(&c.DryRun, "dry-run", "", false, "print the snapshot JSON on stdout and post nothing")
 	}, cmdOnce},
 	"login": {"open a visible Chromium window on the profile to sign in to claude.ai", func(f *config.Set, c *settings, p paths) {

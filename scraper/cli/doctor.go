@@ -150,12 +150,15 @@ func (e *cmdEnv) serverCheck() check {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var eb struct {
-		ErrorCode string `json:"errorCode"`
-		Message   string `json:"message"`
+		ErrorCode   string `json:"errorCode"`
+		Message     string `json:"message"`
+		VersionInfo *struct {
+			Total int `json:"total"`
+		} `json:"versionInfo"`
 	}
 	_ = json.Unmarshal(body, &eb)
 	switch {
-	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusOK && eb.VersionInfo != nil && eb.VersionInfo.Total > 0:
 		c.ok, c.detail = true, e.cfg.Server+" answers and accepts the key"
 	case resp.StatusCode == http.StatusNotFound && eb.ErrorCode == "NO_DATA":
 		c.ok, c.detail = true, e.cfg.Server+" answers and accepts the key (no snapshot stored yet)"

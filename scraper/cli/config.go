@@ -44,6 +44,7 @@ type settings struct {
 	Verbose     bool
 
 	KeepBrowser bool   // run, once
+	CrossCheck  bool   // run, once
 	Source      string // run, once, doctor
 	OAuthURL    string // run, once, doctor
 
@@ -129,6 +130,8 @@ func sourceFlags(f *config.Set, c *settings) {
 	f.String(&c.Source, "source", "USAGE_SOURCE", source.Auto,
 		"where to read the usage: auto (Claude Code's OAuth login when it exists, the browser as fallback), oauth, browser")
 	f.String(&c.OAuthURL, "oauth-url", "USAGE_OAUTH_URL", oauth.DefaultBaseURL, "base URL of the OAuth usage endpoint (GET <base>/api/oauth/usage)")
+	f.Bool(&c.CrossCheck, "cross-check", "USAGE_CROSS_CHECK", false,
+		"with --source auto and both sources set up, also scrape with the browser after OAuth and report drift between them")
 	f.Bool(&c.KeepBrowser, "keep-browser", "USAGE_KEEP_BROWSER", false,
 		"keep Chromium running between scrapes (faster scrapes, hundreds of MB resident); default: started and closed for each scrape")
 }

@@ -35,7 +35,7 @@ func (e *cmdEnv) sources(tr *upload.Tracker) (*source.Chain, *lazyBrowser) {
 	}
 	ob := source.Source{Name: source.OAuth, Scraper: oc}
 	bs := source.Source{Name: source.Browser, Scraper: br}
-	c := &source.Chain{Tracker: tr, Logger: e.log}
+	c := &source.Chain{Tracker: tr, Logger: e.log, CrossCheck: e.cfg.CrossCheck}
 	switch e.cfg.Source {
 	case source.OAuth:
 		c.Sources = []source.Source{ob}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/claude-usage/widget/scraper/parse"
 	"github.com/claude-usage/widget/scraper/runner"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 	"github.com/claude-usage/widget/scraper/upload"
@@ -46,6 +47,11 @@ type Chain struct {
 	Sources []Source
 	Tracker *upload.Tracker // per-source records; may be nil
 	Logger  *slog.Logger
+	// CrossCheck also runs the next present source after one answered and
+	// compares the two readings: meters more than shared.DriftPoints apart
+	// go into the snapshot's Drift (first source as API, second as DOM).
+	// The second source's failure only is recorded; the snapshot stands.
+	CrossCheck bool
 
 	mu   sync.Mutex
 	note string
@@ -62,7 +68,7 @@ func (c *Chain) Scrape(ctx context.Context, url string) (shared.Snapshot, error)
 	var failed []string
 	var last error
 	tried := 0
-	for _, s := range c.Sources {
+	for i, s := range c.Sources {
 		if s.Present != nil && !s.Present(ctx) {
 			log.Debug("source not set up; skipped", "source", s.Name)
 			continue
@@ -76,6 +82,9 @@ func (c *Chain) Scrape(ctx context.Context, url string) (shared.Snapshot, error)
 			if len(failed) > 0 {
 				note = fmt.Sprintf("fell back to %s: %s", s.Name, strings.Join(failed, "; "))
 				log.Warn("source fell back", "source", s.Name, "failed", strings.Join(failed, "; "))
+			}
+			if c.CrossCheck {
+				snap = c.crossCheck(ctx, log, snap, s.Name, c.Sources[i+1:], url)
 			}
 			c.setNote(note)
 			return snap, nil
@@ -104,6 +113,38 @@ func (c *Chain) Scrape(ctx context.Context, url string) (shared.Snapshot, error)
 		}
 	}
 	return shared.Snapshot{}, last
+}
+
+// crossCheck reads the first present source of rest and adds the drift
+// between it and snap (read from name) to snap.
+func (c *Chain) crossCheck(ctx context.Context, log *slog.Logger, snap shared.Snapshot, name string, rest []Source, url string) shared.Snapshot {
+	for _, o := range rest {
+		if o.Present != nil && !o.Present(ctx) {
+			continue
+		}
+		other, err := o.Scraper.Scrape(ctx, url)
+		at := time.Now()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.record(o.Name, at, false, string(scrapeerr.ClassOf(err)), err.Error())
+				log.Warn("cross-check source failed", "source", o.Name, "category", string(scrapeerr.ClassOf(err)), "error", err.Error())
+			}
+			return snap
+		}
+		c.record(o.Name, at, true, "", "")
+		c.record(name, at, true, "", "") // the answer stays the first source's
+		for id, d := range parse.DriftOf(snap, other) {
+			if snap.Drift == nil {
+				snap.Drift = map[string]shared.DriftPair{}
+			}
+			if _, ok := snap.Drift[id]; !ok {
+				snap.Drift[id] = d
+			}
+		}
+		log.Debug("cross-checked", "source", name, "against", o.Name, "drift", len(snap.Drift))
+		return snap
+	}
+	return snap
 }
 
 // Note is what the last successful scrape should add to the scraper

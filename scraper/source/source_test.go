@@ -14,6 +14,7 @@ import (
 // fixed answers every scrape with err, or a snapshot of capture.
 type fixed struct {
 	capture string
+	pct     float64
 	err     error
 	calls   int
 }
@@ -23,7 +24,7 @@ func (f *fixed) Scrape(context.Context, string) (shared.Snapshot, error) {
 	if f.err != nil {
 		return shared.Snapshot{}, f.err
 	}
-	return shared.Snapshot{Capture: f.capture, Meters: []shared.Meter{{ID: "session", Label: "Current session", PercentUsed: 1}}}, nil
+	return shared.Snapshot{Capture: f.capture, Meters: []shared.Meter{{ID: "session", Label: "Current session", PercentUsed: f.pct}}}, nil
 }
 
 func tracker(t *testing.T) *upload.Tracker {
@@ -112,5 +113,46 @@ func TestChainCanceled(t *testing.T) {
 	}
 	if b.calls != 0 || len(tr.State().Sources) != 0 {
 		t.Errorf("after cancel: browser calls %d, records %v", b.calls, tr.State().Sources)
+	}
+}
+
+// Two sources in one cycle: the drift between them is in the snapshot,
+// which stays the first source's.
+func TestChainCrossCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		browser   *fixed
+		wantDrift map[string]shared.DriftPair
+	}{
+		{"disagree", &fixed{capture: "api", pct: 50}, map[string]shared.DriftPair{"session": {API: 42, DOM: 50}}},
+		{"agree within two points", &fixed{capture: "api", pct: 44}, nil},
+		{"browser fails: snapshot stands", &fixed{err: scrapeerr.New(scrapeerr.Browser, nil, "no Chromium")}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := tracker(t)
+			o := &fixed{capture: "oauth", pct: 42}
+			c := &Chain{Tracker: tr, CrossCheck: true, Sources: []Source{{Name: OAuth, Scraper: o}, {Name: Browser, Scraper: tc.browser}}}
+			snap, err := c.Scrape(t.Context(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := snap.Capture, "oauth"; got != want {
+				t.Errorf("capture = %q, want %q", got, want)
+			}
+			if got, want := len(snap.Drift), len(tc.wantDrift); got != want {
+				t.Fatalf("drift = %v, want %v", snap.Drift, tc.wantDrift)
+			}
+			for id, d := range tc.wantDrift {
+				if snap.Drift[id] != d {
+					t.Errorf("drift[%s] = %+v, want %+v", id, snap.Drift[id], d)
+				}
+			}
+			if got, want := tc.browser.calls, 1; got != want {
+				t.Errorf("browser calls = %d, want %d", got, want)
+			}
+			if got, want := tr.State().LastSource, OAuth; got != want {
+				t.Errorf("last source = %q, want %q", got, want)
+			}
+		})
 	}
 }

@@ -41,18 +41,17 @@ const (
 const (
 	// Forbidden: the endpoint refused the login (403), e.g. a login
 	// without the scope for usage or an account without a plan.
-	Forbidden scrapeerr.Class = "OAUTH_FORBIDDEN"
+	Forbidden = shared.ScrapeOAuthForbidden
 )
 
 // Next steps, shown instead of the class's where the fix is in Claude
 // Code and not in our browser login.
 const (
-	StepExpired   = "run claude once to refresh its login"
-	StepMissing   = "sign in to Claude Code (run `claude`), or use --source browser"
-	StepRejected  = "Claude Code's login was rejected — run claude once to sign in again"
-	StepForbidden = "Anthropic refused this login the usage data — sign in to Claude Code with your Claude subscription (`claude`, then /login), or use --source browser"
-	StepServer    = "Anthropic's usage endpoint is failing — the scraper tries again at the next interval"
-	StepNetwork   = "The laptop could not reach api.anthropic.com — check the connection"
+	StepExpired  = "run claude once to refresh its login"
+	StepMissing  = "sign in to Claude Code (run `claude`), or use --source browser"
+	StepRejected = "Claude Code's login was rejected — run claude once to sign in again"
+	StepServer   = "Anthropic's usage endpoint is failing — the scraper tries again at the next interval"
+	StepNetwork  = "The laptop could not reach api.anthropic.com — check the connection"
 )
 
 // Client reads the usage once per Scrape. It is safe for concurrent use;
@@ -189,7 +188,7 @@ func (c *Client) fetch(ctx context.Context, creds Credentials, fp string) (share
 		return shared.Snapshot{}, scrapeerr.New(scrapeerr.NotLoggedIn, nil, "oauth: the usage endpoint answered 401 for the login in %s%s",
 			creds.From, detail(body)).WithStep(StepRejected)
 	case code == http.StatusForbidden:
-		return shared.Snapshot{}, scrapeerr.New(Forbidden, nil, "oauth: the usage endpoint answered 403%s", detail(body)).WithStep(StepForbidden)
+		return shared.Snapshot{}, scrapeerr.New(Forbidden, nil, "oauth: the usage endpoint answered 403%s", detail(body))
 	case code >= 500:
 		return shared.Snapshot{}, scrapeerr.New(scrapeerr.Network, nil, "oauth: the usage endpoint answered %d%s", code, detail(body)).WithStep(StepServer)
 	case code != http.StatusOK:

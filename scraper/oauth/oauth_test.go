@@ -207,7 +207,7 @@ func TestFailures(t *testing.T) {
 		{"401", 401, nil, `{"type":"error","error":{"type":"authentication_error","message":"OAuth token has been revoked"}}`,
 			scrapeerr.NotLoggedIn, StepRejected, 0},
 		{"403", 403, nil, `{"type":"error","error":{"type":"permission_error","message":"OAuth token does not meet scope requirement user:profile"}}`,
-			Forbidden, StepForbidden, 0},
+			Forbidden, Forbidden.NextStep(), 0},
 		{"429 with Retry-After", 429, map[string]string{"Retry-After": "1200"}, `{"type":"error","error":{"type":"rate_limit_error","message":"Rate limited"}}`,
 			scrapeerr.RateLimited, shared.ScrapeRateLimited.NextStep(), 20 * time.Minute},
 		{"429 with a short Retry-After", 429, map[string]string{"Retry-After": "10"}, `{}`,

@@ -16,7 +16,7 @@ import (
 const (
 	rotatedKey     = "write-key-rotated-0123456789"
 	rotatedToken   = "read-token-rotated-0123456789"
-	startMetrics = "metrics-token-0123456789"
+	startMetrics   = "metrics-token-0123456789"
 	rotatedMetrics = "metrics-token-rotated-0123456789"
 )
 

@@ -148,14 +148,17 @@ func (s *Server) healthDetail(c *fiber.Ctx) (bool, error) {
 	if c.Get(fiber.HeaderAuthorization) == "" {
 		return false, nil
 	}
-	tok, ok := bearer(c)
-	k := s.keys()
-	if ok && ((k.read != "" && constantEqual(tok, k.read)) ||
-		(k.metrics != "" && constantEqual(tok, k.metrics))) {
-		return true, nil
-	}
-	return false, &shared.Error{Code: shared.CodeAuthInvalidKey,
-		Message: "the bearer token matches neither the read token nor the metrics token; omit it for the public health"}
+	err := s.limitedCheck(c, func() error {
+		tok, ok := bearer(c)
+		k := s.keys()
+		if ok && ((k.read != "" && constantEqual(tok, k.read)) ||
+			(k.metrics != "" && constantEqual(tok, k.metrics))) {
+			return nil
+		}
+		return &shared.Error{Code: shared.CodeAuthInvalidKey,
+			Message: "the bearer token matches neither the read token nor the metrics token; omit it for the public health"}
+	})
+	return err == nil, err
 }
 
 func (s *Server) getHealth(c *fiber.Ctx) error {

@@ -1,6 +1,8 @@
+//go:build linux
+
 // Command usage-bench measures the system against baselines started by the
 // same tool in the same run and prints each figure next to its baseline, the
-// ratio and the budget from issue 6. It reports; it never fails a build
+// ratio and the budget. It is Linux-only (it reads /proc). It reports; it never fails a build
 // because a budget was missed (tests never assert on wall-clock speed).
 //
 //	usage-bench [-sections http,rss,wasm,widget,scraper,store] [flags]

@@ -94,6 +94,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	// Before "listening on": from then on a SIGHUP reloads, never kills.
+	defer srv.reloadKeysOnSIGHUP(ctx, args, log)()
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", opts.Addr)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -132,6 +133,9 @@ type Server struct {
 	// store feeds it until Close.
 	hub         *hub
 	unsubscribe func()
+
+	// keyset holds the keys in force; SIGHUP swaps it (reload.go).
+	keyset atomic.Pointer[keySet]
 }
 
 // New builds the fiber app around st. st stays owned by the caller.
@@ -158,6 +162,7 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 		log:    logger.With("component", "server"),
 		routes: map[string]*apiRoute{},
 	}
+	s.keyset.Store(&keySet{write: cfg.APIKey, read: cfg.ReadToken, metrics: cfg.MetricsToken})
 	var err error
 	if s.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
 		return nil, err

@@ -143,17 +143,19 @@ func (s *Server) getStream(c *fiber.Ctx) error {
 	// The stream ends the connection: nothing can follow it on the same
 	// connection, and a closed connection is what ends the watcher below.
 	fctx.Response.SetConnectionClose()
-	conn, shutdown := fctx.Conn(), fctx.Done()
+	conn, shutdown, token := fctx.Conn(), fctx.Done(), s.keys().read
 	fctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		s.stream(w, conn, sub, first.body, shutdown)
+		s.stream(w, conn, sub, first.body, shutdown, token)
 	})
 	return nil
 }
 
-// stream writes the events until the client goes, the server shuts down
-// or a write fails. It runs on fasthttp's stream goroutine, after the
-// handler has returned.
-func (s *Server) stream(w *bufio.Writer, conn net.Conn, sub *streamSub, first string, shutdown <-chan struct{}) {
+// stream writes the events until the client goes, the server shuts down,
+// a write fails or the read token it was opened with is no longer the one
+// in force (a SIGHUP reload rotated it: the client must reconnect with the
+// new one). It runs on fasthttp's stream goroutine, after the handler has
+// returned.
+func (s *Server) stream(w *bufio.Writer, conn net.Conn, sub *streamSub, first string, shutdown <-chan struct{}, token string) {
 	defer s.hub.unsubscribe(sub)
 	gone, stopWatch := watchConn(conn)
 	defer stopWatch()
@@ -185,10 +187,13 @@ func (s *Server) stream(w *bufio.Writer, conn net.Conn, sub *streamSub, first st
 		case <-gone:
 			return
 		case <-ping.C:
-			if !write(": ping\n\n") {
+			if s.keys().read != token || !write(": ping\n\n") {
 				return
 			}
 		case <-sub.wake:
+			if s.keys().read != token {
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 			ans, err := s.latestAnswer(ctx, sub.account)
 			cancel()

@@ -410,3 +410,27 @@ func codeOfErr(err error) shared.Code {
 	}
 	return ""
 }
+
+// A stream opened with a read token that a reload has rotated ends before
+// it sends anything more; the new token opens a new one.
+func TestStreamEndsWhenTheReadTokenRotates(t *testing.T) {
+	t.Parallel()
+	e, base := streamEnv(t, func(c *Config) { c.StreamPing = time.Hour })
+	c, r := openStream(t, base)
+	if c == nil {
+		t.Fatalf("stream = %d %s", r.status, r.body)
+	}
+	c.nextEvent(t, 5*time.Second)
+	const rotated = "read-token-rotated-0123456789"
+	if err := e.srv.setKeys(testKey, rotated, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.mustPost(snap("default", t0.Add(time.Second), 70))
+	if b, ok := c.next(t, 5*time.Second); ok {
+		t.Fatalf("the old token's stream sent %q after the rotation", b)
+	}
+	waitOpen(t, e, 0)
+	if got := e.get(shared.PathStream).status; got != http.StatusUnauthorized {
+		t.Errorf("the old token opens a stream: %d", got)
+	}
+}

@@ -53,7 +53,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn(w)
 	}
 
-	st, err := openBackend(ctx, opts, logger, nil)
+	st, err := openBackend(ctx, opts, logger)
 	if err != nil {
 		return err
 	}
@@ -78,6 +78,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		TrustedProxies: proxies,
 		Verbose:        opts.Verbose,
 		MaxAccounts:    opts.MaxAccounts,
+		MaxStreams:     opts.MaxStreams,
 		LogDropped:     logw.Dropped,
 		Widget: &widgetmount.Options{
 			WebDir:           opts.WebDir,
@@ -92,6 +93,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	// Before "listening on": from then on a SIGHUP reloads, never kills.
+	defer srv.reloadKeysOnSIGHUP(ctx, args, log)()
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", opts.Addr)
@@ -130,6 +133,7 @@ func serve(ctx context.Context, srv *Server, ln net.Listener, timeout time.Durat
 	}
 	log.Info("shutting down", "timeout", timeout.String())
 	start := time.Now()
+	srv.EndStreams()
 	if err := srv.App().ShutdownWithTimeout(timeout); err != nil {
 		log.Error("shutdown did not finish in time", "error", err.Error())
 	}

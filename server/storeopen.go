@@ -27,15 +27,15 @@ func (o Options) StoreWhere() string {
 	return pgstore.Redact(o.Store)
 }
 
-// openBackend opens the store --store chooses. onSaved, when not nil, hears
-// of snapshots other replicas stored (PostgreSQL only: a file store has no
-// other replicas).
-func openBackend(ctx context.Context, o Options, logger *slog.Logger, onSaved func(account, id string)) (store.Store, error) {
+// openBackend opens the store --store chooses. Streams hear of snapshots
+// other replicas stored through the store's Subscribe.
+func openBackend(ctx context.Context, o Options, logger *slog.Logger) (store.Store, error) {
 	if IsFileStore(o.Store) {
 		st, err := store.Open(ctx, store.Options{
 			Dir:               o.DataDir,
 			RetentionVersions: o.RetentionVersions,
 			RetentionDays:     o.RetentionDays,
+			HistoryDays:       o.HistoryDays,
 			Logger:            logger,
 		})
 		if err != nil {
@@ -47,8 +47,8 @@ func openBackend(ctx context.Context, o Options, logger *slog.Logger, onSaved fu
 		DSN:               o.Store,
 		RetentionVersions: o.RetentionVersions,
 		RetentionDays:     o.RetentionDays,
+		HistoryDays:       o.HistoryDays,
 		Logger:            logger,
-		OnSaved:           onSaved,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: opening the PostgreSQL store %s: %w", pgstore.Redact(o.Store), err)

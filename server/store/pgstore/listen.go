@@ -106,6 +106,9 @@ func (s *Store) listen(first bool) (listened bool, err error) {
 			if n.Channel == ChannelRetained {
 				break
 			}
+			if nt.ID != "" && err == nil {
+				err = s.applyRemote(cctx, nt.ID)
+			}
 			s.saved(nt.Account, nt.ID, true)
 		case ChannelScraper:
 			err = s.loadScrapers(cctx, nt.Account)

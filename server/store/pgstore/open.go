@@ -28,6 +28,7 @@ type Options struct {
 	DSN               string
 	RetentionVersions int // keep at least the newest N versions per account (100)
 	RetentionDays     int // and everything scraped in the last D days (7)
+	HistoryDays       int // the rollup keeps hours and windows this long (400)
 	Logger            *slog.Logger
 	// OnSaved is called for every snapshot another store instance (another
 	// replica) stored, once this instance's figures include it; id is the
@@ -63,6 +64,9 @@ type Store struct {
 	scrapers map[string]shared.ScraperStatus
 	corrupt  int
 	gen      uint64 // bumped by each change this instance makes to the figures
+	// rollups and rollDirty are rollup.go's.
+	rollups   map[string]*store.Rollup
+	rollDirty map[string]bool
 	// latest and latestGen are latest.go's cache.
 	latest    map[string]store.Version
 	latestGen map[string]uint64
@@ -76,9 +80,10 @@ type Store struct {
 	probeStart time.Time
 	db         store.DatabaseStatus
 
-	kick   chan struct{}
-	opened chan struct{}
-	subs   subscribers
+	kick     chan struct{}
+	opened   chan struct{}
+	rollKick chan struct{}
+	subs     subscribers
 
 	closeMu  sync.RWMutex
 	closed   bool
@@ -129,6 +134,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.HistoryDays <= 0 {
+		opts.HistoryDays = store.DefaultHistoryDays
+	}
 	if opts.recoverEvery <= 0 {
 		opts.recoverEvery = store.RecoveryEvery
 	}
@@ -156,6 +164,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		instance:  xid.New().String(),
 		accounts:  make(map[string]accountFigures),
 		scrapers:  make(map[string]shared.ScraperStatus),
+		rollups:   make(map[string]*store.Rollup),
+		rollDirty: make(map[string]bool),
+		rollKick:  make(chan struct{}, 1),
 		latest:    make(map[string]store.Version),
 		latestGen: make(map[string]uint64),
 		kick:      make(chan struct{}, 1),
@@ -176,6 +187,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.pool.Close()
 		return nil, s.storageError("checking the stored versions", false, err)
 	}
+	if err := s.loadRollups(ctx); err != nil {
+		s.pool.Close()
+		return nil, s.storageError("loading the rollups", false, err)
+	}
 	if err := s.refreshAll(ctx); err != nil {
 		s.pool.Close()
 		return nil, s.storageError("loading the accounts", false, err)
@@ -184,12 +199,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.CheckWritable(ctx); err != nil {
 		s.log.Warn("storage is not writable; reads still work", "database", s.where, "error", err.Error())
 	}
-	s.bg.Add(4)
+	s.bg.Add(5)
+	go s.rollupLoop()
 	go s.retentionLoop()
 	go s.recoveryLoop()
 	go s.listenLoop()
 	go s.refreshLoop()
 	s.signalRetention()
+	if len(s.rollDirty) > 0 {
+		s.rollKick <- struct{}{}
+	}
 	s.log.Info("opened the PostgreSQL store", "database", s.where, "schemaVersion", ver,
 		"accounts", len(s.accounts))
 	return s, nil

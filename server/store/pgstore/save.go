@@ -72,12 +72,12 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 	ss, sns := split(snap.ScrapedAt)
 
 	var res store.SaveResult
+	var seq int64
 	start := time.Now()
 	err = s.readOrWrite(ctx, "saving a snapshot", true, func(ctx context.Context) error {
 		for range 3 { // the keyed row removed between conflict and replay: insert again
 			var num, total int
 			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-				var seq int64
 				err := tx.QueryRow(ctx, insertSQL, id, snap.Account, ss, sns, storedAt,
 					req.IdempotencyKey, req.BodyHash, raw).Scan(&seq)
 				if errors.Is(err, pgx.ErrNoRows) {
@@ -113,6 +113,7 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 	}
 	if !res.Replayed {
 		s.noteSaved(snap.Account, res.Version)
+		s.applyRollup(snap.Account, seq, snap)
 		s.signalRetention()
 		s.saved(snap.Account, res.Version.ID, false)
 	}

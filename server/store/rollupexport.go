@@ -1,0 +1,64 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/claude-usage/widget/shared"
+)
+
+// Rollup is one account's rollup (the hourly maxima and windows history
+// keeps beyond retention) for another backend to keep: the same
+// bookkeeping, encoding and answers as the file store's.
+type Rollup struct{ r *accountRollup }
+
+// NewRollup returns an empty rollup.
+func NewRollup() *Rollup { return &Rollup{r: newAccountRollup()} }
+
+// DecodeRollup reads an encoded rollup of account; an error means it is
+// damaged (or of another format) and must be rebuilt from the versions.
+func DecodeRollup(raw []byte, account string) (*Rollup, error) {
+	r, err := decodeRollup(raw, account)
+	if err != nil {
+		return nil, err
+	}
+	return &Rollup{r: r}, nil
+}
+
+// Encode is the rollup as the file store writes rollup.json.
+func (r *Rollup) Encode(account string) ([]byte, error) { return json.Marshal(r.r.doc(account)) }
+
+// Apply adds a stored version (seq: its arrival number) and trims what is
+// older than historyDays. It returns the meters left out (more than the
+// rollup tracks).
+func (r *Rollup) Apply(seq uint64, snap shared.Snapshot, historyDays int, now time.Time) (skipped []string) {
+	skipped = r.r.apply(&entry{seq: seq, snap: snap})
+	r.r.trim(now.Add(-time.Duration(historyDays) * 24 * time.Hour))
+	return skipped
+}
+
+// ThroughSeq is the highest seq applied.
+func (r *Rollup) ThroughSeq() uint64 { return r.r.throughSeq }
+
+// Series is Store.Series from the rollup and raw, the kept versions'
+// readings of meter in [since, until) oldest first; rawFrom is the oldest
+// kept version's ScrapedAt (until when none is kept). r may be nil.
+func (r *Rollup) Series(meter string, since, until, rawFrom time.Time, raw []shared.SeriesPoint) []shared.SeriesPoint {
+	var ar *accountRollup
+	if r != nil {
+		ar = r.r
+	}
+	return ar.series(meter, since, until, rawFrom, raw)
+}
+
+// Windows is Store.Windows from the rollup at now. r may be nil.
+func (r *Rollup) Windows(meter string, limit int, now time.Time) []shared.Window {
+	var ar *accountRollup
+	if r != nil {
+		ar = r.r
+	}
+	return ar.windowsAt(meter, limit, now)
+}
+
+// CheckMeter is the meter check of Series and Windows.
+func CheckMeter(meter string) error { return checkMeter(meter) }

@@ -56,6 +56,8 @@ func Run(t *testing.T, b Backend) {
 		{"ScraperStatusRefusedKeepsTheOld", testScraperStatusRefused},
 		{"RetentionKeepsMaxOfCountAndDays", testRetention},
 		{"RetentionForgetsRemovedKeys", testRetentionForgetsKeys},
+		{"Series", testSeries},
+		{"HistoryOutlivesRetention", testHistoryOutlivesRetention},
 	}
 	if b.Shared {
 		tests = append(tests, []struct {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/internal/testutil"
+	"github.com/claude-usage/widget/server/store"
+	"github.com/claude-usage/widget/server/store/storetest"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -217,4 +219,25 @@ func TestSubscribe(t *testing.T) {
 	if n := got.len(); n != 2 {
 		t.Errorf("a cancelled subscriber was called: %v", got.calls)
 	}
+}
+
+// TestRollupFollowsTheOtherReplica: a window finished through one replica
+// is in the other's Windows once the NOTIFY arrived.
+func TestRollupFollowsTheOtherReplica(t *testing.T) {
+	t.Parallel()
+	_, dsn := freshDSN(t)
+	a := openTest(t, dsn, nil)
+	b := openTest(t, dsn, nil)
+	waitListening(t, dsn, 2)
+	ctx := context.Background()
+	reset := t0.Add(time.Hour)
+	sn := storetest.Snap("default", t0, 77)
+	sn.Meters[0].ResetsAt = &reset
+	if _, err := b.Save(ctx, store.SaveRequest{Snapshot: sn}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "the window on the other replica", func() bool {
+		ws, err := a.Windows(ctx, "default", "session", 0)
+		return err == nil && len(ws) == 1 && ws[0].PeakPercent == 77
+	})
 }

@@ -62,3 +62,24 @@ func (r *Rollup) Windows(meter string, limit int, now time.Time) []shared.Window
 
 // CheckMeter is the meter check of Series and Windows.
 func CheckMeter(meter string) error { return checkMeter(meter) }
+
+// RollupOf is a copy of the account's rollup (nil when it has none), for
+// copying the store elsewhere (usage-server migrate).
+func (s *FileStore) RollupOf(account string) *Rollup {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r := s.roll.rollups[account]
+	if r == nil {
+		return nil
+	}
+	c, err := decodeRollup(mustJSON(r.doc(account)), account)
+	if err != nil {
+		return nil
+	}
+	return &Rollup{r: c}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

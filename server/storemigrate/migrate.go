@@ -111,6 +111,11 @@ func Copy(ctx context.Context, o Options, out io.Writer, logger *slog.Logger) er
 			status = "MISMATCH"
 			bad = append(bad, a)
 		}
+		if r := src.RollupOf(a); r != nil {
+			if err := dst.ImportRollup(ctx, a, r); err != nil {
+				return fmt.Errorf("migrate: account %s: the rollup: %w", a, err)
+			}
+		}
 		fmt.Fprintf(out, "account %s: %d versions (%d copied, %d already there, %d idempotency-key conflicts); "+
 			"file sha256 %s, database sha256 %s over %d: %s\n",
 			a, len(recs), ins, present, conflicts, w.Sum[:16], got.Sum[:16], got.Count, status)

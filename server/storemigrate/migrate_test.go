@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/claude-usage/widget/internal/testutil"
@@ -92,8 +94,18 @@ func TestCopyKeepsEverything(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	s := openPG(t, dsn)
 	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rollups int
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM usage_rollups").Scan(&rollups)
+	conn.Close(ctx)
+	if err != nil || rollups != 2 {
+		t.Errorf("rollups copied = %d, %v; want 2", rollups, err)
+	}
+	s := openPG(t, dsn)
 	for a, rs := range recs {
 		vs, err := s.History(ctx, a, time.Time{}, 0)
 		if err != nil {
@@ -118,6 +130,18 @@ func TestCopyKeepsEverything(t *testing.T) {
 	}
 	if sc, ok := s.ScraperStatus("work"); !ok || sc.Category != "NOT_LOGGED_IN" {
 		t.Errorf("scraper status after migrating = %+v, %v", sc, ok)
+	}
+
+	// The rollup came along: the same windows.
+	fsrc, err := store.Open(ctx, store.Options{Dir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := fsrc.Windows(ctx, "default", "session", 0)
+	_ = fsrc.Close()
+	got, err := s.Windows(ctx, "default", "session", 0)
+	if err != nil || len(want) == 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("windows after migrating = %+v, %v; want the file store's %+v", got, err, want)
 	}
 
 	// Idempotent: a second run copies nothing and verifies again.

@@ -130,3 +130,28 @@ func (s *Store) DigestOf(ctx context.Context, account string, ids []string) (Dig
 	}
 	return d.Digest(), nil
 }
+
+// ImportRollup stores a copied rollup of account as covering every version
+// the account has now (the copy was made from the same versions). A rollup
+// the database has that covers later versions is kept.
+func (s *Store) ImportRollup(ctx context.Context, account string, r *store.Rollup) error {
+	raw, err := r.Encode(account)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO usage_rollups AS o (account, through_seq, rollup)
+		VALUES ($1, coalesce((SELECT max(seq) FROM usage_versions WHERE account = $1), 0), $2)
+		ON CONFLICT (account) DO UPDATE SET through_seq = EXCLUDED.through_seq, rollup = EXCLUDED.rollup, updated_at = now()
+		WHERE o.through_seq <= EXCLUDED.through_seq`, account, raw)
+	if err != nil {
+		return s.storageError("importing a rollup", true, err)
+	}
+	d, err := store.DecodeRollup(raw, account)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.rollups[account] = d
+	s.mu.Unlock()
+	return nil
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -162,6 +163,25 @@ func TestTwoReplicaProcesses(t *testing.T) {
 	if r.status != http.StatusOK || u.VersionInfo.ID != first.ID || u.VersionInfo.Total != 1 {
 		t.Errorf("GET via B = %d %s", r.status, r.body)
 	}
+
+	// A stream open on B sees a POST made through A within a second.
+	stream, _ := openStream(t, "http://"+b.addr)
+	if stream == nil {
+		t.Fatal("stream on B refused")
+	}
+	stream.nextEvent(t, 5*time.Second) // the event at connect
+	posted := time.Now()
+	r = send(t, http.MethodPost, "http://"+a.addr+shared.PathUsage, snap("default", scraped.Add(time.Second), 43),
+		"Content-Type", "application/json", shared.HeaderAPIKey, testKey)
+	if r.status != http.StatusCreated {
+		t.Fatalf("second POST via A = %d %s", r.status, r.body)
+	}
+	var ev shared.UsageResponse
+	if err := json.Unmarshal([]byte(stream.nextEvent(t, time.Second)), &ev); err != nil || ev.Meters[0].PercentUsed != 43 || ev.VersionInfo.Total != 2 {
+		t.Fatalf("event on B after a POST via A: %+v %v", ev.VersionInfo, err)
+	}
+	t.Logf("a POST via replica A reached a stream on replica B in %s", time.Since(posted).Round(time.Millisecond))
+
 	for name, p := range map[string]*proc{"A": a, "B": b} {
 		if err := p.stop(); err != nil {
 			t.Errorf("%s: %v", name, err)

@@ -57,6 +57,7 @@ type FileStore struct {
 	intern   interner
 	madeDirs map[string]bool // account dirs created and synced by this process
 	scrapers map[string]shared.ScraperStatus
+	alerts   alertFiles // the alert engine's files (alertstate.go)
 
 	// statusSem orders scraper-status writes so that an older report never
 	// overwrites a newer one on disk.

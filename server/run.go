@@ -14,6 +14,7 @@ import (
 
 	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/internal/logbuf"
+	"github.com/claude-usage/widget/server/alert"
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/server/widgetmount"
 )
@@ -63,6 +64,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	alerts, err := alert.NewService(ctx, alert.Options{Source: st, Store: st, Kinds: opts.Kinds,
+		Thresholds: opts.Thresholds, NtfyURL: opts.AlertNtfy, WebhookURL: opts.AlertWebhook,
+		VAPIDSubject: opts.VAPIDSubject, AllowPrivate: opts.PushAllowPrivate,
+		MaxSubscriptions: opts.MaxPushSubscriptions, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("server: starting alerts: %w", err)
+	}
+	// Stopped before the store closes (defers run last-first) and after
+	// the last request: deliveries in flight stay queued for the next start.
+	alertCtx, stopAlerts := context.WithCancel(ctx)
+	alerts.Start(alertCtx)
+	defer func() { stopAlerts(); alerts.Wait() }()
+
 	var proxies []string
 	for _, p := range strings.Split(opts.TrustedProxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -79,6 +93,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Verbose:        opts.Verbose,
 		MaxAccounts:    opts.MaxAccounts,
 		LogDropped:     logw.Dropped,
+		Alerts:         alerts,
+		OnSaved:        []func(store.Version){alerts.Saved},
 		Widget: &widgetmount.Options{
 			WebDir:           opts.WebDir,
 			Refresh:          opts.WidgetRefresh,

@@ -107,6 +107,7 @@ func (s *Server) postUsage(c *fiber.Ctx) error {
 	}
 	s.log.Info("snapshot stored", "requestId", out.RequestID, "account", snap.Account,
 		"id", out.ID, "version", out.Version, "meters", len(snap.Meters), "partial", snap.Partial)
+	s.notifySaved(res.Version)
 	return c.Status(fiber.StatusCreated).JSON(out)
 }
 

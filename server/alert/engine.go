@@ -143,6 +143,11 @@ func (e *Engine) Saved(v store.Version) {
 func (e *Engine) Run(ctx context.Context) {
 	t := time.NewTicker(e.cfg.Tick)
 	defer t.Stop()
+	// Catch up with what was stored while the engine was not running (a
+	// save during the last shutdown); what was evaluated is skipped.
+	for _, a := range e.cfg.Source.Accounts() {
+		e.EvaluateAccount(ctx, a)
+	}
 	for {
 		select {
 		case <-ctx.Done():

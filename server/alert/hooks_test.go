@@ -257,4 +257,3 @@ func TestNoDuplicateAfterRestartMidQueue(t *testing.T) {
 		}
 	})
 }
-

@@ -42,7 +42,9 @@ func newBrowserKeys(t *testing.T) browserKeys {
 	return browserKeys{priv: priv, auth: auth}
 }
 
-func (k browserKeys) p256dh() string { return base64.RawURLEncoding.EncodeToString(k.priv.PublicKey().Bytes()) }
+func (k browserKeys) p256dh() string {
+	return base64.RawURLEncoding.EncodeToString(k.priv.PublicKey().Bytes())
+}
 func (k browserKeys) authB64() string { return base64.RawURLEncoding.EncodeToString(k.auth) }
 
 // pushService is a push service on 127.0.0.1 that checks what RFC 8030,

@@ -1,0 +1,332 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/claude-usage/widget/shared"
+)
+
+// Texts of the Notifications settings. Permission is asked only when the
+// user taps the switch, never on load.
+const (
+	TextPushUnsupported = "This browser cannot receive push notifications."
+	TextPushIOS         = "On iPhone and iPad, notifications work only in the app added to the Home Screen: tap Share, then “Add to Home Screen”, and open the widget from there."
+	TextPushDenied      = "Notifications are blocked for this site. Allow them in the browser's site settings, then turn them on again."
+	TextPushNoToken     = "Save the read token first: the server needs it to know this device."
+	TextPushOn          = "Notifications are on for this device."
+	TextPushOff         = "Get told when a limit is nearly used up, has reset, or the scraper needs you."
+	TextPushTestSent    = "Test notification sent; it should appear within a few seconds."
+	TextPushFailed      = "Notifications could not be turned on: "
+)
+
+// pushSupport is what the browser can do.
+type pushSupport int
+
+const (
+	pushUnknown pushSupport = iota // not checked yet (server render)
+	pushOK
+	pushNone // no service worker, PushManager or Notification
+	pushIOS  // iOS Safari outside a home-screen app
+)
+
+// kindLabels are the alert kinds as the settings name them.
+var kindLabels = map[string]string{
+	"threshold": "Limit thresholds",
+	"reset":     "A limit has reset",
+	"pace":      "Running out before the reset",
+	"scraper":   "The scraper needs attention",
+	"stale":     "No new data",
+}
+
+// Notifications is the Notifications part of the settings. The widget
+// passes its read token; everything else is the component's own state.
+type Notifications struct {
+	app.Compo
+	Token string
+
+	support    pushSupport
+	permission app.NotificationPermission
+	on         bool
+	busy       bool
+	sub        *app.NotificationSubscription
+	server     shared.PushKeyResponse
+	kinds      []string // chosen; empty: all the server's
+	thresholds []int
+	msg        string
+	msgIsError bool
+}
+
+// OnMount checks what the browser supports and whether this device is
+// subscribed already; it never asks for permission.
+func (n *Notifications) OnMount(ctx app.Context) {
+	n.support = detectPush()
+	n.permission = ctx.Notifications().Permission()
+	if n.support != pushOK {
+		return
+	}
+	token := n.Token
+	ctx.Async(func() {
+		sub, ok := currentSubscription()
+		// On only when the server still holds this device's subscription
+		// (it removes one its push service called expired); its choices
+		// come from there too.
+		var info *shared.PushSubscriptionInfo
+		if ok && token != "" {
+			var list shared.PushSubscriptionList
+			if err := pushCall("GET", shared.PathPushSubscriptions, token, nil, &list); err == nil {
+				for i := range list.Subscriptions {
+					if list.Subscriptions[i].Endpoint == sub.Endpoint {
+						info = &list.Subscriptions[i]
+					}
+				}
+			}
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			if info != nil {
+				n.sub, n.on = &sub, true
+				n.kinds, n.thresholds = info.Kinds, info.Thresholds
+			}
+		})
+	})
+	n.loadServer(ctx)
+}
+
+func (n *Notifications) loadServer(ctx app.Context) {
+	if n.Token == "" {
+		return
+	}
+	token := n.Token
+	ctx.Async(func() {
+		var key shared.PushKeyResponse
+		err := pushCall("GET", shared.PathPushKey, token, nil, &key)
+		ctx.Dispatch(func(ctx app.Context) {
+			if err == nil {
+				n.server = key
+			}
+		})
+	})
+}
+
+func (n *Notifications) setMsg(s string, isErr bool) { n.msg, n.msgIsError = s, isErr }
+
+// toggle runs on the switch's tap: the only place that asks for
+// permission.
+func (n *Notifications) toggle(ctx app.Context) {
+	if n.busy {
+		return
+	}
+	if n.Token == "" {
+		n.setMsg(TextPushNoToken, true)
+		return
+	}
+	n.busy = true
+	token, on, sub := n.Token, n.on, n.sub
+	req := n.request()
+	ctx.Async(func() {
+		if on {
+			err := unsubscribe(token, sub)
+			ctx.Dispatch(func(ctx app.Context) {
+				n.busy = false
+				if err != nil {
+					n.setMsg("Notifications could not be turned off: "+err.Error(), true)
+					return
+				}
+				n.on, n.sub = false, nil
+				n.setMsg("", false)
+			})
+			return
+		}
+		perm := ctx.Notifications().RequestPermission()
+		if perm != app.NotificationGranted {
+			ctx.Dispatch(func(ctx app.Context) {
+				n.busy, n.permission = false, perm
+				n.setMsg(TextPushDenied, true)
+			})
+			return
+		}
+		var key shared.PushKeyResponse
+		err := pushCall("GET", shared.PathPushKey, token, nil, &key)
+		var s app.NotificationSubscription
+		if err == nil {
+			s, err = ctx.Notifications().Subscribe(key.PublicKey)
+		}
+		if err == nil {
+			req.Endpoint, req.Keys = s.Endpoint, shared.PushKeys{P256dh: s.Keys.P256dh, Auth: s.Keys.Auth}
+			err = pushCall("POST", shared.PathPushSubscriptions, token, req, nil)
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			n.busy, n.permission = false, perm
+			if err != nil {
+				n.setMsg(TextPushFailed+err.Error(), true)
+				return
+			}
+			n.server, n.sub, n.on = key, &s, true
+			n.setMsg(TextPushOn, false)
+		})
+	})
+}
+
+// request is the subscription body with the user's choices.
+func (n *Notifications) request() shared.PushSubscriptionRequest {
+	req := shared.PushSubscriptionRequest{Kinds: slices.Clone(n.kinds), Thresholds: slices.Clone(n.thresholds)}
+	if n.sub != nil {
+		req.Endpoint = n.sub.Endpoint
+		req.Keys = shared.PushKeys{P256dh: n.sub.Keys.P256dh, Auth: n.sub.Keys.Auth}
+	}
+	return req
+}
+
+// choose toggles one kind or threshold and, when subscribed, tells the
+// server (the same endpoint replaces the subscription).
+func (n *Notifications) choose(ctx app.Context, kind string, threshold int) {
+	if kind != "" {
+		n.kinds = flip(n.kinds, kind, toStrings(n.server.Kinds))
+	} else {
+		n.thresholds = flip(n.thresholds, threshold, n.server.Thresholds)
+	}
+	if !n.on || n.sub == nil {
+		return
+	}
+	token, req := n.Token, n.request()
+	ctx.Async(func() {
+		err := pushCall("POST", shared.PathPushSubscriptions, token, req, nil)
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				n.setMsg("Your choice could not be saved: "+err.Error(), true)
+			}
+		})
+	})
+}
+
+func toStrings(v []string) []string { return v }
+
+// flip turns v on or off in chosen, where an empty chosen means all of
+// all; a choice of everything is stored as empty again.
+func flip[T comparable](chosen []T, v T, all []T) []T {
+	if len(chosen) == 0 {
+		chosen = slices.Clone(all)
+	}
+	if i := slices.Index(chosen, v); i >= 0 {
+		chosen = slices.Delete(chosen, i, i+1)
+	} else {
+		chosen = append(chosen, v)
+	}
+	if len(chosen) == len(all) {
+		return nil
+	}
+	return chosen
+}
+
+func chosen[T comparable](list []T, v T) bool { return len(list) == 0 || slices.Contains(list, v) }
+
+func (n *Notifications) sendTest(ctx app.Context) {
+	if n.sub == nil {
+		return
+	}
+	token, body := n.Token, shared.PushSubscriptionRequest{Endpoint: n.sub.Endpoint}
+	ctx.Async(func() {
+		err := pushCall("POST", shared.PathPushTest, token, body, nil)
+		ctx.Dispatch(func(ctx app.Context) {
+			if err != nil {
+				n.setMsg("The test notification could not be sent: "+err.Error(), true)
+				return
+			}
+			n.setMsg(TextPushTestSent, false)
+		})
+	})
+}
+
+// Render lays out the switch, the choices and the test button, or says
+// plainly why push is not available here.
+func (n *Notifications) Render() app.UI {
+	explain := ""
+	switch {
+	case n.support == pushIOS:
+		explain = TextPushIOS
+	case n.support == pushNone:
+		explain = TextPushUnsupported
+	case n.permission == app.NotificationDenied && !n.on:
+		explain = TextPushDenied
+	}
+	label := "Notifications off"
+	if n.on {
+		label = "Notifications on"
+	}
+	return app.Div().ID("notifications").Class("notifications").Role("group").Aria("label", "Notifications").Body(
+		app.H2().Text("Notifications"),
+		app.If(explain != "", func() app.UI {
+			return app.P().ID("push-explain").Class("note").Text(explain)
+		}).Else(func() app.UI {
+			return app.Div().Body(
+				app.Button().ID("push-toggle").Class("btn switch").Type("button").Role("switch").
+					Aria("checked", strconv.FormatBool(n.on)).Disabled(n.busy || n.support != pushOK).
+					OnClick(func(ctx app.Context, e app.Event) { n.toggle(ctx) }).
+					Text(label),
+				app.P().Class("hint").Text(TextPushOff),
+				app.If(n.on, func() app.UI { return n.renderChoices() }),
+			)
+		}),
+		app.If(n.msg != "", func() app.UI {
+			cls := "note"
+			if n.msgIsError {
+				cls += " note-problem"
+			}
+			return app.P().ID("push-msg").Class(cls).Role("status").Text(n.msg)
+		}),
+	)
+}
+
+func (n *Notifications) renderChoices() app.UI {
+	return app.Div().ID("push-choices").Body(
+		app.FieldSet().Body(
+			app.Legend().Text("Tell me about"),
+			app.Range(n.server.Kinds).Slice(func(i int) app.UI {
+				k := n.server.Kinds[i]
+				label := kindLabels[k]
+				if label == "" {
+					label = k
+				}
+				return app.Label().Body(
+					app.Input().Type("checkbox").ID("push-kind-"+k).Checked(chosen(n.kinds, k)).
+						OnChange(func(ctx app.Context, e app.Event) { n.choose(ctx, k, 0) }),
+					app.Text(" "+label),
+				)
+			}),
+		),
+		app.FieldSet().Body(
+			app.Legend().Text("Thresholds"),
+			app.Range(n.server.Thresholds).Slice(func(i int) app.UI {
+				t := n.server.Thresholds[i]
+				return app.Label().Body(
+					app.Input().Type("checkbox").ID(fmt.Sprintf("push-threshold-%d", t)).Checked(chosen(n.thresholds, t)).
+						OnChange(func(ctx app.Context, e app.Event) { n.choose(ctx, "", t) }),
+					app.Text(fmt.Sprintf(" %d %%", t)),
+				)
+			}),
+		),
+		app.Button().ID("push-test").Class("btn").Type("button").
+			OnClick(func(ctx app.Context, e app.Event) { n.sendTest(ctx) }).
+			Text("Send test notification"),
+	)
+}
+
+// pushError turns a server answer into the error body's message.
+func pushError(status int, body []byte) error {
+	if eb, ok := shared.ParseErrorBody(body); ok {
+		return fmt.Errorf("%s", eb.Message)
+	}
+	return fmt.Errorf("the server answered %d", status)
+}
+
+func encode(v any) []byte {
+	if v == nil {
+		return nil
+	}
+	b, _ := json.Marshal(v)
+	return b
+}

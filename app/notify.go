@@ -2,7 +2,7 @@ package app
 
 import (
 	"encoding/json"
-	"fmt"
+	"errors"
 	"slices"
 	"strconv"
 
@@ -125,49 +125,52 @@ func (n *Notifications) toggle(ctx app.Context) {
 		return
 	}
 	n.busy = true
-	token, on, sub := n.Token, n.on, n.sub
-	req := n.request()
-	ctx.Async(func() {
+	token, on, req := n.Token, n.on, n.request()
+	var key shared.PushKeyResponse
+	var sub app.NotificationSubscription
+	perm := n.permission
+	n.run(ctx, func() error {
 		if on {
-			err := unsubscribe(token, sub)
-			ctx.Dispatch(func(ctx app.Context) {
-				n.busy = false
-				if err != nil {
-					n.setMsg("Notifications could not be turned off: "+err.Error(), true)
-					return
-				}
-				n.on, n.sub = false, nil
-				n.setMsg("", false)
-			})
-			return
+			return unsubscribe(token, req.Endpoint)
 		}
-		perm := ctx.Notifications().RequestPermission()
-		if perm != app.NotificationGranted {
-			ctx.Dispatch(func(ctx app.Context) {
-				n.busy, n.permission = false, perm
-				n.setMsg(TextPushDenied, true)
-			})
-			return
+		if perm = requestPermission(); perm != app.NotificationGranted {
+			return errDenied
 		}
-		var key shared.PushKeyResponse
 		err := pushCall("GET", shared.PathPushKey, token, nil, &key)
-		var s app.NotificationSubscription
 		if err == nil {
-			s, err = ctx.Notifications().Subscribe(key.PublicKey)
+			sub, err = ctx.Notifications().Subscribe(key.PublicKey)
 		}
 		if err == nil {
-			req.Endpoint, req.Keys = s.Endpoint, shared.PushKeys{P256dh: s.Keys.P256dh, Auth: s.Keys.Auth}
+			req.Endpoint, req.Keys = sub.Endpoint, shared.PushKeys{P256dh: sub.Keys.P256dh, Auth: sub.Keys.Auth}
 			err = pushCall("POST", shared.PathPushSubscriptions, token, req, nil)
 		}
-		ctx.Dispatch(func(ctx app.Context) {
-			n.busy, n.permission = false, perm
-			if err != nil {
-				n.setMsg(TextPushFailed+err.Error(), true)
-				return
-			}
-			n.server, n.sub, n.on = key, &s, true
+		return err
+	}, func(err error) {
+		n.busy, n.permission = false, perm
+		switch {
+		case err == errDenied:
+			n.setMsg(TextPushDenied, true)
+		case err != nil && on:
+			n.setMsg("Notifications could not be turned off: "+err.Error(), true)
+		case err != nil:
+			n.setMsg(TextPushFailed+err.Error(), true)
+		case on:
+			n.on, n.sub = false, nil
+			n.setMsg("", false)
+		default:
+			n.server, n.sub, n.on = key, &sub, true
 			n.setMsg(TextPushOn, false)
-		})
+		}
+	})
+}
+
+var errDenied = errors.New("notifications are not allowed")
+
+// run does work off the UI goroutine and done back on it.
+func (n *Notifications) run(ctx app.Context, work func() error, done func(error)) {
+	ctx.Async(func() {
+		err := work()
+		ctx.Dispatch(func(app.Context) { done(err) })
 	})
 }
 
@@ -185,7 +188,7 @@ func (n *Notifications) request() shared.PushSubscriptionRequest {
 // server (the same endpoint replaces the subscription).
 func (n *Notifications) choose(ctx app.Context, kind string, threshold int) {
 	if kind != "" {
-		n.kinds = flip(n.kinds, kind, toStrings(n.server.Kinds))
+		n.kinds = flip(n.kinds, kind, n.server.Kinds)
 	} else {
 		n.thresholds = flip(n.thresholds, threshold, n.server.Thresholds)
 	}
@@ -193,17 +196,12 @@ func (n *Notifications) choose(ctx app.Context, kind string, threshold int) {
 		return
 	}
 	token, req := n.Token, n.request()
-	ctx.Async(func() {
-		err := pushCall("POST", shared.PathPushSubscriptions, token, req, nil)
-		ctx.Dispatch(func(ctx app.Context) {
-			if err != nil {
-				n.setMsg("Your choice could not be saved: "+err.Error(), true)
-			}
-		})
+	n.run(ctx, func() error { return pushCall("POST", shared.PathPushSubscriptions, token, req, nil) }, func(err error) {
+		if err != nil {
+			n.setMsg("Your choice could not be saved: "+err.Error(), true)
+		}
 	})
 }
-
-func toStrings(v []string) []string { return v }
 
 // flip turns v on or off in chosen, where an empty chosen means all of
 // all; a choice of everything is stored as empty again.
@@ -229,15 +227,12 @@ func (n *Notifications) sendTest(ctx app.Context) {
 		return
 	}
 	token, body := n.Token, shared.PushSubscriptionRequest{Endpoint: n.sub.Endpoint}
-	ctx.Async(func() {
-		err := pushCall("POST", shared.PathPushTest, token, body, nil)
-		ctx.Dispatch(func(ctx app.Context) {
-			if err != nil {
-				n.setMsg("The test notification could not be sent: "+err.Error(), true)
-				return
-			}
-			n.setMsg(TextPushTestSent, false)
-		})
+	n.run(ctx, func() error { return pushCall("POST", shared.PathPushTest, token, body, nil) }, func(err error) {
+		if err != nil {
+			n.setMsg("The test notification could not be sent: "+err.Error(), true)
+			return
+		}
+		n.setMsg(TextPushTestSent, false)
 	})
 }
 
@@ -258,7 +253,7 @@ func (n *Notifications) Render() app.UI {
 		label = "Notifications on"
 	}
 	return app.Div().ID("notifications").Class("notifications").Role("group").Aria("label", "Notifications").Body(
-		app.H2().Text("Notifications"),
+		app.P().Class("section-title").Text("Notifications"),
 		app.If(explain != "", func() app.UI {
 			return app.P().ID("push-explain").Class("note").Text(explain)
 		}).Else(func() app.UI {
@@ -281,46 +276,50 @@ func (n *Notifications) Render() app.UI {
 	)
 }
 
+// choice is one checkbox: a kind, or (kind empty) a threshold.
+type choice struct {
+	id, label, kind string
+	threshold       int
+	on              bool
+}
+
+func (n *Notifications) choices() []choice {
+	var out []choice
+	for _, k := range n.server.Kinds {
+		label := kindLabels[k]
+		if label == "" {
+			label = k
+		}
+		out = append(out, choice{id: "push-kind-" + k, label: label, kind: k, on: chosen(n.kinds, k)})
+	}
+	for _, t := range n.server.Thresholds {
+		ts := strconv.Itoa(t)
+		out = append(out, choice{id: "push-threshold-" + ts, label: "at " + ts + " %", threshold: t, on: chosen(n.thresholds, t)})
+	}
+	return out
+}
+
 func (n *Notifications) renderChoices() app.UI {
-	return app.Div().ID("push-choices").Body(
-		app.FieldSet().Body(
-			app.Legend().Text("Tell me about"),
-			app.Range(n.server.Kinds).Slice(func(i int) app.UI {
-				k := n.server.Kinds[i]
-				label := kindLabels[k]
-				if label == "" {
-					label = k
-				}
-				return app.Label().Body(
-					app.Input().Type("checkbox").ID("push-kind-"+k).Checked(chosen(n.kinds, k)).
-						OnChange(func(ctx app.Context, e app.Event) { n.choose(ctx, k, 0) }),
-					app.Text(" "+label),
-				)
-			}),
-		),
-		app.FieldSet().Body(
-			app.Legend().Text("Thresholds"),
-			app.Range(n.server.Thresholds).Slice(func(i int) app.UI {
-				t := n.server.Thresholds[i]
-				return app.Label().Body(
-					app.Input().Type("checkbox").ID(fmt.Sprintf("push-threshold-%d", t)).Checked(chosen(n.thresholds, t)).
-						OnChange(func(ctx app.Context, e app.Event) { n.choose(ctx, "", t) }),
-					app.Text(fmt.Sprintf(" %d %%", t)),
-				)
-			}),
-		),
+	cs := n.choices()
+	return app.Div().ID("push-choices").Role("group").Aria("label", "Tell me about").Body(
+		app.P().Class("hint").Text("Tell me about"),
+		app.Range(cs).Slice(func(i int) app.UI {
+			c := cs[i]
+			return app.Label().Body(
+				app.Input().Type("checkbox").ID(c.id).Checked(c.on).
+					OnChange(func(ctx app.Context, e app.Event) { n.choose(ctx, c.kind, c.threshold) }),
+				app.Text(" "+c.label),
+			)
+		}),
 		app.Button().ID("push-test").Class("btn").Type("button").
 			OnClick(func(ctx app.Context, e app.Event) { n.sendTest(ctx) }).
 			Text("Send test notification"),
 	)
 }
 
-// pushError turns a server answer into the error body's message.
-func pushError(status int, body []byte) error {
-	if eb, ok := shared.ParseErrorBody(body); ok {
-		return fmt.Errorf("%s", eb.Message)
-	}
-	return fmt.Errorf("the server answered %d", status)
+// pushError is a server answer without the error body.
+func pushError(status int) error {
+	return errors.New("the server answered " + strconv.Itoa(status))
 }
 
 func encode(v any) []byte {

@@ -19,6 +19,8 @@ func currentSubscription() (app.NotificationSubscription, bool) {
 	return app.NotificationSubscription{}, false
 }
 
-func unsubscribe(string, *app.NotificationSubscription) error { return errNoBrowser }
+func requestPermission() app.NotificationPermission { return app.NotificationNotSupported }
+
+func unsubscribe(string, string) error { return errNoBrowser }
 
 func pushCall(string, string, string, any, any) error { return errNoBrowser }

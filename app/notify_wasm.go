@@ -58,6 +58,21 @@ func await(p js.Value, timeout time.Duration) (js.Value, error) {
 	}
 }
 
+// requestPermission asks the browser's permission prompt; the caller runs
+// it only from the user's tap on the switch.
+func requestPermission() app.NotificationPermission {
+	n := js.Global().Get("Notification")
+	if !n.Truthy() {
+		return app.NotificationNotSupported
+	}
+	// No timeout that means "no": the prompt waits for the user.
+	v, err := await(n.Call("requestPermission"), 10*time.Minute)
+	if err != nil {
+		return app.NotificationDenied
+	}
+	return app.NotificationPermission(v.String())
+}
+
 // pushRegistration is the page's service worker registration.
 func pushRegistration() (js.Value, error) {
 	sw := js.Global().Get("navigator").Get("serviceWorker")
@@ -83,9 +98,9 @@ func currentSubscription() (app.NotificationSubscription, bool) {
 
 // unsubscribe removes the subscription from the server, then from the
 // browser's push service.
-func unsubscribe(token string, sub *app.NotificationSubscription) error {
-	if sub != nil {
-		err := pushCall("DELETE", shared.PathPushSubscriptions, token, shared.PushSubscriptionRequest{Endpoint: sub.Endpoint}, nil)
+func unsubscribe(token, endpoint string) error {
+	if endpoint != "" {
+		err := pushCall("DELETE", shared.PathPushSubscriptions, token, shared.PushSubscriptionRequest{Endpoint: endpoint}, nil)
 		var se *shared.Error
 		if err != nil && !(errors.As(err, &se) && se.Code == shared.CodeNotFound) {
 			return err
@@ -130,7 +145,7 @@ func pushCall(method, path, token string, body, out any) error {
 		if eb, ok := shared.ParseErrorBody(raw); ok {
 			return &shared.Error{Code: eb.ErrorCode, Message: eb.Message}
 		}
-		return pushError(status, raw)
+		return pushError(status)
 	}
 	if out != nil && len(raw) > 0 {
 		return json.Unmarshal(raw, out)

@@ -257,3 +257,73 @@ func TestNoDuplicateAfterRestartMidQueue(t *testing.T) {
 		}
 	})
 }
+
+// TestQueueUnderReceiverOutage: while the webhook is down, alerts wait in
+// the queue (bounded, oldest dropped with an error); once it is back each
+// waiting alert arrives once, oldest first, within a round delay.
+func TestQueueUnderReceiverOutage(t *testing.T) {
+	rc := newReceiver(t)
+	rc.setDown(true)
+	synctest.Test(t, func(t *testing.T) {
+		st := openStore(t, t.TempDir())
+		m := NewMetrics()
+		d := NewDispatcher(st, 5, nil, m, nil, &Webhook{URL: rc.srv.URL, Client: bubbleClient()})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); d.Run(ctx) }()
+		start := time.Now()
+		var ids []string
+		for i := range 7 {
+			a := sample
+			a.ID = ID("default", "session", KindThreshold, 90, r0.Add(time.Duration(i)*time.Hour))
+			ids = append(ids, a.ID)
+			if err := d.Enqueue(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		q, _ := st.Deliveries(ctx, "webhook")
+		if got, want := len(q), 5; got != want {
+			t.Fatalf("queue holds %d during the outage, want the bound %d", got, want)
+		}
+		if got := count(t, m, "webhook", ResultDropped); got != 2 {
+			t.Errorf("dropped %v, want the 2 oldest", got)
+		}
+		n, _ := rc.counts()
+		t.Logf("10 min of outage: %d requests for 5 queued alerts (rounds of 4 attempts, then 1, 2, 4 min apart)", n)
+
+		rc.setDown(false)
+		back := time.Now()
+		var first time.Time
+		for time.Since(back) < time.Hour {
+			_, acc := rc.counts()
+			if len(acc) > 0 && first.IsZero() {
+				first = time.Now()
+			}
+			if len(acc) == 5 {
+				break
+			}
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		if all := time.Since(first); first.IsZero() || all > 2*time.Second {
+			t.Errorf("after the first delivery got through the rest took %v, want at once", all)
+		}
+		_, acc := rc.counts()
+		t.Logf("receiver back at %v: the next round came %v later, and all 5 went at once", back.Sub(start), first.Sub(back))
+		if len(acc) != 5 {
+			t.Fatalf("delivered %d after the outage, want 5", len(acc))
+		}
+		for i, r := range acc {
+			if got, want := r.headers.Get(shared.HeaderIdempotencyKey), ids[i+2]; got != want {
+				t.Errorf("delivery %d has id %s, want %s (oldest first)", i, got, want)
+			}
+		}
+		if since := first.Sub(back); since > MaxRoundDelay {
+			t.Errorf("the first delivery came %v after the receiver was back, want within one round delay (%v)", since, MaxRoundDelay)
+		}
+		cancel()
+		<-done
+	})
+}

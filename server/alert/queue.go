@@ -25,7 +25,7 @@ const (
 	RetryBase       = 2 * time.Second
 	MaxRetryAfter   = 5 * time.Minute
 	RoundDelay      = time.Minute // after the first failed round, doubling
-	MaxRoundDelay   = 30 * time.Minute
+	MaxRoundDelay   = 10 * time.Minute
 	MaxRounds       = 10
 	MaxAge          = 24 * time.Hour
 	DefaultQueueMax = 1000
@@ -183,26 +183,39 @@ func (d *Dispatcher) work(ctx context.Context, channel string) {
 }
 
 // Drain delivers every due delivery of the channel's queue, oldest first,
-// and returns when the next one is due (zero: none waits).
+// and returns when the next one is due (zero: none waits). Once one gets
+// through, the receiver is back: the ones waiting for a later round go at
+// once (a second pass), oldest first.
 func (d *Dispatcher) Drain(ctx context.Context, channel string) time.Time {
-	q, err := d.st.Deliveries(ctx, channel)
-	if err != nil {
-		d.log.Error("could not read the alert queue", "channel", channel, "error", err.Error())
-		return d.now().Add(RoundDelay)
-	}
 	var next time.Time
-	for _, dl := range q {
-		if ctx.Err() != nil {
-			return time.Time{}
+	recovered := false
+	for pass := 0; pass < 2; pass++ {
+		q, err := d.st.Deliveries(ctx, channel)
+		if err != nil {
+			d.log.Error("could not read the alert queue", "channel", channel, "error", err.Error())
+			return d.now().Add(RoundDelay)
 		}
-		if dl.NextAt.After(d.now()) {
-			if next.IsZero() || dl.NextAt.Before(next) {
-				next = dl.NextAt
+		next = time.Time{}
+		waiting := false
+		for _, dl := range q {
+			if ctx.Err() != nil {
+				return time.Time{}
 			}
-			continue
+			if dl.NextAt.After(d.now()) && !recovered {
+				waiting = true
+				if next.IsZero() || dl.NextAt.Before(next) {
+					next = dl.NextAt
+				}
+				continue
+			}
+			at, sent := d.deliver(ctx, dl)
+			recovered = recovered || sent
+			if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
 		}
-		if at := d.deliver(ctx, dl); !at.IsZero() && (next.IsZero() || at.Before(next)) {
-			next = at
+		if !recovered || !waiting {
+			break
 		}
 	}
 	if q, err := d.st.Deliveries(ctx, channel); err == nil {
@@ -212,8 +225,8 @@ func (d *Dispatcher) Drain(ctx context.Context, channel string) time.Time {
 }
 
 // deliver runs one round for dl; it returns when dl is due again (zero:
-// it left the queue).
-func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) time.Time {
+// it left the queue) and whether it was sent.
+func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) (time.Time, bool) {
 	ch := d.channels[dl.Channel]
 	log := d.log.With("channel", dl.Channel, "key", dl.Key)
 	var a Alert
@@ -221,7 +234,7 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) time.Time {
 		d.remove(ctx, dl)
 		d.metrics.delivery(dl.Channel, ResultDropped)
 		log.Error("alert delivery dropped: its payload does not parse", "error", err.Error())
-		return time.Time{}
+		return time.Time{}, false
 	}
 	log = log.With("id", a.ID, "kind", a.Kind)
 	start := d.now()
@@ -232,19 +245,19 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) time.Time {
 		d.remove(ctx, dl)
 		d.metrics.delivery(dl.Channel, ResultSent)
 		log.Info("alert delivered", "attempt", attempts, "durationMs", d.now().Sub(start).Milliseconds())
-		return time.Time{}
+		return time.Time{}, true
 	case ctx.Err() != nil:
-		return time.Time{} // stopping: it stays queued for the next start
+		return time.Time{}, false // stopping: it stays queued for the next start
 	case errors.As(err, &se) && se.Gone:
 		d.remove(ctx, dl)
 		d.metrics.delivery(dl.Channel, ResultDropped)
 		log.Warn("alert delivery dropped: the target is gone", "error", err.Error())
-		return time.Time{}
+		return time.Time{}, false
 	case errors.As(err, &se) && se.Permanent:
 		d.remove(ctx, dl)
 		d.metrics.delivery(dl.Channel, ResultFailed)
 		log.Error("alert delivery refused; not retried", "attempt", attempts, "error", err.Error())
-		return time.Time{}
+		return time.Time{}, false
 	}
 	d.metrics.delivery(dl.Channel, ResultFailed)
 	dl.Attempts++
@@ -252,7 +265,7 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) time.Time {
 		d.remove(ctx, dl)
 		d.metrics.delivery(dl.Channel, ResultDropped)
 		log.Error("alert delivery dropped after its last round", "rounds", dl.Attempts, "error", err.Error())
-		return time.Time{}
+		return time.Time{}, false
 	}
 	delay := min(RoundDelay<<(dl.Attempts-1), MaxRoundDelay)
 	if errors.As(err, &se) && se.RetryAfter > delay {
@@ -263,7 +276,7 @@ func (d *Dispatcher) deliver(ctx context.Context, dl store.Delivery) time.Time {
 		log.Error("could not reschedule an alert delivery", "error", uerr.Error())
 	}
 	log.Warn("alert delivery failed; queued for a later round", "round", dl.Attempts, "delayMs", delay.Milliseconds(), "error", err.Error())
-	return dl.NextAt
+	return dl.NextAt, false
 }
 
 func (d *Dispatcher) remove(ctx context.Context, dl store.Delivery) {

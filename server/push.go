@@ -208,11 +208,7 @@ func (s *Server) postPushTest(c *fiber.Ctx) error {
 	defer cancel()
 	id, err := s.cfg.Alerts.SendTest(ctx, req.Endpoint)
 	if err != nil {
-		var se *shared.Error
-		if errors.As(err, &se) {
-			return se
-		}
-		return err
+		return err // a storage error keeps its code through the wrapping
 	}
 	s.log.Info("test notification queued", "requestId", requestID(c), "id", id, "host", endpointHost(req.Endpoint),
 		"at", s.cfg.Now().UTC().Format(time.RFC3339))

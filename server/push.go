@@ -35,14 +35,6 @@ func (s *Server) registerPush() {
 	s.handle(fiber.MethodPost, shared.PathPushTest, s.requireReadToken, s.postPushTest)
 }
 
-// notifySaved runs the post-save hooks (alerts, live updates) for a
-// snapshot that was stored, never for a replay.
-func (s *Server) notifySaved(v store.Version) {
-	for _, f := range s.cfg.OnSaved {
-		f(v)
-	}
-}
-
 func (s *Server) alertStore() store.AlertStore {
 	as, _ := s.st.(store.AlertStore)
 	return as

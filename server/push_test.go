@@ -36,7 +36,7 @@ func withAlerts(t *testing.T, mod func(*alert.Options)) envOption {
 		ctx, cancel := context.WithCancel(context.Background())
 		a.Start(ctx)
 		t.Cleanup(func() { cancel(); a.Wait() })
-		c.Alerts, c.OnSaved = a, []func(store.Version){a.Saved}
+		c.Alerts = a
 	}
 }
 

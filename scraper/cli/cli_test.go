@@ -116,16 +116,32 @@ func TestHelpDocumentsEverything(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("--help exit = %d", r.code)
 	}
-	for _, want := range []string{"run", "once", "login", "status", "install-launchd", "install-systemd", "--dry-run", "--demo",
+	for _, want := range []string{"run", "once", "login", "status", "statusline", "doctor", "install-launchd", "install-systemd", "--dry-run", "--demo", "--source",
 		"3 NOT_LOGGED_IN", "4 CHALLENGE", "5 LAYOUT_CHANGED", "6 BROWSER", "7 NETWORK"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("--help lacks %q", want)
 		}
 	}
-	for cmd := range commands {
+	for cmd, c := range commands {
 		r := runCLI(t, d, cmd, "--help")
 		if r.code != 0 {
 			t.Errorf("%s --help exit = %d", cmd, r.code)
+		}
+		if c.check != nil {
+			// statusline reads only its own flags.
+			for _, want := range []string{"--outbox-dir", "/home/ada/.local/share/usage-scraper/outbox", "--account", "--log-level", "USAGE_LOG_FORMAT"} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("%s --help lacks %q", cmd, want)
+				}
+			}
+			continue
+		}
+		if cmd == "run" || cmd == "once" || cmd == "doctor" {
+			for _, want := range []string{"--source", "USAGE_SOURCE", "--oauth-url", "https://api.anthropic.com", "--keep-browser", "USAGE_KEEP_BROWSER"} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("%s --help lacks %q", cmd, want)
+				}
+			}
 		}
 		for _, want := range []string{"--server", "USAGE_SERVER_URL", "--api-key", "USAGE_API_KEY", "--api-key-file", "--usage-url",
 			"https://claude.ai/settings/usage", "--profile-dir", "/home/ada/.config/usage-scraper/chromium-profile", "--outbox-dir",
@@ -289,6 +305,26 @@ func TestInstallLaunchdWritesFile(t *testing.T) {
 	}
 }
 
+// The sources chosen at install time reach the service's command line.
+func TestInstallCarriesSourceFlags(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	kf := keyFile(t, home)
+	d := testDeps(t, map[string]string{"HOME": home})
+	d.goos = "darwin"
+	r := runCLI(t, d, "install-launchd", "--print", "--api-key-file", kf, "--source", "browser", "--keep-browser",
+		"--oauth-url", "https://oauth.example.com", "--cross-check")
+	if r.code != 0 {
+		t.Fatalf("exit = %d: %s", r.code, r.stderr)
+	}
+	args := strings.Join(decodePlist(t, []byte(r.stdout)).Args, " ")
+	for _, want := range []string{"--source browser", "--keep-browser", "--oauth-url https://oauth.example.com", "--cross-check"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("ProgramArguments lack %q: %s", want, args)
+		}
+	}
+}
+
 func TestInstallSystemd(t *testing.T) {
 	t.Parallel()
 	home := t.TempDir()
@@ -317,6 +353,9 @@ func TestInstallSystemd(t *testing.T) {
 	svc := sections["Service"]
 	if want := `"/opt/usage/bin/usage-scraper" "run" "--api-key-file" "` + kf + `"`; !strings.HasPrefix(svc["ExecStart"], want) {
 		t.Errorf("ExecStart = %s, want prefix %s", svc["ExecStart"], want)
+	}
+	if strings.Contains(svc["ExecStart"], "--source") || strings.Contains(svc["ExecStart"], "--keep-browser") {
+		t.Errorf("ExecStart names default source settings: %s", svc["ExecStart"])
 	}
 	if !strings.Contains(svc["ExecStart"], `"--usage-url" "https://claude.ai/settings/usage?x=1"`) {
 		t.Errorf("ExecStart lacks the custom usage URL: %s", svc["ExecStart"])
@@ -494,6 +533,7 @@ func TestREADMETableMatchesHelp(t *testing.T) {
 	f := config.New("run", func(string) string { return "" })
 	var c settings
 	common(f, &c, defaultPaths("linux", func(string) string { return "" }), false)
+	sourceFlags(f, &c)
 	help := map[string]string{}
 	for _, d := range f.Docs() {
 		help["--"+d.Name] = d.Env

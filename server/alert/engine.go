@@ -126,11 +126,12 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	return e, nil
 }
 
-// Saved is the store's post-save hook: it marks the account for
-// evaluation and returns at once (the save path never waits for alerts).
-func (e *Engine) Saved(v store.Version) {
+// Saved is the store's post-save notification (Store.Subscribe): it marks
+// the account for evaluation and returns at once (the save path never
+// waits for alerts).
+func (e *Engine) Saved(account string) {
 	e.mu.Lock()
-	e.dirty[v.Snapshot.Account] = true
+	e.dirty[account] = true
 	e.mu.Unlock()
 	select {
 	case e.kick <- struct{}{}:

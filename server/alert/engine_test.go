@@ -191,8 +191,8 @@ func TestEngineSeries(t *testing.T) {
 				if err != nil {
 					t.Fatalf("step %d: %v", i, err)
 				}
-				if !res.Replayed { // as the server's hook: replays are not saved
-					e.Saved(res.Version)
+				if !res.Replayed { // as Store.Subscribe: a replay stores nothing
+					e.Saved(res.Version.Snapshot.Account)
 				}
 				e.EvaluateAccount(ctx, "default")
 			}
@@ -235,7 +235,7 @@ func TestEngineStaleAndScraper(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.Saved(res.Version)
+			e.Saved(res.Version.Snapshot.Account)
 		}
 		report := func(ok bool, cat shared.ScrapeClass) {
 			t.Helper()

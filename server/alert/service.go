@@ -106,8 +106,19 @@ func NewService(ctx context.Context, o Options) (*Service, error) {
 	return &Service{Engine: e, Dispatcher: d, Push: push, Metrics: m, opts: o, log: o.Logger.With("component", "alert")}, nil
 }
 
-// Start runs the engine and the queues until ctx ends; Wait waits for them.
+// subscriber is a source that tells of each stored snapshot
+// (store.Store's Subscribe).
+type subscriber interface {
+	Subscribe(fn func(account string)) (cancel func())
+}
+
+// Start runs the engine and the queues until ctx ends, evaluating after
+// each save the source tells of; Wait waits for them.
 func (s *Service) Start(ctx context.Context) {
+	if sub, ok := s.opts.Source.(subscriber); ok {
+		cancel := sub.Subscribe(s.Engine.Saved)
+		context.AfterFunc(ctx, cancel)
+	}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.Engine.Run(ctx) }()
 	go func() { defer s.wg.Done(); s.Dispatcher.Run(ctx) }()
@@ -116,9 +127,6 @@ func (s *Service) Start(ctx context.Context) {
 
 // Wait returns when everything Start started has stopped.
 func (s *Service) Wait() { s.wg.Wait() }
-
-// Saved is the post-save hook.
-func (s *Service) Saved(v store.Version) { s.Engine.Saved(v) }
 
 // VAPIDPublicKey is the applicationServerKey browsers subscribe with.
 func (s *Service) VAPIDPublicKey() string { return s.Push.Keys.Public }

@@ -34,13 +34,21 @@ const (
 	pushIOS  // iOS Safari outside a home-screen app
 )
 
-// kindLabels are the alert kinds as the settings name them.
-var kindLabels = map[string]string{
-	"threshold": "Limit thresholds",
-	"reset":     "A limit has reset",
-	"pace":      "Running out before the reset",
-	"scraper":   "The scraper needs attention",
-	"stale":     "No new data",
+// kindLabel is an alert kind as the settings name it.
+func kindLabel(k string) string {
+	switch k {
+	case "threshold":
+		return "Limit thresholds"
+	case "reset":
+		return "A limit has reset"
+	case "pace":
+		return "Running out before the reset"
+	case "scraper":
+		return "The scraper needs attention"
+	case "stale":
+		return "No new data"
+	}
+	return k
 }
 
 // Notifications is the Notifications part of the settings. The widget
@@ -70,45 +78,34 @@ func (n *Notifications) OnMount(ctx app.Context) {
 		return
 	}
 	token := n.Token
-	ctx.Async(func() {
-		sub, ok := currentSubscription()
+	var sub app.NotificationSubscription
+	var key shared.PushKeyResponse
+	var info *shared.PushSubscriptionInfo
+	n.run(ctx, func() error {
+		if token == "" {
+			return errDenied
+		}
 		// On only when the server still holds this device's subscription
 		// (it removes one its push service called expired); its choices
 		// come from there too.
-		var info *shared.PushSubscriptionInfo
-		if ok && token != "" {
-			var list shared.PushSubscriptionList
-			if err := pushCall("GET", shared.PathPushSubscriptions, token, nil, &list); err == nil {
-				for i := range list.Subscriptions {
-					if list.Subscriptions[i].Endpoint == sub.Endpoint {
-						info = &list.Subscriptions[i]
-					}
+		var list shared.PushSubscriptionList
+		ok := false
+		if sub, ok = currentSubscription(); ok && pushCall("GET", shared.PathPushSubscriptions, token, nil, &list) == nil {
+			for i := range list.Subscriptions {
+				if list.Subscriptions[i].Endpoint == sub.Endpoint {
+					info = &list.Subscriptions[i]
 				}
 			}
 		}
-		ctx.Dispatch(func(ctx app.Context) {
-			if info != nil {
-				n.sub, n.on = &sub, true
-				n.kinds, n.thresholds = info.Kinds, info.Thresholds
-			}
-		})
-	})
-	n.loadServer(ctx)
-}
-
-func (n *Notifications) loadServer(ctx app.Context) {
-	if n.Token == "" {
-		return
-	}
-	token := n.Token
-	ctx.Async(func() {
-		var key shared.PushKeyResponse
-		err := pushCall("GET", shared.PathPushKey, token, nil, &key)
-		ctx.Dispatch(func(ctx app.Context) {
-			if err == nil {
-				n.server = key
-			}
-		})
+		return pushCall("GET", shared.PathPushKey, token, nil, &key)
+	}, func(err error) {
+		if err == nil {
+			n.server = key
+		}
+		if info != nil {
+			n.sub, n.on = &sub, true
+			n.kinds, n.thresholds = info.Kinds, info.Thresholds
+		}
 	})
 }
 
@@ -248,32 +245,35 @@ func (n *Notifications) Render() app.UI {
 	case n.permission == app.NotificationDenied && !n.on:
 		explain = TextPushDenied
 	}
-	label := "Notifications off"
-	if n.on {
-		label = "Notifications on"
+	// Plain conditions rather than app.If: each closure costs app.wasm
+	// bytes its budget does not have.
+	var body, choices, msg app.UI
+	if explain != "" {
+		body = app.P().ID("push-explain").Class("note").Text(explain)
+	} else {
+		label := "Notifications off"
+		if n.on {
+			label = "Notifications on"
+			choices = n.renderChoices()
+		}
+		body = app.Div().Body(
+			app.Button().ID("push-toggle").Class("btn switch").Type("button").Role("switch").
+				Aria("checked", n.on).Disabled(n.busy || n.support != pushOK).
+				OnClick(func(ctx app.Context, e app.Event) { n.toggle(ctx) }).
+				Text(label),
+			app.P().Class("hint").Text(TextPushOff),
+			choices,
+		)
 	}
-	return app.Div().ID("notifications").Class("notifications").Role("group").Aria("label", "Notifications").Body(
-		app.P().Class("section-title").Text("Notifications"),
-		app.If(explain != "", func() app.UI {
-			return app.P().ID("push-explain").Class("note").Text(explain)
-		}).Else(func() app.UI {
-			return app.Div().Body(
-				app.Button().ID("push-toggle").Class("btn switch").Type("button").Role("switch").
-					Aria("checked", strconv.FormatBool(n.on)).Disabled(n.busy || n.support != pushOK).
-					OnClick(func(ctx app.Context, e app.Event) { n.toggle(ctx) }).
-					Text(label),
-				app.P().Class("hint").Text(TextPushOff),
-				app.If(n.on, func() app.UI { return n.renderChoices() }),
-			)
-		}),
-		app.If(n.msg != "", func() app.UI {
-			cls := "note"
-			if n.msgIsError {
-				cls += " note-problem"
-			}
-			return app.P().ID("push-msg").Class(cls).Role("status").Text(n.msg)
-		}),
-	)
+	if n.msg != "" {
+		cls := "note"
+		if n.msgIsError {
+			cls += " note-problem"
+		}
+		msg = app.P().ID("push-msg").Class(cls).Role("status").Text(n.msg)
+	}
+	return app.Div().ID("notifications").Class("notifications").Body(
+		app.P().Class("section-title").Text("Notifications"), body, msg)
 }
 
 // choice is one checkbox: a kind, or (kind empty) a threshold.
@@ -286,11 +286,7 @@ type choice struct {
 func (n *Notifications) choices() []choice {
 	var out []choice
 	for _, k := range n.server.Kinds {
-		label := kindLabels[k]
-		if label == "" {
-			label = k
-		}
-		out = append(out, choice{id: "push-kind-" + k, label: label, kind: k, on: chosen(n.kinds, k)})
+		out = append(out, choice{id: "push-kind-" + k, label: kindLabel(k), kind: k, on: chosen(n.kinds, k)})
 	}
 	for _, t := range n.server.Thresholds {
 		ts := strconv.Itoa(t)

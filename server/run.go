@@ -72,8 +72,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("server: starting alerts: %w", err)
 	}
-	// Stopped before the store closes (defers run last-first) and after
-	// the last request: deliveries in flight stay queued for the next start.
+	// Stopped when ctx ends and waited for before the store closes (defers
+	// run last-first): deliveries in flight stay queued, and a snapshot
+	// stored while requests drain is evaluated at the next start (the
+	// engine catches up with each account's newest).
 	alertCtx, stopAlerts := context.WithCancel(ctx)
 	alerts.Start(alertCtx)
 	defer func() { stopAlerts(); alerts.Wait() }()

@@ -232,6 +232,7 @@ func (w *Widget) renderSettings() app.UI {
 				OnClick(func(ctx app.Context, e app.Event) { w.forgetToken(ctx) }).
 				Text("Remove token")
 		}),
+		&Notifications{Token: w.token}, // notify.go
 	)
 }
 

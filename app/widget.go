@@ -288,11 +288,17 @@ func (w *Widget) apply(res client.Result) {
 	w.phase = phIdle
 	w.stopFetch = nil
 	w.now = time.Now()
+	// Settings close by themselves only when they opened for a missing
+	// token: a refresh must not close them under the user's hands (the
+	// Notifications settings live there too).
+	askedForToken := w.status == stUnauthorized
 	switch res.Kind {
 	case client.KindOK:
 		w.status = stOK
 		w.data, w.receivedAt, w.fromCache = res.Data, w.now, false
-		w.showSettings = false
+		if askedForToken {
+			w.showSettings = false
+		}
 		if err := d.Cache.SaveLast(w.account, res.Data, w.now); err != nil {
 			w.log().Warn("caching the response", "error", err.Error())
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/internal/config"
+	"github.com/claude-usage/widget/server/alert"
 )
 
 // Options is everything the command line and environment configure. Run
@@ -35,6 +36,17 @@ type Options struct {
 	WidgetThreshold   int
 	WidgetCooldown    time.Duration
 	ShutdownTimeout   time.Duration
+
+	// Alerts (server/alert): raw flag values and what check parsed.
+	AlertThresholds      string
+	AlertKinds           string
+	AlertNtfy            string
+	AlertWebhook         string
+	MaxPushSubscriptions int
+	PushAllowPrivate     bool
+	VAPIDSubject         string
+	Thresholds           []int
+	Kinds                []alert.Kind
 
 	// Warnings are what parsing found worth telling the operator without
 	// refusing to start (a key file others can read); Run logs them.
@@ -85,6 +97,13 @@ func ParseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	s.Int(&o.WidgetThreshold, "widget-breaker-threshold", "USAGE_WIDGET_BREAKER_THRESHOLD", 3, "widget breaker: consecutive failures that open it")
 	s.Duration(&o.WidgetCooldown, "widget-breaker-cooldown", "USAGE_WIDGET_BREAKER_COOLDOWN", 60*time.Second, "widget breaker: how long it stays open")
 	s.Duration(&o.ShutdownTimeout, "shutdown-timeout", "USAGE_SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for in-flight requests")
+	s.String(&o.AlertThresholds, "alert-thresholds", "USAGE_ALERT_THRESHOLDS", "75,90,95", "percentages whose crossing is alerted (comma-separated)")
+	s.String(&o.AlertKinds, "alert-kinds", "USAGE_ALERT_KINDS", "threshold,reset,pace,scraper,stale", "alert kinds to send (comma-separated; empty: none)")
+	s.String(&o.AlertNtfy, "alert-ntfy", "USAGE_ALERT_NTFY", "", "ntfy topic URL to post alerts to (empty: off)")
+	s.String(&o.AlertWebhook, "alert-webhook", "USAGE_ALERT_WEBHOOK", "", "URL to post alerts to as JSON with Idempotency-Key (empty: off)")
+	s.Int(&o.MaxPushSubscriptions, "max-push-subscriptions", "USAGE_MAX_PUSH_SUBSCRIPTIONS", 20, "most Web Push subscriptions the server keeps")
+	s.Bool(&o.PushAllowPrivate, "push-allow-private", "USAGE_PUSH_ALLOW_PRIVATE", false, "let push endpoints be http and private addresses (tests only)")
+	s.String(&o.VAPIDSubject, "vapid-subject", "USAGE_VAPID_SUBJECT", alert.DefaultVAPIDSubject, "VAPID contact (mailto:you@example.com or an https URL) push services may use")
 
 	if err := s.Parse(args, stdout, helpHeader, helpFooter); err != nil {
 		if errors.Is(err, config.ErrHelp) {
@@ -132,6 +151,9 @@ func (o *Options) check() error {
 	case !IsFileStore(o.Store) && !IsPostgresStore(o.Store):
 		// Never the value itself: it may hold a password.
 		return errors.New("server: --store must be file or a postgres:// (or postgresql://) connection string")
+	}
+	if err := o.checkAlerts(); err != nil {
+		return err
 	}
 	if _, err := config.ParseLevel(o.LogLevel); err != nil {
 		return fmt.Errorf("server: %w", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/internal/testutil"
+	"github.com/claude-usage/widget/server/alert"
 )
 
 func envOf(kv ...string) func(string) string {
@@ -32,6 +33,8 @@ func TestParseOptionsDefaults(t *testing.T) {
 		RateLimit: 30, MaxAccounts: 20, HistoryDays: 400, MaxStreams: 100, LogLevel: "info", LogFormat: "auto", WebDir: "./web", WidgetRefresh: 60 * time.Second,
 		WidgetRetryDelay: 2 * time.Second, WidgetThreshold: 3, WidgetCooldown: 60 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
+		AlertThresholds: "75,90,95", AlertKinds: "threshold,reset,pace,scraper,stale", MaxPushSubscriptions: 20,
+		VAPIDSubject: alert.DefaultVAPIDSubject, Thresholds: []int{75, 90, 95}, Kinds: alert.AllKinds,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", o, want)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/internal/logbuf"
+	"github.com/claude-usage/widget/server/alert"
 	"github.com/claude-usage/widget/server/storemigrate"
 	"github.com/claude-usage/widget/server/widgetmount"
 )
@@ -63,6 +64,21 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	alerts, err := alert.NewService(ctx, alert.Options{Source: st, Store: st, Kinds: opts.Kinds,
+		Thresholds: opts.Thresholds, NtfyURL: opts.AlertNtfy, WebhookURL: opts.AlertWebhook,
+		VAPIDSubject: opts.VAPIDSubject, AllowPrivate: opts.PushAllowPrivate,
+		MaxSubscriptions: opts.MaxPushSubscriptions, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("server: starting alerts: %w", err)
+	}
+	// Stopped when ctx ends and waited for before the store closes (defers
+	// run last-first): deliveries in flight stay queued, and a snapshot
+	// stored while requests drain is evaluated at the next start (the
+	// engine catches up with each account's newest).
+	alertCtx, stopAlerts := context.WithCancel(ctx)
+	alerts.Start(alertCtx)
+	defer func() { stopAlerts(); alerts.Wait() }()
+
 	var proxies []string
 	for _, p := range strings.Split(opts.TrustedProxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -80,6 +96,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxAccounts:    opts.MaxAccounts,
 		MaxStreams:     opts.MaxStreams,
 		LogDropped:     logw.Dropped,
+		Alerts:         alerts,
 		Widget: &widgetmount.Options{
 			WebDir:           opts.WebDir,
 			Refresh:          opts.WidgetRefresh,

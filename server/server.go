@@ -18,6 +18,7 @@ import (
 	recoverer "github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 
+	"github.com/claude-usage/widget/server/alert"
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/server/widgetmount"
 	"github.com/claude-usage/widget/shared"
@@ -77,6 +78,10 @@ type Config struct {
 
 	// Widget, when set, mounts the go-app widget after the API routes.
 	Widget *widgetmount.Options
+
+	// Alerts, when set, serves the Web Push endpoints (push.go) and its
+	// metrics; the caller runs and stops it.
+	Alerts *alert.Service
 }
 
 func (c *Config) defaults() {
@@ -288,6 +293,7 @@ func (s *Server) register() {
 	s.handle(fiber.MethodPost, shared.PathScraperStatus, s.requireWriteKey, postLimit, s.postScraperStatus)
 	s.handle(fiber.MethodGet, shared.PathHealth, s.getHealth)
 	s.handle(fiber.MethodGet, shared.PathMetrics, s.requireMetricsToken, s.metrics.handler())
+	s.registerPush()
 	// API paths never fall through to the widget's page routes: an unknown
 	// API path is a 404 with the error body, a known one with the wrong
 	// method a 405.

@@ -27,9 +27,15 @@ func (o Options) StoreWhere() string {
 	return pgstore.Redact(o.Store)
 }
 
-// openBackend opens the store --store chooses. Streams hear of snapshots
-// other replicas stored through the store's Subscribe.
-func openBackend(ctx context.Context, o Options, logger *slog.Logger) (store.Store, error) {
+// backend is what Run needs of a store: the versions and the alert state.
+type backend interface {
+	store.Store
+	store.AlertStore
+}
+
+// openBackend opens the store --store chooses. Streams and alerts hear of
+// snapshots other replicas stored through the store's Subscribe.
+func openBackend(ctx context.Context, o Options, logger *slog.Logger) (backend, error) {
 	if IsFileStore(o.Store) {
 		st, err := store.Open(ctx, store.Options{
 			Dir:               o.DataDir,

@@ -28,6 +28,7 @@ const (
 	CodeMethodNotAllowed        Code = "METHOD_NOT_ALLOWED"
 	CodeAccountLimit            Code = "ACCOUNT_LIMIT"
 	CodeHeadersTooLarge         Code = "HEADERS_TOO_LARGE"
+	CodeSubscriptionLimit       Code = "SUBSCRIPTION_LIMIT"
 	CodeStorageDiskFull         Code = "STORAGE_DISK_FULL"
 	CodeStoragePermissionDenied Code = "STORAGE_PERMISSION_DENIED"
 	CodeStorageWriteFailed      Code = "STORAGE_WRITE_FAILED"
@@ -61,6 +62,7 @@ var Catalogue = map[Code]CodeInfo{
 	CodeMethodNotAllowed:        {http.StatusMethodNotAllowed, CategoryValidation, "Check the HTTP method against the API reference."},
 	CodeAccountLimit:            {http.StatusForbidden, CategoryAuth, "Send snapshots for an existing account, or raise the server's --max-accounts."},
 	CodeHeadersTooLarge:         {http.StatusRequestHeaderFieldsTooLarge, CategoryValidation, "Send at most 16 KiB of request headers; clear large cookies for this domain."},
+	CodeSubscriptionLimit:       {http.StatusForbidden, CategoryAuth, "Remove a push subscription (turn notifications off on another device), or raise the server's --max-push-subscriptions."},
 	CodeStorageDiskFull:         {http.StatusInsufficientStorage, CategoryServer, "Free disk space on the server's data directory; the scraper keeps unsent snapshots meanwhile."},
 	CodeStoragePermissionDenied: {http.StatusInternalServerError, CategoryServer, "Give the server's user write access to its data directory."},
 	CodeStorageWriteFailed:      {http.StatusInternalServerError, CategoryServer, "Check the server log for this request ID; the scraper will retry."},

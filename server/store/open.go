@@ -59,6 +59,7 @@ type FileStore struct {
 	intern   interner
 	madeDirs map[string]bool // account dirs created and synced by this process
 	scrapers map[string]shared.ScraperStatus
+	alerts   alertFiles  // the alert engine's files (alertstate.go)
 	roll     rollupState // rollup.go; its maps are guarded by mu
 
 	notify notifier // Subscribe's functions (notify.go)

@@ -83,3 +83,10 @@ func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
 }
+
+// CheckChannel is the delivery queues' check of a channel name, for every
+// AlertStore.
+func CheckChannel(channel string) error {
+	_, err := queueFile(channel)
+	return err
+}

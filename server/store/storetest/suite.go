@@ -58,6 +58,9 @@ func Run(t *testing.T, b Backend) {
 		{"RetentionForgetsRemovedKeys", testRetentionForgetsKeys},
 		{"Series", testSeries},
 		{"HistoryOutlivesRetention", testHistoryOutlivesRetention},
+		{"AlertStateSurvivesReopen", testAlertStateSurvivesReopen},
+		{"PushSubscriptionLimitAndReplace", testPushSubscriptionLimitAndReplace},
+		{"DeliveryQueue", testDeliveryQueue},
 	}
 	if b.Shared {
 		tests = append(tests, []struct {
@@ -66,6 +69,7 @@ func Run(t *testing.T, b Backend) {
 		}{
 			{"TwoInstancesSameKeyMakeOneVersion", testTwoInstancesSameKey},
 			{"TwoInstancesShareHistory", testTwoInstancesShareHistory},
+			{"AlertClaimedOnceAcrossInstances", testAlertClaimedOnceAcrossInstances},
 		}...)
 	}
 	for _, tc := range tests {

@@ -128,6 +128,9 @@ func Copy(ctx context.Context, o Options, out io.Writer, logger *slog.Logger) er
 		scrapers++
 	}
 	fmt.Fprintf(out, "scraper reports: %d copied (a newer one in the database is kept)\n", scrapers)
+	if err := copyAlerts(ctx, src, dst, out); err != nil {
+		return fmt.Errorf("migrate: the alert state: %w", err)
+	}
 	if len(bad) > 0 {
 		return fmt.Errorf("migrate: the copy of %v does not match the file store", bad)
 	}

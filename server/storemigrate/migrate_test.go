@@ -62,6 +62,15 @@ func fileStore(t *testing.T) (dir string, recs map[string][]store.Record) {
 	if _, err := s.SaveScraperStatus(ctx, shared.ScraperStatus{Account: "work", At: t0, Category: "NOT_LOGGED_IN"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SavePushSubscription(ctx, store.PushSubscription{Endpoint: "https://push.example/1", CreatedAt: t0}, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VAPIDKeys(ctx, func() (store.VAPIDKeys, error) { return store.VAPIDKeys{Public: "pubkey", Private: "privkey"}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnqueueDelivery(ctx, store.Delivery{Key: "d1", Channel: "webhook", Payload: []byte(`{}`)}, 10); err != nil {
+		t.Fatal(err)
+	}
 	recs = map[string][]store.Record{"default": s.Records("default"), "work": s.Records("work")}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -130,6 +139,18 @@ func TestCopyKeepsEverything(t *testing.T) {
 	}
 	if sc, ok := s.ScraperStatus("work"); !ok || sc.Category != "NOT_LOGGED_IN" {
 		t.Errorf("scraper status after migrating = %+v, %v", sc, ok)
+	}
+
+	// The alert state came along: the browsers' subscription, the key
+	// pair they subscribed with, the queued delivery.
+	if subs, err := s.PushSubscriptions(ctx); err != nil || len(subs) != 1 {
+		t.Errorf("push subscriptions after migrating = %+v, %v", subs, err)
+	}
+	if k, err := s.VAPIDKeys(ctx, func() (store.VAPIDKeys, error) { return store.VAPIDKeys{Public: "other"}, nil }); err != nil || k.Public != "pubkey" {
+		t.Errorf("VAPID keys after migrating = %+v, %v; want the file store's", k, err)
+	}
+	if q, err := s.Deliveries(ctx, "webhook"); err != nil || len(q) != 1 {
+		t.Errorf("queue after migrating = %+v, %v", q, err)
 	}
 
 	// The rollup came along: the same windows.

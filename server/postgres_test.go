@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -192,5 +194,58 @@ func TestTwoReplicaProcesses(t *testing.T) {
 		if !strings.Contains(p.Log.String(), fmt.Sprintf(`"store":"%s"`, pgstore.Redact(dsn))) {
 			t.Errorf("%s: the listening line does not name the database:\n%s", name, p.Log)
 		}
+	}
+}
+
+// TestTwoReplicasAlertOnce: both replicas hear of a snapshot that crosses
+// a threshold (one stored it, the other through LISTEN) and both evaluate
+// it; the claim in the database lets one of them send it.
+func TestTwoReplicasAlertOnce(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var accepted []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		accepted = append(accepted, r.Header.Get(shared.HeaderIdempotencyKey))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted)
+	}
+	dsn := pgDSN(t)
+	args := []string{"--addr", "127.0.0.1:0", "--store", dsn, "--api-key", testKey, "--read-token", testToken,
+		"--web-dir", t.TempDir(), "--data-dir", t.TempDir(), "--alert-webhook", hook.URL, "--alert-kinds", "threshold"}
+	a, b := startServer(t, args...), startServer(t, args...)
+	r := send(t, http.MethodPost, "http://"+a.addr+shared.PathUsage, snap("default", time.Now().UTC().Add(-time.Minute).Truncate(time.Second), 91),
+		"Content-Type", "application/json", shared.HeaderAPIKey, testKey)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST = %d %s", r.status, r.body)
+	}
+	drained := func(p *proc) bool {
+		res, err := http.Get("http://" + p.addr + shared.PathMetrics)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return strings.Contains(string(body), `usage_alert_queue_length{channel="webhook"} 0`)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for count() < 1 || !drained(a) || !drained(b) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no alert delivered and drained in 15 s (got %d)", count())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The other replica's evaluation follows its NOTIFY within
+	// milliseconds; a duplicate would be queued and sent by now.
+	time.Sleep(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(accepted) != 1 || len(accepted[0]) != 64 {
+		t.Errorf("the webhook accepted %q from two replicas, want exactly one alert id", accepted)
 	}
 }

@@ -201,14 +201,22 @@ func TestCountsFollowEveryWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
+	var got, mismatched []string
 	var a string
 	var n, c int
-	if _, err := pgx.ForEachRow(rows, []any{&a, &n, &c}, func() error { got = append(got, fmt.Sprintf("%s %d %d", a, n, c)); return nil }); err != nil {
+	if _, err := pgx.ForEachRow(rows, []any{&a, &n, &c}, func() error {
+		got = append(got, a)
+		if n != c || n == 0 {
+			mismatched = append(mismatched, fmt.Sprintf("%s: counter %d, rows %d", a, n, c))
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"default 3 3", "work 1 1"}; !slices.Equal(got, want) {
-		t.Errorf("account, counter, rows = %v, want %v", got, want)
+	// How many retention leaves depends on whether its background run came
+	// before the delete behind its back; the counter must match either way.
+	if want := []string{"default", "work"}; !slices.Equal(got, want) || len(mismatched) > 0 {
+		t.Errorf("accounts %v (want %v), mismatched %v", got, want, mismatched)
 	}
 }
 

@@ -9,8 +9,8 @@ import (
 	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/scraper/install"
 	"github.com/claude-usage/widget/scraper/oauth"
-	"github.com/claude-usage/widget/scraper/source"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
+	"github.com/claude-usage/widget/scraper/source"
 )
 
 // serviceOptions builds the install options shared by launchd and systemd.

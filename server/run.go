@@ -154,8 +154,18 @@ func serve(ctx context.Context, srv *Server, ln net.Listener, timeout time.Durat
 	if err := srv.App().ShutdownWithTimeout(timeout); err != nil {
 		log.Error("shutdown did not finish in time", "error", err.Error())
 	}
-	if err := <-served; err != nil {
-		log.Error("serving ended with an error", "error", err.Error())
+	// A stop that comes before the serving goroutine has handed ln to
+	// fasthttp finds no listener to close, and Listener would then serve
+	// for ever: close ln here too (a second Close is harmless), and wait
+	// for the goroutine no longer than the timeout.
+	_ = ln.Close()
+	select {
+	case err := <-served:
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			log.Error("serving ended with an error", "error", err.Error())
+		}
+	case <-time.After(timeout):
+		log.Error("serving did not end within the shutdown timeout")
 	}
 	log.Info("stopped", "durationMs", time.Since(start).Milliseconds())
 	return nil

@@ -1,0 +1,175 @@
+package app
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/claude-usage/widget/shared"
+)
+
+// History chart viewBox and margins (room for the percent labels on the
+// left and the times below). 320 units wide: at a 320 px phone the text
+// stays at about its nominal size.
+var chartBox = Plot{Width: 320, Height: 180, Left: 34, Right: 8, Top: 8, Bottom: 22}
+
+// TextHistoryLoading is shown while the history view waits for its data.
+const TextHistoryLoading = "Loading the history…"
+
+func (w *Widget) renderHistory(data *shared.UsageResponse) app.UI {
+	h := w.hist
+	if h == nil || data == nil {
+		return app.Section().ID("history").Hidden(true)
+	}
+	label := h.meter
+	var pace *shared.Pace
+	for _, m := range data.Meters {
+		if m.ID == h.meter {
+			label = shared.CleanText(m.Label)
+			if p, ok := MeterPace(m, data.ScrapedAt); ok {
+				pace = &p
+			}
+		}
+	}
+	loc := w.location()
+	status := ""
+	switch {
+	case h.loading:
+		status = TextHistoryLoading
+	case h.err != "":
+		status = h.err
+	}
+	return app.Section().ID("history").Class("history").Aria("labelledby", "history-title").
+		OnKeyDown(func(ctx app.Context, e app.Event) {
+			if e.Get("key").String() == "Escape" {
+				w.closeHistory(ctx)
+			}
+		}).
+		Body(
+			app.Div().Class("history-head").Body(
+				app.Elem("h2").ID("history-title").Text(label+" — history"),
+				app.Button().ID("history-close").Class("btn").Type("button").
+					Aria("label", "Close the history").
+					OnClick(func(ctx app.Context, e app.Event) { w.closeHistory(ctx) }).
+					Text("Close"),
+			),
+			app.Div().Class("ranges").Role("group").Aria("label", "Span").Body(
+				app.Range(HistoryRanges).Slice(func(i int) app.UI {
+					return app.Button().ID("range-"+strconv.Itoa(i)).Class("btn range").Type("button").
+						Aria("pressed", i == h.rng).
+						OnClick(func(ctx app.Context, e app.Event) { w.setHistoryRange(i) }).
+						Text(HistoryRanges[i].Label)
+				}),
+			),
+			app.P().ID("history-status").Class("hint").Aria("live", "polite").Text(status),
+			w.renderChart(h, label, pace, loc),
+			renderWindows(h, label, loc),
+		)
+}
+
+func (w *Widget) renderChart(h *historyState, label string, pace *shared.Pace, loc *time.Location) app.UI {
+	p := chartBox
+	p.Since, p.Until = h.since, h.until
+	now := w.now.In(loc)
+	title := label + ", last " + HistoryRanges[h.rng].Label
+	var parts []app.UI
+	parts = append(parts, svg("title").ID("chart-title").Text(title),
+		svg("desc").ID("chart-desc").Text(ChartSummary(h.series, h.windows, p, loc)))
+	for _, v := range []float64{0, 50, 100} {
+		y := Coord(p.Y(v))
+		cls := "grid"
+		if v == 100 {
+			cls = "limit" // the limit line
+		}
+		parts = append(parts,
+			svg("line").Class(cls).Attr("x1", Coord(p.Left)).Attr("x2", Coord(p.Width-p.Right)).
+				Attr("y1", y).Attr("y2", y),
+			svg("text").Class("axis").Attr("x", Coord(p.Left-4)).Attr("y", Coord(p.Y(v)+4)).
+				Attr("text-anchor", "end").Text(PercentText(v)))
+	}
+	for _, t := range p.Boundaries(h.windows, pace) {
+		x := Coord(p.X(t))
+		parts = append(parts, svg("line").Class("boundary").
+			Attr("x1", x).Attr("x2", x).Attr("y1", Coord(p.Y(100))).Attr("y2", Coord(p.Y(0))))
+	}
+	bottom := Coord(p.Height - 6)
+	parts = append(parts,
+		svg("text").Class("axis").Attr("x", Coord(p.Left)).Attr("y", bottom).
+			Text(ClockText(h.since.In(loc), now)),
+		svg("text").Class("axis").Attr("x", Coord(p.Width-p.Right)).Attr("y", bottom).
+			Attr("text-anchor", "end").Text("now"),
+	)
+	if d := p.LinePath(h.series); d != "" {
+		parts = append(parts, svg("path").ID("history-line").Class("history-line").Attr("d", d))
+	}
+	return svg("svg").ID("history-chart").Class("chart").
+		Attr("viewBox", "0 0 "+Coord(p.Width)+" "+Coord(p.Height)).
+		Attr("role", "img").Aria("labelledby", "chart-title chart-desc").
+		DataSet("since", h.since.UTC().Format(time.RFC3339)).
+		DataSet("until", h.until.UTC().Format(time.RFC3339)).
+		DataSet("points", len(h.series)).
+		Body(parts...)
+}
+
+// ChartSummary is the chart in words for screen readers: the highest
+// point and when, the latest, and how many windows in the span hit the
+// limit.
+func ChartSummary(series []shared.SeriesPoint, windows []shared.Window, p Plot, loc *time.Location) string {
+	if len(series) == 0 {
+		return "No data in this span."
+	}
+	peak := series[0]
+	for _, pt := range series {
+		if pt.PercentUsed > peak.PercentUsed {
+			peak = pt
+		}
+	}
+	s := "Highest " + PercentText(peak.PercentUsed) + " on " + peak.At.In(loc).Format("Mon 2 Jan 15:04") +
+		"; latest " + PercentText(series[len(series)-1].PercentUsed) + "."
+	n, hit := 0, 0
+	for _, w := range windows {
+		if p.Contains(w.ResetsAt) {
+			n++
+			if w.HitLimit {
+				hit++
+			}
+		}
+	}
+	if n > 0 {
+		s += " " + strconv.Itoa(hit) + " of " + strconv.Itoa(n) + " past windows in this span hit the limit."
+	}
+	return s
+}
+
+func renderWindows(h *historyState, label string, loc *time.Location) app.UI {
+	if !h.windowsOK {
+		return app.Div().ID("windows").Hidden(true)
+	}
+	if len(h.windows) == 0 {
+		return app.P().ID("windows").Class("hint").Text("No finished window yet.")
+	}
+	const layout = "Mon 2 Jan 15:04"
+	return app.Div().ID("windows").Class("table-wrap").Body(
+		app.Elem("table").Class("windows").Body(
+			app.Elem("caption").Text("Past windows of "+label),
+			app.Elem("thead").Body(app.Elem("tr").Body(
+				app.Elem("th").Attr("scope", "col").Text("Window"),
+				app.Elem("th").Attr("scope", "col").Text("Peak"),
+				app.Elem("th").Attr("scope", "col").Text("Limit"),
+			)),
+			app.Elem("tbody").Body(app.Range(h.windows).Slice(func(i int) app.UI {
+				win := h.windows[i]
+				hit, cls := "not hit", "hit-no"
+				if win.HitLimit {
+					hit, cls = "hit", "hit-yes"
+				}
+				return app.Elem("tr").Class("window").Body(
+					app.Elem("td").Text(win.Start.In(loc).Format(layout)+" – "+win.ResetsAt.In(loc).Format(layout)),
+					app.Elem("td").Class("num").Text(PercentText(win.PeakPercent)),
+					app.Elem("td").Class(cls).Text(hit),
+				)
+			})),
+		),
+	)
+}

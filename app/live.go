@@ -22,8 +22,7 @@ const (
 
 // liveState is the widget's stream: at most one connection, started from
 // the UI goroutine only while the page is visible and the last fetch was
-// good, so that a failing server is seen by the polls (and their texts),
-// and a failed connect counts in the breaker like a failed fetch.
+// good; a failed connect counts in the breaker like a failed fetch.
 type liveState struct {
 	running bool // a connection (or its attempt) is under way
 	open    bool // it delivered its first event: polling rests
@@ -32,12 +31,17 @@ type liveState struct {
 	next    time.Time     // no new attempt before
 	delay   time.Duration // the last wait after a failed connect
 	off     bool          // the server has no stream for us (404, 405, 401)
+	// needPoll: after a stream ends, the next connect waits for a good
+	// poll too. So a server that is down is seen by the polls (and their
+	// texts), and while the polls succeed a refused stream never adds
+	// more than one failure to the breaker in a row.
+	needPoll bool
 }
 
 // maybeStream starts the stream when everything allows it.
 func (w *Widget) maybeStream() {
 	l := &w.live
-	if !w.started || w.stopTimers == nil || l.running || l.off || w.status != stOK || w.fromCache ||
+	if !w.started || w.stopTimers == nil || l.running || l.off || l.needPoll || w.status != stOK || w.fromCache ||
 		w.now.Before(l.next) || w.deps.Fetcher.Breaker().State() != shared.StateClosed {
 		return
 	}
@@ -59,7 +63,9 @@ func (w *Widget) maybeStream() {
 		})
 	}
 	f := w.deps.Fetcher
-	ctx.Async(func() {
+	// A plain goroutine, not ctx.Async: go-app's test engine waits for
+	// every Async to return before it renders, and a stream lives long.
+	go func() {
 		end := f.Stream(sctx, req)
 		ctx.Dispatch(func(ctx app.Context) {
 			cancel()
@@ -67,7 +73,7 @@ func (w *Widget) maybeStream() {
 				w.streamEnded(ctx, end)
 			}
 		})
-	})
+	}()
 }
 
 // streamEnded paces the next attempt and, when the stream had been
@@ -76,6 +82,7 @@ func (w *Widget) streamEnded(ctx app.Context, end client.StreamEnd) {
 	l := &w.live
 	wasOpen := l.open
 	l.running, l.open, l.cancel = false, false, nil
+	l.needPoll = true
 	w.now = time.Now()
 	switch {
 	case end.Unsupported:
@@ -113,5 +120,5 @@ func (w *Widget) stopStream() {
 // a stream where the old one had none.
 func (w *Widget) resetStream() {
 	w.stopStream()
-	w.live.off, w.live.delay, w.live.next = false, 0, time.Time{}
+	w.live.off, w.live.delay, w.live.next, w.live.needPoll = false, 0, time.Time{}, false
 }

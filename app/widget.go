@@ -306,6 +306,7 @@ func (w *Widget) apply(res client.Result) {
 	case client.KindOK:
 		w.showSettings = false
 		w.applyData(res.Data)
+		w.live.needPoll = false
 		w.maybeStream()
 	case client.KindNoData:
 		w.status = stNoData

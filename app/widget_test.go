@@ -232,8 +232,12 @@ func (h *harness) dismount() {
 // settle waits for every fetch in flight (its retry waits pass on the fake
 // clock) and runs every pending dispatch.
 func (h *harness) settle() {
-	synctest.Wait()
-	h.eng.ConsumeAll()
+	// Twice: a dispatch may start a goroutine (the stream) that dispatches
+	// in turn, after ConsumeAll found the queue empty.
+	for range 2 {
+		synctest.Wait()
+		h.eng.ConsumeAll()
+	}
 }
 
 // advance lets d pass one second at a time, running what the widget's

@@ -409,5 +409,5 @@ func normalize(page string) string {
 
 // tagOf is the start tag of the element with the id.
 func tagOf(page, id string) string {
-	return regexp.MustCompile(`<[a-z]+ [^>]*id="`+regexp.QuoteMeta(id)+`"[^>]*>`).FindString(page)
+	return regexp.MustCompile(`<[a-z]+ [^>]*id="` + regexp.QuoteMeta(id) + `"[^>]*>`).FindString(page)
 }

@@ -9,10 +9,10 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// History chart viewBox and margins (room for the percent labels on the
+// HistoryChart is the history chart's viewBox and margins (room for the percent labels on the
 // left and the times below). 320 units wide: at a 320 px phone the text
 // stays at about its nominal size.
-var chartBox = Plot{Width: 320, Height: 180, Left: 34, Right: 8, Top: 8, Bottom: 22}
+var HistoryChart = Plot{Width: 320, Height: 180, Left: 34, Right: 8, Top: 8, Bottom: 22}
 
 // TextHistoryLoading is shown while the history view waits for its data.
 const TextHistoryLoading = "Loading the history…"
@@ -69,7 +69,7 @@ func (w *Widget) renderHistory(data *shared.UsageResponse) app.UI {
 }
 
 func (w *Widget) renderChart(h *historyState, label string, pace *shared.Pace, loc *time.Location) app.UI {
-	p := chartBox
+	p := HistoryChart
 	p.Since, p.Until = h.since, h.until
 	now := w.now.In(loc)
 	title := label + ", last " + HistoryRanges[h.rng].Label

@@ -48,7 +48,7 @@ func (w *Widget) renderHistory(data *shared.UsageResponse) app.UI {
 		}).
 		Body(
 			app.Div().Class("history-head").Body(
-				app.Elem("h2").ID("history-title").Text(label+" — history"),
+				el("h2", []string{"id", "history-title"}, app.Text(label+" — history")),
 				app.Button().ID("history-close").Class("btn").Type("button").
 					Aria("label", "Close the history").
 					OnClick(func(ctx app.Context, e app.Event) { w.closeHistory(ctx) }).
@@ -72,44 +72,35 @@ func (w *Widget) renderChart(h *historyState, label string, pace *shared.Pace, l
 	p := HistoryChart
 	p.Since, p.Until = h.since, h.until
 	now := w.now.In(loc)
-	title := label + ", last " + HistoryRanges[h.rng].Label
-	var parts []app.UI
-	parts = append(parts, svg("title").ID("chart-title").Text(title),
-		svg("desc").ID("chart-desc").Text(ChartSummary(h.series, h.windows, p, loc)))
+	right := p.Width - p.Right
+	parts := []app.UI{
+		el("title", []string{"id", "chart-title"}, app.Text(label+", last "+HistoryRanges[h.rng].Label)),
+		el("desc", []string{"id", "chart-desc"}, app.Text(ChartSummary(h.series, h.windows, p, loc))),
+	}
 	for _, v := range []float64{0, 50, 100} {
-		y := Coord(p.Y(v))
 		cls := "grid"
 		if v == 100 {
 			cls = "limit" // the limit line
 		}
-		parts = append(parts,
-			svg("line").Class(cls).Attr("x1", Coord(p.Left)).Attr("x2", Coord(p.Width-p.Right)).
-				Attr("y1", y).Attr("y2", y),
-			svg("text").Class("axis").Attr("x", Coord(p.Left-4)).Attr("y", Coord(p.Y(v)+4)).
-				Attr("text-anchor", "end").Text(PercentText(v)))
+		parts = append(parts, line(cls, p.Left, p.Y(v), right, p.Y(v)),
+			el("text", []string{"class", "axis", "x", Coord(p.Left - 4), "y", Coord(p.Y(v) + 4), "text-anchor", "end"},
+				app.Text(PercentText(v))))
 	}
 	for _, t := range p.Boundaries(h.windows, pace) {
-		x := Coord(p.X(t))
-		parts = append(parts, svg("line").Class("boundary").
-			Attr("x1", x).Attr("x2", x).Attr("y1", Coord(p.Y(100))).Attr("y2", Coord(p.Y(0))))
+		parts = append(parts, line("boundary", p.X(t), p.Y(100), p.X(t), p.Y(0)))
 	}
 	bottom := Coord(p.Height - 6)
 	parts = append(parts,
-		svg("text").Class("axis").Attr("x", Coord(p.Left)).Attr("y", bottom).
-			Text(ClockText(h.since.In(loc), now)),
-		svg("text").Class("axis").Attr("x", Coord(p.Width-p.Right)).Attr("y", bottom).
-			Attr("text-anchor", "end").Text("now"),
+		el("text", []string{"class", "axis", "x", Coord(p.Left), "y", bottom}, app.Text(ClockText(h.since.In(loc), now))),
+		el("text", []string{"class", "axis", "x", Coord(right), "y", bottom, "text-anchor", "end"}, app.Text("now")),
 	)
 	if d := p.LinePath(h.series); d != "" {
-		parts = append(parts, svg("path").ID("history-line").Class("history-line").Attr("d", d))
+		parts = append(parts, el("path", []string{"id", "history-line", "class", "history-line", "d", d}))
 	}
-	return svg("svg").ID("history-chart").Class("chart").
-		Attr("viewBox", "0 0 "+Coord(p.Width)+" "+Coord(p.Height)).
-		Attr("role", "img").Aria("labelledby", "chart-title chart-desc").
-		DataSet("since", h.since.UTC().Format(time.RFC3339)).
-		DataSet("until", h.until.UTC().Format(time.RFC3339)).
-		DataSet("points", len(h.series)).
-		Body(parts...)
+	return el("svg", []string{"id", "history-chart", "class", "chart", "viewBox", "0 0 " + Coord(p.Width) + " " + Coord(p.Height),
+		"role", "img", "aria-labelledby", "chart-title chart-desc",
+		"data-since", h.since.UTC().Format(time.RFC3339), "data-until", h.until.UTC().Format(time.RFC3339),
+		"data-points", strconv.Itoa(len(h.series))}, parts...)
 }
 
 // ChartSummary is the chart in words for screen readers: the highest
@@ -150,26 +141,23 @@ func renderWindows(h *historyState, label string, loc *time.Location) app.UI {
 		return app.P().ID("windows").Class("hint").Text("No finished window yet.")
 	}
 	const layout = "Mon 2 Jan 15:04"
+	rows := make([]app.UI, len(h.windows))
+	for i, win := range h.windows {
+		hit, cls := "not hit", "hit-no"
+		if win.HitLimit {
+			hit, cls = "hit", "hit-yes"
+		}
+		rows[i] = el("tr", []string{"class", "window"},
+			el("td", nil, app.Text(win.Start.In(loc).Format(layout)+" – "+win.ResetsAt.In(loc).Format(layout))),
+			el("td", []string{"class", "num"}, app.Text(PercentText(win.PeakPercent))),
+			el("td", []string{"class", cls}, app.Text(hit)))
+	}
+	th := func(s string) app.UI { return el("th", []string{"scope", "col"}, app.Text(s)) }
 	return app.Div().ID("windows").Class("table-wrap").Body(
-		app.Elem("table").Class("windows").Body(
-			app.Elem("caption").Text("Past windows of "+label),
-			app.Elem("thead").Body(app.Elem("tr").Body(
-				app.Elem("th").Attr("scope", "col").Text("Window"),
-				app.Elem("th").Attr("scope", "col").Text("Peak"),
-				app.Elem("th").Attr("scope", "col").Text("Limit"),
-			)),
-			app.Elem("tbody").Body(app.Range(h.windows).Slice(func(i int) app.UI {
-				win := h.windows[i]
-				hit, cls := "not hit", "hit-no"
-				if win.HitLimit {
-					hit, cls = "hit", "hit-yes"
-				}
-				return app.Elem("tr").Class("window").Body(
-					app.Elem("td").Text(win.Start.In(loc).Format(layout)+" – "+win.ResetsAt.In(loc).Format(layout)),
-					app.Elem("td").Class("num").Text(PercentText(win.PeakPercent)),
-					app.Elem("td").Class(cls).Text(hit),
-				)
-			})),
+		el("table", []string{"class", "windows"},
+			el("caption", nil, app.Text("Past windows of "+label)),
+			el("thead", nil, el("tr", nil, th("Window"), th("Peak"), th("Limit"))),
+			el("tbody", nil, rows...),
 		),
 	)
 }

@@ -11,9 +11,30 @@ import (
 
 const svgNS = "http://www.w3.org/2000/svg"
 
-// svg is an element in the SVG namespace: go-app creates it with
-// createElementNS, which is what makes the browser draw it.
-func svg(tag string) app.HTMLElem { return app.Elem(tag).XMLNS(svgNS) }
+// el is an element from its tag, its attributes as name-value pairs and
+// its children. SVG tags (svgTags) get the SVG namespace: go-app then
+// creates them with createElementNS, which is what makes the browser
+// draw them.
+func el(tag string, attrs []string, body ...app.UI) app.HTMLElem {
+	e := app.Elem(tag)
+	if svgTags[tag] {
+		e = e.XMLNS(svgNS)
+	}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		e = e.Attr(attrs[i], attrs[i+1])
+	}
+	if len(body) > 0 {
+		e = e.Body(body...)
+	}
+	return e
+}
+
+var svgTags = map[string]bool{"svg": true, "title": true, "desc": true, "line": true, "path": true, "text": true}
+
+// line is an SVG line of class cls.
+func line(cls string, x1, y1, x2, y2 float64) app.UI {
+	return el("line", []string{"class", cls, "x1", Coord(x1), "y1", Coord(y1), "x2", Coord(x2), "y2", Coord(y2)})
+}
 
 // Sparkline viewBox: wide and flat, stretched to the card's width.
 const (
@@ -128,16 +149,13 @@ func (w *Widget) renderSpark(m shared.Meter, label string, scrapedAt time.Time, 
 	}
 	desc := label + " this window: " + PercentText(m.PercentUsed) + " now, highest " + PercentText(peak) +
 		", even pace " + PercentText(pace.ExpectedPercent)
-	return svg("svg").Class("spark").Attr("viewBox", "0 0 120 28").Attr("preserveAspectRatio", "none").
-		Attr("role", "img").Aria("label", desc).Attr("focusable", "false").
-		Body(
-			svg("title").Text(desc),
-			svg("line").Class("spark-pace").
-				Attr("x1", Coord(p.X(s.since))).Attr("y1", Coord(p.Y(0))).
-				Attr("x2", Coord(p.X(s.until))).Attr("y2", Coord(p.Y(100))),
-			svg("path").Class("spark-area").Attr("d", p.AreaPath(pts)),
-			svg("path").Class("spark-line").Attr("d", p.LinePath(pts)),
-		)
+	return el("svg", []string{"class", "spark", "viewBox", "0 0 120 28", "preserveAspectRatio", "none",
+		"role", "img", "aria-label", desc, "focusable", "false"},
+		el("title", nil, app.Text(desc)),
+		line("spark-pace", p.X(s.since), p.Y(0), p.X(s.until), p.Y(100)),
+		el("path", []string{"class", "spark-area", "d", p.AreaPath(pts)}),
+		el("path", []string{"class", "spark-line", "d", p.LinePath(pts)}),
+	)
 }
 
 // ResetLine is ResetText with the other half beside it: the clock time

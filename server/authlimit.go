@@ -114,6 +114,15 @@ func (l *authLimiter) size() int {
 // authorize runs check (a key comparison) unless the client is refused for
 // too many failures, and counts a failure against its address.
 func (s *Server) authorize(c *fiber.Ctx, check func() error) error {
+	if err := s.limitedCheck(c, check); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+// limitedCheck is authorize without passing the request on: for handlers
+// (health) where a credential is optional but a wrong one must count.
+func (s *Server) limitedCheck(c *fiber.Ctx, check func() error) error {
 	if err := rejectQueryCredentials(c); err != nil {
 		return err
 	}
@@ -135,7 +144,7 @@ func (s *Server) authorize(c *fiber.Ctx, check func() error) error {
 		s.metrics.authFailures.Inc()
 		return err
 	}
-	return c.Next()
+	return nil
 }
 
 // rejectQueryCredentials refuses a key or token in the query string before

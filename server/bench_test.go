@@ -11,7 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/claude-usage/widget/bench/loadgen"
+	"github.com/claude-usage/widget/bench/load"
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/shared"
 )
@@ -93,7 +93,7 @@ func BenchmarkGetLoopback(b *testing.B) {
 
 func benchLoopback(b *testing.B, addr, path string) {
 	b.ResetTimer()
-	res, err := loadgen.Run(context.Background(), loadgen.Options{Addr: addr, Path: path,
+	res, err := load.Run(context.Background(), load.Options{URL: "http://" + addr + path,
 		Header: http.Header{"Authorization": {"Bearer " + testToken}}, Conns: 16, Requests: b.N})
 	if err != nil {
 		b.Fatal(err)

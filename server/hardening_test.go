@@ -171,6 +171,27 @@ func TestFailedAuthIsLimitedPerAddress(t *testing.T) {
 	}
 }
 
+// Health's optional token is no way around the limit: wrong guesses there
+// count like anywhere else, while public health stays open.
+func TestHealthTokenGuessesAreLimited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withConfig(proxied))
+	from := func(ip string, hdr ...string) []string { return append([]string{"X-Forwarded-For", ip}, hdr...) }
+	attacker := "203.0.113.9"
+	for i := range 10 {
+		r := e.do(http.MethodGet, shared.PathHealth, "", from(attacker, "Authorization", fmt.Sprintf("Bearer guess-%d", i))...)
+		wantError(t, r, http.StatusUnauthorized, shared.CodeAuthInvalidKey)
+	}
+	r := e.do(http.MethodGet, shared.PathHealth, "", from(attacker, "Authorization", "Bearer "+testToken)...)
+	wantError(t, r, http.StatusTooManyRequests, shared.CodeRateLimited)
+	if r := e.get(shared.PathUsage, from(attacker)...); r.status != http.StatusTooManyRequests {
+		t.Errorf("GET usage after 10 health guesses = %d, want 429", r.status)
+	}
+	if r := e.do(http.MethodGet, shared.PathHealth, "", from(attacker)...); r.status == http.StatusTooManyRequests || r.status == http.StatusUnauthorized {
+		t.Errorf("public health from the limited address = %d, want it to stay open", r.status)
+	}
+}
+
 // The table of failing addresses is fixed in size: a flood from more
 // addresses than it holds keeps it at its bound, and wrong keys never get a
 // bucket in the POST limiter.

@@ -148,13 +148,16 @@ func (s *Server) healthDetail(c *fiber.Ctx) (bool, error) {
 	if c.Get(fiber.HeaderAuthorization) == "" {
 		return false, nil
 	}
-	tok, ok := bearer(c)
-	if ok && ((s.cfg.ReadToken != "" && constantEqual(tok, s.cfg.ReadToken)) ||
-		(s.cfg.MetricsToken != "" && constantEqual(tok, s.cfg.MetricsToken))) {
-		return true, nil
-	}
-	return false, &shared.Error{Code: shared.CodeAuthInvalidKey,
-		Message: "the bearer token matches neither the read token nor the metrics token; omit it for the public health"}
+	err := s.limitedCheck(c, func() error {
+		tok, ok := bearer(c)
+		if ok && ((s.cfg.ReadToken != "" && constantEqual(tok, s.cfg.ReadToken)) ||
+			(s.cfg.MetricsToken != "" && constantEqual(tok, s.cfg.MetricsToken))) {
+			return nil
+		}
+		return &shared.Error{Code: shared.CodeAuthInvalidKey,
+			Message: "the bearer token matches neither the read token nor the metrics token; omit it for the public health"}
+	})
+	return err == nil, err
 }
 
 func (s *Server) getHealth(c *fiber.Ctx) error {

@@ -29,6 +29,8 @@ const (
 	// ScrapeSnapshotsDropped: snapshots were lost because the laptop could
 	// neither store nor send them.
 	ScrapeSnapshotsDropped ScrapeClass = "SNAPSHOTS_DROPPED"
+	// ScrapeOAuthForbidden: the OAuth usage endpoint refused the login (403).
+	ScrapeOAuthForbidden ScrapeClass = "OAUTH_FORBIDDEN"
 )
 
 // ScrapeClassPattern is the shape of any category the server accepts in a
@@ -56,6 +58,8 @@ func (c ScrapeClass) NextStep() string {
 		return "No display: run `usage-scraper login` in the Mac's desktop session, not over SSH"
 	case ScrapeProfileInUse:
 		return "The profile is in use by the running agent — stop it with `launchctl bootout gui/$(id -u)/com.claude-usage.scraper`, run login, then start it again"
+	case ScrapeOAuthForbidden:
+		return "Anthropic refused this login the usage data — sign in to Claude Code with your Claude subscription (`claude`, then /login), or use --source browser"
 	case ScrapeSnapshotsDropped:
 		return "The laptop could not store snapshots and some were lost — free disk space and check `usage-scraper status`"
 	}

@@ -23,6 +23,7 @@ func TestScrapeClassWireValuesAndNextSteps(t *testing.T) {
 		{ScrapeNoDisplay, "NO_DISPLAY", "No display: run `usage-scraper login` in the Mac's desktop session, not over SSH"},
 		{ScrapeProfileInUse, "PROFILE_IN_USE", "The profile is in use by the running agent — stop it with `launchctl bootout gui/$(id -u)/com.claude-usage.scraper`, run login, then start it again"},
 		{ScrapeSnapshotsDropped, "SNAPSHOTS_DROPPED", "The laptop could not store snapshots and some were lost — free disk space and check `usage-scraper status`"},
+		{ScrapeOAuthForbidden, "OAUTH_FORBIDDEN", "Anthropic refused this login the usage data — sign in to Claude Code with your Claude subscription (`claude`, then /login), or use --source browser"},
 		{ScrapeClass("PROFILE_LOCKED"), "PROFILE_LOCKED", "The scrape failed — see the scraper log"},
 	}
 	for _, tt := range tests {

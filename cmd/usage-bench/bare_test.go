@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -9,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-usage/widget/bench/loadgen"
+	"github.com/claude-usage/widget/bench/load"
 )
 
 // addrWriter hands over the address from the "listening on" line.
@@ -65,10 +67,10 @@ func TestBareServerAnswersTheCapturedBytes(t *testing.T) {
 	if resp, err := http.Get("http://" + addr + "/api/claude/console-usage?timestamp=other"); err != nil || resp.StatusCode != 404 {
 		t.Errorf("unknown query: %v %v", resp, err)
 	}
-	// The load generator reads its answers (Content-Length, keep-alive).
-	res, err := loadgen.Run(ctx, loadgen.Options{Addr: addr, Path: entries[2].Path + "?" + entries[2].Query, Conns: 2, Requests: 200})
+	// The load generator reads its answers (keep-alive).
+	res, err := load.Run(ctx, load.Options{URL: "http://" + addr + entries[2].Path + "?" + entries[2].Query, Conns: 2, Requests: 200})
 	if err != nil || res.StatusCounts[200] != 200 || res.Errors != 0 {
-		t.Errorf("loadgen: %v %v errors %d (%s)", err, res.StatusCounts, res.Errors, res.FirstError)
+		t.Errorf("load: %v %v errors %d (%s)", err, res.StatusCounts, res.Errors, res.FirstError)
 	}
 
 	cancel()
@@ -90,16 +92,14 @@ func TestBareServerNeedsDir(t *testing.T) {
 
 func TestHTTPRowsShowBadResponses(t *testing.T) {
 	env := &Env{Conns: 16, Rounds: 2, Duration: 2 * time.Second}
-	h := loadgen.NewHistogram()
-	h.Record(time.Millisecond)
-	good := loadgen.Result{Requests: 1000, RPS: 1000, StatusCounts: map[int]int{200: 1000}, Hist: h, P99: time.Millisecond}
-	limited := loadgen.Result{Requests: 1000, RPS: 900, Errors: 2, FirstError: "loadgen: boom",
-		StatusCounts: map[int]int{200: 990, 429: 10}, Hist: h, P99: time.Millisecond}
+	good := load.Result{Requests: 1000, RPS: 1000, StatusCounts: map[int]int{200: 1000}, P99: time.Millisecond}
+	limited := load.Result{Requests: 1000, RPS: 900, Errors: 2, FirstError: "load: boom",
+		StatusCounts: map[int]int{200: 990, 429: 10}, P99: time.Millisecond}
 	rows := httpRows(env, httpTarget{name: "GET latest", inBudget: true}, limited, good)
 	if len(rows) != 2 || *rows[0].Met || *rows[1].Met {
 		t.Fatalf("rows %+v: a run with 429s must not meet a budget", rows)
 	}
-	for _, want := range []string{"429×10", "2 errors", "loadgen: boom"} {
+	for _, want := range []string{"429×10", "2 errors", "load: boom"} {
 		if !strings.Contains(rows[0].Note, want) {
 			t.Errorf("note %q lacks %q", rows[0].Note, want)
 		}
@@ -107,5 +107,26 @@ func TestHTTPRowsShowBadResponses(t *testing.T) {
 	rows = httpRows(env, httpTarget{name: "GET latest", inBudget: true}, good, good)
 	if !*rows[0].Met || !*rows[1].Met || rows[0].Ratio != "1.00x" {
 		t.Errorf("clean equal runs: %+v", rows)
+	}
+}
+
+func TestHTTPCPURow(t *testing.T) {
+	target := httpTarget{name: "GET latest"}
+	for _, c := range []struct {
+		name                 string
+		real, bare           httpCPU
+		realN, bareN         int
+		value, baseline, rat string
+	}{
+		{"both read", httpCPU{srv: 30 * time.Millisecond, gen: 50 * time.Millisecond}, httpCPU{srv: 40 * time.Millisecond}, 1000, 2000, "30µs", "20µs", "1.50x"},
+		{"no requests", httpCPU{srv: time.Second}, httpCPU{srv: time.Second}, 0, 10, "?", "100000µs", ""},
+		{"CPU unreadable", httpCPU{}, httpCPU{srv: time.Second}, 10, 10, "?", "100000µs", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httpCPURow(target, c.real, c.bare, c.realN, c.bareN)
+			if r.Value != c.value || r.Baseline != c.baseline || r.Ratio != c.rat || r.Met != nil {
+				t.Errorf("row %+v, want value %q baseline %q ratio %q and no budget", r, c.value, c.baseline, c.rat)
+			}
+		})
 	}
 }

@@ -1,9 +1,12 @@
+//go:build linux
+
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/claude-usage/widget/scraper/browser"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,23 +29,14 @@ func benchChromiumPath() (string, error) {
 
 // startBenchChromium starts one headless Chromium with a fresh profile under dir.
 // stop ends it and every tab; call it once the section is done.
-func startBenchChromium(ctx context.Context, dir string) (browser context.Context, stop func(), err error) {
+func startBenchChromium(ctx context.Context, dir string) (tab context.Context, stop func(), err error) {
 	exe, err := benchChromiumPath()
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(dir, "chromium-profile")),
-		chromedp.WindowSize(480, 900),
-	)
+	// The scraper's own options: headless, background networking off,
+	// no sandbox as root.
+	opts := append(browser.AllocatorOptions(exe, filepath.Join(dir, "chromium-profile"), true), chromedp.WindowSize(480, 900))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	stop = func() {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -6,12 +8,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/claude-usage/widget/bench/loadgen"
+	"github.com/claude-usage/widget/bench/load"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -173,19 +176,17 @@ func capturedHeaders(h http.Header) [][2]string {
 	return out
 }
 
-// httpLoad runs the load generator against one server and target.
-func httpLoad(ctx context.Context, env *Env, p *benchProc, token, target string, d time.Duration) (loadgen.Result, error) {
-	res, err := loadgen.Run(ctx, loadgen.Options{
-		Addr: p.addr, Path: target, Conns: env.Conns, Duration: d,
+// httpLoad runs one round of load against one server and target and adds
+// it to series.
+func httpLoad(ctx context.Context, env *Env, series *load.Series, p *benchProc, token, target string, d time.Duration) error {
+	err := series.Run(ctx, load.Options{
+		URL: p.url() + target, Conns: env.Conns, Duration: d,
 		Header: http.Header{"Authorization": {"Bearer " + token}},
 	})
 	if err != nil {
-		return res, fmt.Errorf("bench: %w", err)
+		return fmt.Errorf("bench: %w", err)
 	}
-	if ctx.Err() != nil {
-		return res, ctx.Err()
-	}
-	return res, nil
+	return nil
 }
 
 func runHTTPBench(ctx context.Context, env *Env) ([]Row, error) {
@@ -204,11 +205,11 @@ func runHTTPBench(ctx context.Context, env *Env) ([]Row, error) {
 	var rows []Row
 	for _, t := range rig.targets {
 		for _, p := range []*benchProc{rig.real, rig.bare} {
-			if _, err := httpLoad(ctx, env, p, rig.token, t.target, warm); err != nil {
+			if err := httpLoad(ctx, env, &load.Series{}, p, rig.token, t.target, warm); err != nil {
 				return rows, err
 			}
 		}
-		var realRuns, bareRuns []loadgen.Result
+		var realRuns, bareRuns load.Series
 		var realCPU, bareCPU httpCPU
 		for round := range env.Rounds {
 			// ABBA order, so that a drift in machine load during the run
@@ -218,33 +219,50 @@ func runHTTPBench(ctx context.Context, env *Env) ([]Row, error) {
 				order = []*benchProc{rig.bare, rig.real}
 			}
 			for _, p := range order {
+				series, cpu := &realRuns, &realCPU
+				if p == rig.bare {
+					series, cpu = &bareRuns, &bareCPU
+				}
 				srv0, gen0 := httpCPUNow(p)
-				res, err := httpLoad(ctx, env, p, rig.token, t.target, env.Duration)
-				if err != nil {
+				if err := httpLoad(ctx, env, series, p, rig.token, t.target, env.Duration); err != nil {
 					return rows, err
 				}
 				srv1, gen1 := httpCPUNow(p)
-				used := httpCPU{srv1 - srv0, gen1 - gen0}
-				if p == rig.real {
-					realRuns = append(realRuns, res)
-					realCPU = realCPU.add(used)
-				} else {
-					bareRuns = append(bareRuns, res)
-					bareCPU = bareCPU.add(used)
-				}
+				*cpu = cpu.add(httpCPU{srv1 - srv0, gen1 - gen0})
 			}
 		}
-		real, bare := loadgen.Merge(realRuns...), loadgen.Merge(bareRuns...)
+		if err := writeHDR(env, t, &realRuns, &bareRuns); err != nil {
+			return rows, err
+		}
+		real, bare := realRuns.Result(), bareRuns.Result()
 		env.Logf("http: %s real %s, bare %s", t.name, httpSummary(real), httpSummary(bare))
 		r := httpRows(env, t, real, bare)
-		r[0].Note += fmt.Sprintf("; CPU/req real %s bare %s (loadgen %s)", realCPU.perReq(real.Requests, false),
-			bareCPU.perReq(bare.Requests, false), realCPU.perReq(real.Requests, true))
 		if t.target != shared.PathHealth {
 			r[0].Note += "; real logs 1 access line/request (info, to a file)"
 		}
 		rows = append(rows, r...)
+		rows = append(rows, httpCPURow(t, realCPU, bareCPU, real.Requests, bare.Requests))
 	}
 	return rows, nil
+}
+
+// writeHDR writes the latency distributions of a target, real and bare, in
+// the HDR histogram plot format to env.OutDir (none when it is "").
+func writeHDR(env *Env, t httpTarget, real, bare *load.Series) error {
+	if env.OutDir == "" {
+		return nil
+	}
+	for side, s := range map[string]*load.Series{"server": real, "bare": bare} {
+		name := filepath.Join(env.OutDir, "latency-"+strings.TrimSuffix(t.file, ".body")+"-"+side+".hdr")
+		var b strings.Builder
+		if err := s.WriteHDR(&b); err != nil {
+			return fmt.Errorf("bench: %s: %w", name, err)
+		}
+		if err := os.WriteFile(name, []byte(b.String()), 0o644); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	return nil
 }
 
 // httpCPU is CPU time used during load: by the server and by this
@@ -265,6 +283,19 @@ func (c httpCPU) perReq(n int, gen bool) string {
 	return fmt.Sprintf("%.0fµs", float64(d)/float64(n)/1e3)
 }
 
+// httpCPURow is the server's CPU time per request next to the bare
+// server's. Unlike req/s and p99 it does not depend on how much of the two
+// cores the generator takes (vegeta's net/http client costs more per
+// request than either server).
+func httpCPURow(t httpTarget, real, bare httpCPU, realN, bareN int) Row {
+	r := Row{Name: t.name + " CPU/req", Value: real.perReq(realN, false), Baseline: bare.perReq(bareN, false),
+		Note: "CPU time of the server process per request; the generator's: " + real.perReq(realN, true)}
+	if realN > 0 && bareN > 0 && real.srv > 0 && bare.srv > 0 {
+		r.Ratio = ratio(float64(real.srv)/float64(realN), float64(bare.srv)/float64(bareN))
+	}
+	return r
+}
+
 // httpCPUNow reads the CPU time of p and of this process; a failed read
 // gives 0, which perReq shows as "?".
 func httpCPUNow(p *benchProc) (srv, gen time.Duration) {
@@ -272,7 +303,7 @@ func httpCPUNow(p *benchProc) (srv, gen time.Duration) {
 	return srv, selfCPU()
 }
 
-func httpRows(env *Env, t httpTarget, real, bare loadgen.Result) []Row {
+func httpRows(env *Env, t httpTarget, real, bare load.Result) []Row {
 	clean := real.Errors == 0 && real.NonOK() == 0 && real.Requests > 0
 	note := fmt.Sprintf("%d conns, %d×%s rounds each; bare answers the same headers and body", env.Conns, env.Rounds, env.Duration)
 	if !clean {
@@ -308,7 +339,7 @@ func httpRows(env *Env, t httpTarget, real, bare loadgen.Result) []Row {
 }
 
 // httpProblems says what was wrong with a run's responses.
-func httpProblems(r loadgen.Result) string {
+func httpProblems(r load.Result) string {
 	s := "statuses " + r.StatusSummary()
 	if r.Requests == 0 {
 		s = "no responses"
@@ -319,7 +350,7 @@ func httpProblems(r loadgen.Result) string {
 	return s
 }
 
-func httpSummary(r loadgen.Result) string {
+func httpSummary(r load.Result) string {
 	return fmt.Sprintf("%.0f req/s p50 %s p99 %s", r.RPS, httpMS(r.P50), httpMS(r.P99))
 }
 

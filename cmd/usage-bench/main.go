@@ -1,6 +1,8 @@
+//go:build linux
+
 // Command usage-bench measures the system against baselines started by the
 // same tool in the same run and prints each figure next to its baseline, the
-// ratio and the budget from issue 6. It reports; it never fails a build
+// ratio and the budget. It is Linux-only (it reads /proc). It reports; it never fails a build
 // because a budget was missed (tests never assert on wall-clock speed).
 //
 //	usage-bench [-sections http,rss,wasm,widget,scraper,store] [flags]
@@ -49,6 +51,7 @@ type Env struct {
 	Versions int           // stored versions for http and rss
 	Runs     int           // browser runs (median)
 	StoreOut string        // go test -bench output of ./server/store
+	OutDir   string        // where raw measurements go (latency HDR plots); "" for none
 	Log      io.Writer     // progress, to stderr
 }
 
@@ -107,6 +110,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&env.Versions, "versions", 10000, "stored versions for the http and rss sections")
 	fs.IntVar(&env.Runs, "runs", 7, "browser runs per page or scrape (the median is reported)")
 	fs.StringVar(&env.StoreOut, "store-bench", "", "file with `go test -bench` output of ./server/store to summarise")
+	fs.StringVar(&env.OutDir, "out", "", "directory for raw measurements (HTTP latency HDR histogram plots); none when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -16,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/claude-usage/widget/bench/load"
 )
 
 // benchProc is a server process started by the http and rss sections: its
@@ -271,16 +275,15 @@ func runRSSBench(ctx context.Context, env *Env) ([]Row, error) {
 		return nil, err
 	}
 	latest := rig.targets[1]
-	realRes, err := httpLoad(ctx, env, rig.real, rig.token, latest.target, rssLoad)
-	if err != nil {
+	var realLoad, bareLoad load.Series
+	if err := httpLoad(ctx, env, &realLoad, rig.real, rig.token, latest.target, rssLoad); err != nil {
 		return nil, err
 	}
 	realAfter, err := readProcMem(rig.real.pid())
 	if err != nil {
 		return nil, err
 	}
-	bareRes, err := httpLoad(ctx, env, rig.bare, rig.token, latest.target, rssLoad)
-	if err != nil {
+	if err := httpLoad(ctx, env, &bareLoad, rig.bare, rig.token, latest.target, rssLoad); err != nil {
 		return nil, err
 	}
 	bareAfter, err := readProcMem(rig.bare.pid())
@@ -291,6 +294,7 @@ func runRSSBench(ctx context.Context, env *Env) ([]Row, error) {
 		memMB(rig.realMem.RSSKB), memMB(realAfter.RSSKB), memMB(realAfter.HWMKB),
 		memMB(bareStart.RSSKB), memMB(bareAfter.RSSKB), memMB(bareAfter.HWMKB))
 
+	realRes, bareRes := realLoad.Result(), bareLoad.Result()
 	worst := max(rig.realMem.RSSKB, realAfter.RSSKB)
 	note := fmt.Sprintf("VmRSS after start %s, after %s of GET latest %s; peak VmHWM %s; bare peak %s; MB = 10^6 bytes",
 		memMB(rig.realMem.RSSKB), rssLoad, memMB(realAfter.RSSKB), memMB(realAfter.HWMKB), memMB(bareAfter.HWMKB))

@@ -1,16 +1,19 @@
+//go:build linux
+
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/claude-usage/widget/server/store"
+	"github.com/rs/xid"
+
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -38,42 +41,55 @@ func seededDataDir(ctx context.Context, env *Env) (string, [2]time.Time, error) 
 	return seedDir, seedSpan, seedErr
 }
 
-// seedStore writes n versions through the store's own Save, so the files
-// are exactly what a server writes, but without fsync: durability is
-// irrelevant for a throwaway directory and 10 000 fsyncs would dominate the
-// run.
+// seedStore writes n versions as the file store keeps them (the README's
+// data directory: <account>/versions/<UTC scrapedAt>-<xid>.json, one
+// record per file), without the store's fsyncs: durability is irrelevant
+// for a throwaway directory and 10 000 fsyncs would dominate the run. The
+// layout is the store's on-disk format, which existing data directories
+// depend on; TestSeedStoreWritesVersionsTheServerLoads opens the result
+// with the real store.
 func seedStore(ctx context.Context, dir string, n int, now time.Time) ([2]time.Time, error) {
 	var span [2]time.Time
 	if n < 1 {
 		return span, fmt.Errorf("bench: -versions must be at least 1, got %d", n)
 	}
-	st, err := store.Open(ctx, store.Options{
-		Dir:               dir,
-		FS:                noSyncFS{store.OSFS()},
-		RetentionVersions: n + 1000, // retention must not remove what is seeded
-		RetentionDays:     36500,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		return span, fmt.Errorf("bench: opening the seed store: %w", err)
+	vdir := filepath.Join(dir, shared.DefaultAccount, "versions")
+	if err := os.MkdirAll(vdir, 0o700); err != nil {
+		return span, fmt.Errorf("bench: seed store: %w", err)
 	}
 	last := now.Add(-time.Minute).Truncate(time.Second).UTC()
 	first := last.Add(-time.Duration(n-1) * time.Minute)
 	for i := range n {
 		if err := ctx.Err(); err != nil {
-			_ = st.Close()
 			return span, err
 		}
 		snap := seedSnapshot(first.Add(time.Duration(i)*time.Minute), i)
-		if _, err := st.Save(ctx, store.SaveRequest{Snapshot: snap}); err != nil {
-			_ = st.Close()
+		stored := snap.ScrapedAt.Add(2 * time.Second) // as if synced right after the scrape
+		rec := seedRecord{Schema: 1, ID: xid.NewWithTime(stored).String(), StoredAt: stored, Seq: uint64(i + 1), Snapshot: snap}
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return span, fmt.Errorf("bench: seeding version %d: %w", i+1, err)
+		}
+		name := snap.ScrapedAt.Format(seedTimeLayout) + "-" + rec.ID + ".json"
+		if err := os.WriteFile(filepath.Join(vdir, name), data, 0o600); err != nil {
 			return span, fmt.Errorf("bench: seeding version %d: %w", i+1, err)
 		}
 	}
-	if err := st.Close(); err != nil {
-		return span, fmt.Errorf("bench: closing the seed store: %w", err)
-	}
 	return [2]time.Time{first, last}, nil
+}
+
+// seedTimeLayout is the fixed-width UTC time that starts a version file's
+// name, so that names sort in scrapedAt order.
+const seedTimeLayout = "20060102T150405.000000000Z"
+
+// seedRecord is one version file: the snapshot and what the store rebuilds
+// its index from (arrival order, id).
+type seedRecord struct {
+	Schema   int             `json:"schema"`
+	ID       string          `json:"id"`
+	StoredAt time.Time       `json:"storedAt"`
+	Seq      uint64          `json:"seq"`
+	Snapshot shared.Snapshot `json:"snapshot"`
 }
 
 // seedSnapshot looks like a scrape of the real page: the session meter
@@ -101,20 +117,3 @@ func seedSnapshot(at time.Time, i int) shared.Snapshot {
 		ExtraUsage: &shared.ExtraUsage{Enabled: true, UsedCents: int64(i % 5000), LimitCents: 5000, Currency: "USD"},
 	}
 }
-
-// noSyncFS is the real filesystem with fsync turned off.
-type noSyncFS struct{ store.FS }
-
-func (f noSyncFS) CreateTemp(dir, pattern string) (store.File, error) {
-	file, err := f.FS.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
-	}
-	return noSyncFile{file}, nil
-}
-
-func (noSyncFS) SyncDir(string) error { return nil }
-
-type noSyncFile struct{ store.File }
-
-func (noSyncFile) Sync() error { return nil }

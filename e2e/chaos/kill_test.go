@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/browser"
 	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/runner"
@@ -61,7 +62,7 @@ func TestServerKilledDuringSyncs(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	sc := &recordingScraper{b: b}
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	rec := &sleepRecorder{}
 	ob := openOutbox(t)
 	r, err := runner.New(runner.Config{Scraper: sc, Outbox: ob, UsageURL: fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy),
@@ -143,7 +144,7 @@ func TestSoakKillRestart(t *testing.T) {
 	const total, kills = 1000, 6
 	srv := startServer(t, "", "--retention-versions", "5000")
 	var okPosts atomic.Int32
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	rec := &sleepRecorder{}
 	c := newClient(srv.url(), apiKey, logs, rec, 3*time.Second)
 	c.HTTPClient = &http.Client{Transport: countOK{&okPosts, &http.Transport{DisableKeepAlives: true}}}

@@ -8,29 +8,25 @@
 package chaos_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"github.com/claude-usage/widget/internal/testbin"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testbin"
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
@@ -54,7 +50,7 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	var err error
-	if repoRoot, err = findRepoRoot(); err != nil {
+	if repoRoot, err = testutil.RepoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
 	}
@@ -75,74 +71,28 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("go.mod not found above " + dir)
-		}
-	}
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  gosync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one usage-server process; restart keeps its port and data dir.
 type server struct {
-	t       *testing.T
 	addr    string
 	dataDir string
-	args    []string
-	mu      gosync.Mutex
-	cmd     *exec.Cmd
-	log     *syncBuffer
-	done    chan struct{}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	proc    *testutil.Process
+	log     *testutil.LogBuffer // the output of every run of the process
 }
 
 // startServer runs usage-server on a free 127.0.0.1 port; dataDir "" means
-// a new temp dir.
+// a new temp dir. The test's cleanup stops it.
 func startServer(t *testing.T, dataDir string, extra ...string) *server {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	s := &server{t: t, addr: freePort(t), dataDir: dataDir, log: &syncBuffer{}}
-	s.args = append([]string{"--api-key", apiKey, "--read-token", readToken, "--rate-limit", "0",
+	s := &server{addr: testutil.FreeAddr(t), dataDir: dataDir}
+	args := append([]string{"--addr", s.addr, "--data-dir", s.dataDir,
+		"--api-key", apiKey, "--read-token", readToken, "--rate-limit", "0",
 		"--web-dir", filepath.Join(repoRoot, "web")}, extra...)
-	t.Cleanup(s.stop)
-	if err := s.start(); err != nil {
+	s.proc = testutil.StartProcess(t, serverBin, args, testutil.ProcessOptions{})
+	s.log = s.proc.Log
+	if err := s.waitReady(); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -150,70 +100,24 @@ func startServer(t *testing.T, dataDir string, extra ...string) *server {
 
 func (s *server) url() string { return "http://" + s.addr }
 
-// start launches the process and waits (bounded) until it answers.
+// waitReady waits (bounded) until the server answers.
+func (s *server) waitReady() error { return s.proc.WaitHTTP(s.url()+shared.PathHealth, 15*time.Second) }
+
+// start runs the stopped or killed process again and waits until it
+// answers. It returns errors instead of failing the test, so that a
+// goroutine other than the test's may call it.
 func (s *server) start() error {
-	args := append([]string{"--addr", s.addr, "--data-dir", s.dataDir}, s.args...)
-	cmd := exec.Command(serverBin, args...)
-	cmd.Stdout = s.log
-	cmd.Stderr = s.log
-	if err := cmd.Start(); err != nil {
+	if err := s.proc.TryRestart(); err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := client.Get(s.url() + shared.PathHealth)
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("usage-server exited at start:\n%s", s.log)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("usage-server did not answer on %s:\n%s", s.addr, s.log)
+	return s.waitReady()
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (s *server) kill() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
-}
+func (s *server) kill() { s.proc.Kill() }
 
-// stop ends the process (SIGTERM, then SIGKILL after 5 s).
-func (s *server) stop() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	select {
-	case <-done:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
+// stop ends the process (SIGTERM, then SIGKILL).
+func (s *server) stop() { s.proc.Stop() }
 
 // health reads /api/health.
 func (s *server) health(t *testing.T) (int, shared.HealthResponse) {

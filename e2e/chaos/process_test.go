@@ -6,13 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/browser"
 	"github.com/claude-usage/widget/scraper/fakeclaude"
 	"github.com/claude-usage/widget/scraper/outbox"
@@ -46,32 +45,11 @@ func TestScraperProcessSurvivesServerKill(t *testing.T) {
 	t.Cleanup(site.Close)
 	dir := t.TempDir()
 	obDir := filepath.Join(dir, "outbox")
-	logs := &syncBuffer{}
-	cmd := exec.Command(scraperBin, "run", "--server", srv.url(), "--api-key", apiKey,
+	scraper := testutil.StartProcess(t, scraperBin, []string{"run", "--server", srv.url(), "--api-key", apiKey,
 		"--usage-url", fakeclaude.UsageURL(site.URL, fakeclaude.VariantLegacy), "--interval", "10s",
 		"--outbox-dir", obDir, "--profile-dir", filepath.Join(dir, "profile"),
-		"--chrome-path", chrome, "--headless", "--log-level", "debug")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	stopScraper := func() {
-		select {
-		case <-exited:
-			return
-		default:
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}
-	t.Cleanup(stopScraper)
+		"--chrome-path", chrome, "--headless", "--log-level", "debug"}, testutil.ProcessOptions{})
+	logs := scraper.Log
 
 	count := func(pred func(logLine) bool) int {
 		n := 0
@@ -99,7 +77,7 @@ func TestScraperProcessSurvivesServerKill(t *testing.T) {
 	waitFor(t, 60*time.Second, "the retry to deliver the snapshot taken while the server was down", func() bool {
 		return versions() >= down
 	})
-	stopScraper()
+	scraper.Stop()
 
 	// A scrape cut short by the stop may leave a snapshot in the outbox;
 	// the next run sends it, as this drain does.

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/upload"
 	"github.com/claude-usage/widget/shared"
 )
@@ -141,7 +142,7 @@ func TestDiskFull(t *testing.T) {
 	srv := startServer(t, dataDir)
 	var hits atomic.Int32
 	front := countingProxy(t, srv.url(), &hits)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	rec := &sleepRecorder{}
 	ob := openOutbox(t)
 	r := drainer(t, ob, newClient(front, apiKey, logs, rec, 5*time.Second), logs)
@@ -200,8 +201,34 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	// Repeated disk-full writes opened the store's breaker (60 s); drain
-	// every 3 s, as a short-interval scraper would, until it lets writes in.
+	// Repeated disk-full writes opened the store's breaker. Its background
+	// write check (every 5 s) closes it once the disk has room: a POST is
+	// accepted within 5 s of freeing space, not after the 60 s cooldown,
+	// and health never says CLOSED while POSTs are refused.
+	freed := time.Now()
+	for k := 0; ; k++ {
+		code, body := postSnapshot(t, srv.url(), newSnapshot(2000+k, now.Add(time.Duration(k)*time.Millisecond)))
+		if code == http.StatusCreated {
+			n++ // stored: counted with the outbox's snapshots below
+			break
+		}
+		if code == http.StatusServiceUnavailable {
+			if _, h := srv.health(t); h.Storage.Breaker == "CLOSED" {
+				t.Errorf("POST refused with %d %s while health says breaker CLOSED", code, body)
+			}
+		}
+		// 5 s is the contract; the slack is for the processes' scheduling.
+		if time.Since(freed) > 7*time.Second {
+			t.Fatalf("no POST accepted %v after space was freed (last %d %s)\nserver log:\n%s", time.Since(freed), code, body, srv.log)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	recovery := time.Since(freed)
+	t.Logf("disk-full recovery: a POST was accepted %v after space was freed", recovery.Round(10*time.Millisecond))
+	if _, h := srv.health(t); h.Storage.Breaker != "CLOSED" {
+		t.Errorf("health breaker = %s after a POST was accepted, want CLOSED", h.Storage.Breaker)
+	}
+	// The outbox drains now that writes are let in again.
 	hits.Store(0)
 	deadline := time.Now().Add(100 * time.Second)
 	drainsAfter := 0

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/runner"
 	"github.com/claude-usage/widget/scraper/upload"
@@ -45,7 +46,7 @@ func TestInvalidAPIKeyOneAttemptKeptInOutbox(t *testing.T) {
 	srv := startServer(t, "")
 	var hits atomic.Int32
 	front := countingProxy(t, srv.url(), &hits)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	rec := &sleepRecorder{}
 	ob := openOutbox(t)
 	if _, err := ob.Put(newSnapshot(1, time.Now())); err != nil {
@@ -98,7 +99,7 @@ func TestServer503RetriesWithGrowingWaitsThenKeeps(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(shared.ErrorBody{ErrorCode: "STORAGE_UNAVAILABLE", Message: "chaos: store breaker open"})
 	}))
 	t.Cleanup(fault.Close)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	rec := &sleepRecorder{}
 	ob := openOutbox(t)
 	if _, err := ob.Put(newSnapshot(1, time.Now())); err != nil {
@@ -233,7 +234,7 @@ func TestNetworkTimeoutBackoffInOrderNoDuplicate(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, "")
 	proxy := startStallProxy(t, srv.addr, 2)
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	rec := &sleepRecorder{}
 	ob := openOutbox(t)
 	id, err := ob.Put(newSnapshot(7, time.Now()))

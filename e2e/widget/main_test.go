@@ -10,11 +10,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"github.com/claude-usage/widget/internal/testbin"
+	scraperbrowser "github.com/claude-usage/widget/scraper/browser"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,7 +20,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,11 +29,14 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/claude-usage/widget/internal/testbin"
+	"github.com/claude-usage/widget/internal/testutil"
 )
 
 const (
 	apiKey    = "e2e-write-key-0123456789"
-	readToken = "e2e-read-token"
+	readToken = "e2e-read-token-0123456789"
 )
 
 var (
@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	var err error
-	if repoRoot, err = findRepoRoot(); err != nil {
+	if repoRoot, err = testutil.RepoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
@@ -86,18 +86,9 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: Chromium not found at %s (run scripts/ensure-chromium.sh or set CHROME_PATH): %v\n", chrome, err)
 		return 1
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(tmp, "profile")),
-		chromedp.WindowSize(480, 900),
-	)
+	// The scraper's own options: headless, background networking off,
+	// no sandbox as root.
+	opts := append(scraperbrowser.AllocatorOptions(chrome, filepath.Join(tmp, "profile"), true), chromedp.WindowSize(480, 900))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
@@ -108,21 +99,6 @@ func run(m *testing.M) int {
 	}
 	browser = bctx
 	return m.Run()
-}
-
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("go.mod not found above " + dir)
-		}
-	}
 }
 
 // locateWeb uses $USAGE_WEB_DIR when it holds app.wasm, else builds the
@@ -169,93 +145,49 @@ func locateWeb(tmp string) (string, error) {
 	return dir, nil
 }
 
-// server is one usage-server process.
+// server is one usage-server process; a restart keeps its port and data.
 type server struct {
 	t       *testing.T
 	addr    string
 	dataDir string
-	args    []string
-	cmd     *exec.Cmd
-	log     *bytes.Buffer
-	done    chan struct{}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	proc    *testutil.Process
 }
 
 // startServer runs usage-server on a free 127.0.0.1 port with short widget
-// timings; extra flags override them.
+// timings; extra flags override them. The test's cleanup stops it.
 func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, addr: freePort(t), dataDir: t.TempDir()}
-	s.args = append([]string{
+	s := &server{t: t, addr: testutil.FreeAddr(t), dataDir: t.TempDir()}
+	args := append([]string{
+		"--addr", s.addr, "--data-dir", s.dataDir,
 		"--api-key", apiKey, "--read-token", readToken, "--web-dir", webDir,
 		"--widget-refresh", "2s", "--widget-retry-delay", "300ms",
 		"--widget-breaker-threshold", "3", "--widget-breaker-cooldown", "5s",
 		"--rate-limit", "0",
 	}, extra...)
-	s.start()
-	t.Cleanup(s.stop)
+	s.proc = testutil.StartProcess(t, serverBin, args, testutil.ProcessOptions{})
+	s.waitReady()
 	return s
 }
 
 func (s *server) url() string { return "http://" + s.addr }
 
-// start launches the process on s.addr and waits until it answers.
-func (s *server) start() {
+func (s *server) waitReady() {
 	s.t.Helper()
-	args := append([]string{"--addr", s.addr, "--data-dir", s.dataDir}, s.args...)
-	s.cmd = exec.Command(serverBin, args...)
-	s.log = &bytes.Buffer{}
-	s.cmd.Stdout = s.log
-	s.cmd.Stderr = s.log
-	if err := s.cmd.Start(); err != nil {
+	if err := s.proc.WaitHTTP(s.url()+"/api/health", 10*time.Second); err != nil {
 		s.t.Fatal(err)
 	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.url() + "/api/health")
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-s.done:
-			s.t.Fatalf("usage-server exited at start:\n%s", s.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	s.t.Fatalf("usage-server did not answer on %s:\n%s", s.addr, s.log)
 }
 
-// stop ends the process (SIGTERM, then SIGKILL after 5 s).
-func (s *server) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+// start runs the stopped process again and waits until it answers.
+func (s *server) start() {
+	s.t.Helper()
+	s.proc.Restart()
+	s.waitReady()
 }
+
+// stop ends the process (SIGTERM, then SIGKILL).
+func (s *server) stop() { s.proc.Stop() }
 
 type meter struct {
 	ID          string     `json:"id"`

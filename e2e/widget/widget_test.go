@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// The texts are DESIGN.md's "Widget states", spelled out here on purpose:
+// The texts are the widget states of the README, spelled out here on purpose:
 // the test checks what a user reads, not the constants of the code.
 const (
 	textRetrying    = "Connection error - retrying"

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -151,6 +150,12 @@ func New(ctx context.Context, opts Options) (*Browser, error) {
 	} else if err := os.MkdirAll(opts.ProfileDir, 0o700); err != nil {
 		return nil, scrapeerr.New(scrapeerr.Browser, err, "browser: create profile dir %s", opts.ProfileDir)
 	}
+	if err := profileFree(opts.ProfileDir); err != nil {
+		if b.tmpDir != "" {
+			_ = os.RemoveAll(b.tmpDir)
+		}
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.startLocked(ctx); err != nil {
@@ -210,10 +215,10 @@ func (b *Browser) startLocked(ctx context.Context) error {
 	case err := <-started:
 		if err != nil {
 			if errors.Is(err, chromedp.ErrNoDisplay) {
-				return scrapeerr.New(scrapeerr.Browser, nil, "browser: a visible window needs a display and this session has none (DISPLAY and WAYLAND_DISPLAY are unset); run `usage-scraper login` in the desktop session")
+				return scrapeerr.New(scrapeerr.NoDisplay, nil, "browser: a visible window needs a display and this session has none (DISPLAY and WAYLAND_DISPLAY are unset); run `usage-scraper login` in the desktop session")
 			}
-			if _, lerr := os.Lstat(filepath.Join(b.opts.ProfileDir, "SingletonLock")); lerr == nil {
-				return scrapeerr.New(scrapeerr.Browser, err, "browser: start %s: the profile %s may be in use by another Chromium (is `usage-scraper run` or `login` running?)", b.path, b.opts.ProfileDir)
+			if perr := profileFree(b.opts.ProfileDir); perr != nil {
+				return perr
 			}
 			return scrapeerr.New(scrapeerr.Browser, err, "browser: start %s", b.path)
 		}

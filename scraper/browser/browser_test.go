@@ -136,6 +136,9 @@ func TestScrapeVariants(t *testing.T) {
 		{variant: fakeclaude.VariantLogin, wantClass: scrapeerr.NotLoggedIn},
 		{variant: fakeclaude.VariantChallenge, wantClass: scrapeerr.Challenge},
 		{variant: fakeclaude.VariantChallengeDE, wantClass: scrapeerr.Challenge},
+		// The JSON answered 429 and the page shows no meters: RATE_LIMITED
+		// with the server's wait, not LAYOUT_CHANGED.
+		{variant: fakeclaude.VariantRateLimited, wantClass: scrapeerr.RateLimited},
 		// The check passes by itself within the meter wait: no failure.
 		{variant: fakeclaude.VariantChallengePass, wantCapture: "api", wantMeters: all, wantExtra: true},
 	}
@@ -146,6 +149,11 @@ func TestScrapeVariants(t *testing.T) {
 			if tt.wantClass != "" {
 				if got, want := scrapeerr.ClassOf(err), tt.wantClass; got != want {
 					t.Fatalf("class = %q, want %q (err %v)", got, want, err)
+				}
+				if tt.wantClass == scrapeerr.RateLimited {
+					if got, want := scrapeerr.WaitOf(err), 15*time.Minute; got != want {
+						t.Errorf("wait = %s, want the Retry-After %s", got, want)
+					}
 				}
 				return
 			}
@@ -368,7 +376,7 @@ func TestBadChromePathIsBrowser(t *testing.T) {
 	}
 }
 
-func TestVisibleWindowWithoutDisplayIsBrowser(t *testing.T) {
+func TestVisibleWindowWithoutDisplayIsNoDisplay(t *testing.T) {
 	t.Setenv("DISPLAY", "")
 	t.Setenv("WAYLAND_DISPLAY", "")
 	opts := testOptions()
@@ -392,7 +400,7 @@ func TestVisibleWindowWithoutDisplayIsBrowser(t *testing.T) {
 	if err == nil {
 		t.Fatal("New opened a visible window without a display")
 	}
-	if got, want := scrapeerr.ClassOf(err), scrapeerr.Browser; got != want {
+	if got, want := scrapeerr.ClassOf(err), scrapeerr.NoDisplay; got != want {
 		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
 	}
 	if !strings.Contains(err.Error(), "usage-scraper login") || !strings.Contains(err.Error(), "display") {
@@ -574,10 +582,13 @@ func TestProfileInUse(t *testing.T) {
 		second.Close()
 		t.Fatal("a second browser started on a profile that is in use")
 	}
-	if got, want := scrapeerr.ClassOf(err), scrapeerr.Browser; got != want {
+	if got, want := scrapeerr.ClassOf(err), scrapeerr.ProfileInUse; got != want {
 		t.Fatalf("class = %q, want %q (err %v)", got, want, err)
 	}
-	if !strings.Contains(err.Error(), "in use") {
-		t.Errorf("error %q does not say the profile is in use", err)
+	if !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), opts.ProfileDir) {
+		t.Errorf("error %q does not say which profile is in use", err)
+	}
+	if pid, ok := LockHolder(opts.ProfileDir); !ok || pid != first.Process().Pid {
+		t.Errorf("LockHolder = %d, %v, want the first browser's pid %d", pid, ok, first.Process().Pid)
 	}
 }

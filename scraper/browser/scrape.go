@@ -23,10 +23,11 @@ var usagePathRe = regexp.MustCompile(`^/api/organizations/[^/]+/usage$`)
 
 // capture collects the usage JSON the page loads.
 type capture struct {
-	mu       sync.Mutex
-	pending  map[network.RequestID]int64 // request id → HTTP status
-	finished chan network.RequestID
-	failed   []string
+	mu         sync.Mutex
+	pending    map[network.RequestID]int64 // request id → HTTP status
+	finished   chan network.RequestID
+	failed     []string
+	retryAfter string // of the latest usage request answered 429
 }
 
 func (c *capture) listen(ev any) {
@@ -37,6 +38,9 @@ func (c *capture) listen(ev any) {
 		}
 		c.mu.Lock()
 		c.pending[ev.RequestID] = ev.Response.Status
+		if ev.Response.Status == 429 {
+			c.retryAfter = headerValue(ev.Response.Headers, "Retry-After")
+		}
 		if ev.Response.Status >= 400 {
 			// Chromium may never finish loading an error body the page
 			// does not read, so the status alone ends the wait.
@@ -66,6 +70,20 @@ func (c *capture) status(id network.RequestID) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pending[id]
+}
+
+// headerValue finds a header case-insensitively: Chromium reports them
+// as the server spelled them.
+func headerValue(h network.Headers, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			if s, ok := v.(string); ok {
+				return s
+			}
+			return fmt.Sprint(v)
+		}
+	}
+	return ""
 }
 
 func isUsageURL(raw string) bool {
@@ -192,7 +210,10 @@ func (b *Browser) scrapeIn(ctx, tabCtx context.Context, usageURL string) (shared
 			return shared.Snapshot{}, b.classify(ctx, tabCtx, runCtx.Err(), "wait for the meters")
 		}
 	}
-	return b.build(parse.Capture{Page: state, APIBody: apiBody, APIStatus: apiStatus, APIFailures: c.failures()})
+	c.mu.Lock()
+	retryAfter := c.retryAfter
+	c.mu.Unlock()
+	return b.build(parse.Capture{Page: state, APIBody: apiBody, APIStatus: apiStatus, APIFailures: c.failures(), APIRetryAfter: retryAfter})
 }
 
 func (c *capture) hasFailed() bool {

@@ -51,11 +51,17 @@ func startRealDemo(ctx context.Context, addr string) (string, error) {
 // lazyBrowser starts Chromium at the first scrape rather than at start-up,
 // so that `run` with Chromium missing keeps running, reports BROWSER to the
 // server (the widget says why data stopped) and picks Chromium up once it
-// is installed. Once started, the browser restarts a crashed Chromium
-// itself and reuses its tab.
+// is installed.
+//
+// By default it closes Chromium after every scrape: a headless Chromium
+// left running costs hundreds of MB for a page read once every few
+// minutes, and the profile on disk keeps the login and Cloudflare's
+// cookies. With keep set (--keep-browser) Chromium stays up between
+// scrapes, restarts itself after a crash and reuses its tab.
 type lazyBrowser struct {
 	d    deps
 	opts BrowserOptions
+	keep bool
 	mu   sync.Mutex
 	b    Browser
 }
@@ -82,7 +88,15 @@ func (l *lazyBrowser) Scrape(ctx context.Context, usageURL string) (shared.Snaps
 	if err != nil {
 		return shared.Snapshot{}, err
 	}
-	return b.Scrape(ctx, usageURL)
+	snap, err := b.Scrape(ctx, usageURL)
+	if !l.keep {
+		if cerr := l.Close(); cerr != nil {
+			if l.opts.Logger != nil {
+				l.opts.Logger.Warn("closing Chromium after the scrape", "component", "browser", "error", cerr.Error())
+			}
+		}
+	}
+	return snap, err
 }
 
 func (l *lazyBrowser) Close() error {
@@ -97,6 +111,6 @@ func (l *lazyBrowser) Close() error {
 }
 
 func (e *cmdEnv) browser(headless bool) *lazyBrowser {
-	return &lazyBrowser{d: e.d, opts: BrowserOptions{ChromePath: e.cfg.ChromePath, ProfileDir: e.cfg.ProfileDir,
+	return &lazyBrowser{d: e.d, keep: e.cfg.KeepBrowser, opts: BrowserOptions{ChromePath: e.cfg.ChromePath, ProfileDir: e.cfg.ProfileDir,
 		Headless: headless, PageTimeout: e.cfg.PageTimeout, Logger: e.log}}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/scraper/install"
+	"github.com/claude-usage/widget/scraper/oauth"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 )
 
@@ -21,6 +22,7 @@ type deps struct {
 	goos       string
 	executable func() (string, error)
 	newBrowser func(ctx context.Context, o BrowserOptions) (Browser, error)
+	keychain   oauth.Keychain // nil: macOS's security command
 	startDemo  func(ctx context.Context, addr string) (usageURL string, err error)
 }
 
@@ -35,9 +37,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return run(ctx, realDeps(), args, stdin, stdout, stderr)
 }
 
-const overview = `usage-scraper reads your Claude plan usage from claude.ai/settings/usage in a
-logged-in Chromium profile and sends it to usage-server. Unsent snapshots wait
-in a durable outbox; nothing is lost when the server is down.
+const overview = `usage-scraper reads your Claude plan usage and sends it to usage-server: from
+Claude Code's OAuth login when it exists (--source auto, the default), else
+from claude.ai/settings/usage in a logged-in Chromium profile, which is started
+for each scrape and closed after it. Unsent snapshots wait in a durable
+outbox; nothing is lost when the server is down.
 
 Usage: usage-scraper <command> [flags]
 
@@ -46,7 +50,11 @@ Commands:
   once              scrape once and sync; --dry-run prints the snapshot JSON and posts nothing
   run               scrape every --interval, sync, drain the outbox, until SIGTERM/Ctrl-C;
                     --demo scrapes a bundled sample page on 127.0.0.1 instead of claude.ai
-  status            outbox size, last success, last error and its category, sync statistics
+  status            outbox size, last success, last error and its category, sync statistics,
+                    the source used last and each source's last success and error
+  statusline        Claude Code's statusLine command: prints "5h 42% ↻16:00 · 7d 18% ↻Thu"
+                    and queues that reading for run (no network)
+  doctor            checks each source, Chromium, the profile and the server; says what to fix
   install-launchd   write a LaunchAgent (macOS) to ~/Library/LaunchAgents, or stdout with --print
   install-systemd   write a systemd user unit (Linux) to ~/.config/systemd/user, or stdout with --print
 
@@ -86,7 +94,11 @@ func run(ctx context.Context, d deps, args []string, stdin io.Reader, stdout, st
 		fmt.Fprintf(stderr, "usage-scraper %s: %v\n", cmd, err)
 		return scrapeerr.ExitUsage
 	}
-	if err := cfg.check(); err != nil {
+	check := cfg.check
+	if c.check != nil {
+		check = func() error { return c.check(&cfg) }
+	}
+	if err := check(); err != nil {
 		fmt.Fprintf(stderr, "usage-scraper %s: %v\n", cmd, err)
 		return scrapeerr.ExitUsage
 	}
@@ -122,7 +134,7 @@ func (e *cmdEnv) fail(err error) int {
 	}
 	var se *scrapeerr.Error
 	if errors.As(err, &se) {
-		fmt.Fprintf(e.stderr, "usage-scraper %s: %v\nnext step: %s\n", e.name, err, se.Class.NextStep())
+		fmt.Fprintf(e.stderr, "usage-scraper %s: %v\nnext step: %s\n", e.name, err, se.NextStep())
 		return scrapeerr.ExitCode(se.Class)
 	}
 	fmt.Fprintf(e.stderr, "usage-scraper %s: %v\n", e.name, err)
@@ -133,33 +145,43 @@ type command struct {
 	summary string
 	flags   func(f *config.Set, c *settings, p paths)
 	run     func(e *cmdEnv) int
+	// check replaces settings.check for a command with flags of its own.
+	check func(c *settings) error
 }
 
 var commands = map[string]command{
 	"run": {"scrape every --interval, sync and drain the outbox until stopped", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, false)
+		sourceFlags(f, c)
 		f.Bool(&c.Demo, "demo", "", false, "scrape the bundled sample usage page served on 127.0.0.1 (for make run)")
-	}, cmdRun},
+	}, cmdRun, nil},
 	"once": {"scrape once and sync (exit codes: see usage-scraper --help)", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, false)
+		sourceFlags(f, c)
 		f.Bool(&c.DryRun, "dry-run", "", false, "print the snapshot JSON on stdout and post nothing")
-	}, cmdOnce},
+	}, cmdOnce, nil},
 	"login": {"open a visible Chromium window on the profile to sign in to claude.ai", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, false)
-	}, cmdLogin},
+	}, cmdLogin, nil},
 	"status": {"show the outbox, the last success and error, and sync statistics", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, false)
 		f.Bool(&c.JSON, "json", "", false, "print the status as JSON")
-	}, cmdStatus},
+	}, cmdStatus, nil},
+	"statusline": {"read Claude Code's statusline JSON on stdin, print one line, queue a snapshot (at most once a minute)",
+		statuslineFlags, cmdStatusline, checkStatusline},
+	"doctor": {"check every source, Chromium, the profile and the server, and say what to do about each problem", func(f *config.Set, c *settings, p paths) {
+		common(f, c, p, false)
+		sourceFlags(f, c)
+	}, cmdDoctor, nil},
 	"install-launchd": {"write a LaunchAgent plist that runs `usage-scraper run` at login", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, true)
 		installFlags(f, c, filepath.Join(p.home, "Library", "Logs", appDir))
 		f.String(&c.Label, "label", "", install.DefaultLabel, "LaunchAgent label (also the plist's file name)")
-	}, cmdInstallLaunchd},
+	}, cmdInstallLaunchd, nil},
 	"install-systemd": {"write a systemd user unit that runs `usage-scraper run`", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, true)
 		installFlags(f, c, "")
-	}, cmdInstallSystemd},
+	}, cmdInstallSystemd, nil},
 }
 
 func installFlags(f *config.Set, c *settings, logDir string) {

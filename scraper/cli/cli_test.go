@@ -116,16 +116,32 @@ func TestHelpDocumentsEverything(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("--help exit = %d", r.code)
 	}
-	for _, want := range []string{"run", "once", "login", "status", "install-launchd", "install-systemd", "--dry-run", "--demo",
+	for _, want := range []string{"run", "once", "login", "status", "statusline", "doctor", "install-launchd", "install-systemd", "--dry-run", "--demo", "--source",
 		"3 NOT_LOGGED_IN", "4 CHALLENGE", "5 LAYOUT_CHANGED", "6 BROWSER", "7 NETWORK"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("--help lacks %q", want)
 		}
 	}
-	for cmd := range commands {
+	for cmd, c := range commands {
 		r := runCLI(t, d, cmd, "--help")
 		if r.code != 0 {
 			t.Errorf("%s --help exit = %d", cmd, r.code)
+		}
+		if c.check != nil {
+			// statusline reads only its own flags.
+			for _, want := range []string{"--outbox-dir", "/home/ada/.local/share/usage-scraper/outbox", "--account", "--log-level", "USAGE_LOG_FORMAT"} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("%s --help lacks %q", cmd, want)
+				}
+			}
+			continue
+		}
+		if cmd == "run" || cmd == "once" || cmd == "doctor" {
+			for _, want := range []string{"--source", "USAGE_SOURCE", "--oauth-url", "https://api.anthropic.com", "--keep-browser", "USAGE_KEEP_BROWSER"} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("%s --help lacks %q", cmd, want)
+				}
+			}
 		}
 		for _, want := range []string{"--server", "USAGE_SERVER_URL", "--api-key", "USAGE_API_KEY", "--api-key-file", "--usage-url",
 			"https://claude.ai/settings/usage", "--profile-dir", "/home/ada/.config/usage-scraper/chromium-profile", "--outbox-dir",
@@ -494,6 +510,7 @@ func TestREADMETableMatchesHelp(t *testing.T) {
 	f := config.New("run", func(string) string { return "" })
 	var c settings
 	common(f, &c, defaultPaths("linux", func(string) string { return "" }), false)
+	sourceFlags(f, &c)
 	help := map[string]string{}
 	for _, d := range f.Docs() {
 		help["--"+d.Name] = d.Env

@@ -5,9 +5,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/claude-usage/widget/internal/config"
+	"github.com/claude-usage/widget/scraper/oauth"
+	"github.com/claude-usage/widget/scraper/source"
 	"github.com/claude-usage/widget/shared"
 )
 
@@ -38,6 +42,11 @@ type settings struct {
 	LogLevel    string
 	LogFormat   string
 	Verbose     bool
+
+	KeepBrowser bool   // run, once
+	CrossCheck  bool   // run, once
+	Source      string // run, once, doctor
+	OAuthURL    string // run, once, doctor
 
 	Demo    bool   // run
 	DryRun  bool   // once
@@ -116,6 +125,17 @@ func common(f *config.Set, c *settings, p paths, installing bool) {
 	f.Bool(&c.Verbose, "verbose", "SYNC_VERBOSE", false, "log sync request/response detail (never the key)")
 }
 
+// sourceFlags registers the flags that choose where the usage is read.
+func sourceFlags(f *config.Set, c *settings) {
+	f.String(&c.Source, "source", "USAGE_SOURCE", source.Auto,
+		"where to read the usage: auto (Claude Code's OAuth login when it exists, the browser as fallback), oauth, browser")
+	f.String(&c.OAuthURL, "oauth-url", "USAGE_OAUTH_URL", oauth.DefaultBaseURL, "base URL of the OAuth usage endpoint (GET <base>/api/oauth/usage)")
+	f.Bool(&c.CrossCheck, "cross-check", "USAGE_CROSS_CHECK", false,
+		"with --source auto and both sources set up, also scrape with the browser after OAuth and report drift between them")
+	f.Bool(&c.KeepBrowser, "keep-browser", "USAGE_KEEP_BROWSER", false,
+		"keep Chromium running between scrapes (faster scrapes, hundreds of MB resident); default: started and closed for each scrape")
+}
+
 // check validates the shared values.
 func (c *settings) check() error {
 	u, err := url.Parse(c.Server)
@@ -139,6 +159,14 @@ func (c *settings) check() error {
 	}
 	if _, err := config.ParseFormat(c.LogFormat); err != nil {
 		return usagef("%v", err)
+	}
+	if c.Source != "" && !slices.Contains(source.Modes, c.Source) {
+		return usagef("--source %q must be one of %s", c.Source, strings.Join(source.Modes, ", "))
+	}
+	if c.OAuthURL != "" {
+		if u, err := url.Parse(c.OAuthURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("--oauth-url %q must be an http(s) URL", c.OAuthURL)
+		}
 	}
 	if c.ProfileDir == "" || c.OutboxDir == "" {
 		return usagef("--profile-dir and --outbox-dir must not be empty")

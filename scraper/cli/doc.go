@@ -1,6 +1,6 @@
 /*
 Package cli is the usage-scraper command: run, once, login, status,
-install-launchd and install-systemd. Run returns the exit code, so the main
+statusline, doctor, install-launchd and install-systemd. Run returns the exit code, so the main
 package stays a few lines long and tests drive the real command.
 
 # Setup on a Mac

@@ -9,6 +9,7 @@ import (
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/runner"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
+	"github.com/claude-usage/widget/scraper/source"
 	"github.com/claude-usage/widget/scraper/upload"
 )
 
@@ -18,6 +19,10 @@ func (e *cmdEnv) syncParts() (*outbox.Outbox, *upload.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return e.syncPartsWith(key)
+}
+
+func (e *cmdEnv) syncPartsWith(key string) (*outbox.Outbox, *upload.Client, error) {
 	ob, err := outbox.Open(e.cfg.OutboxDir, outbox.Options{Logger: e.log})
 	if err != nil {
 		return nil, nil, err
@@ -38,15 +43,17 @@ func cmdRun(e *cmdEnv) int {
 			return e.fail(fmt.Errorf("starting the demo usage page: %w", err))
 		}
 		usageURL = u
+		// The demo reads the bundled page only, never a real login.
+		e.cfg.Source = source.Browser
 		e.log.Info("demo mode: scraping the bundled sample page", "component", "cli", "usageUrl", u)
 	}
 	ob, client, err := e.syncParts()
 	if err != nil {
 		return e.fail(err)
 	}
-	br := e.browser(e.cfg.Headless)
+	src, br := e.sources(client.Tracker)
 	defer br.Close()
-	r, err := runner.New(runner.Config{Scraper: br, Outbox: ob, Client: client, UsageURL: usageURL,
+	r, err := runner.New(runner.Config{Scraper: src, Outbox: ob, Client: client, UsageURL: usageURL,
 		Account: e.cfg.Account, Interval: e.cfg.Interval, Logger: e.log})
 	if err != nil {
 		return e.fail(err)
@@ -58,10 +65,10 @@ func cmdRun(e *cmdEnv) int {
 }
 
 func cmdOnce(e *cmdEnv) int {
-	br := e.browser(e.cfg.Headless)
-	defer br.Close()
 	if e.cfg.DryRun {
-		snap, err := br.Scrape(e.ctx, e.cfg.UsageURL)
+		src, br := e.sources(nil)
+		defer br.Close()
+		snap, err := src.Scrape(e.ctx, e.cfg.UsageURL)
 		if err != nil {
 			return e.fail(err)
 		}
@@ -77,7 +84,9 @@ func cmdOnce(e *cmdEnv) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	r, err := runner.New(runner.Config{Scraper: br, Outbox: ob, Client: client, UsageURL: e.cfg.UsageURL,
+	src, br := e.sources(client.Tracker)
+	defer br.Close()
+	r, err := runner.New(runner.Config{Scraper: src, Outbox: ob, Client: client, UsageURL: e.cfg.UsageURL,
 		Account: e.cfg.Account, Interval: e.cfg.Interval, Logger: e.log})
 	if err != nil {
 		return e.fail(err)

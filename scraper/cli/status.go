@@ -3,11 +3,15 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/claude-usage/widget/scraper/outbox"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 	"github.com/claude-usage/widget/scraper/upload"
+	"github.com/claude-usage/widget/shared"
 )
 
 // statusReport is the JSON of `status --json`.
@@ -70,6 +74,26 @@ func cmdStatus(e *cmdEnv) int {
 	}
 	if ls := st.LastScrape; ls != nil {
 		fmt.Fprintf(w, "last scrape:   %s %s\n", ago(ls.At), ls.Category)
+		if ls.Message != "" {
+			fmt.Fprintf(w, "               %s\n", ls.Message)
+		}
+	}
+	if st.LastSource != "" {
+		fmt.Fprintf(w, "source:        %s was used last\n", st.LastSource)
+	}
+	for _, name := range slices.Sorted(maps.Keys(st.Sources)) {
+		r := st.Sources[name]
+		ok := "never"
+		if r.LastSuccess != nil {
+			ok = ago(*r.LastSuccess)
+		}
+		fmt.Fprintf(w, "  %-11s  last success %s\n", name, ok)
+		if le := r.LastError; le != nil {
+			fmt.Fprintf(w, "  %-11s  last error   %s %s: %s\n", "", ago(le.At), le.Category, le.Message)
+		}
+	}
+	if d := st.Drift; d != nil && d.Count > 0 {
+		fmt.Fprintf(w, "drift:         %d scrape(s) whose two readings disagreed, last %s (%s)\n", d.Count, ago(d.LastAt), driftText(d.Last))
 	}
 	s := rep.Stats
 	if s.Syncs == 0 {
@@ -82,6 +106,14 @@ func cmdStatus(e *cmdEnv) int {
 		fmt.Fprintf(e.stderr, "usage-scraper status: %s\n", rep.Error)
 	}
 	return code
+}
+
+func driftText(d map[string]shared.DriftPair) string {
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(d)) {
+		out = append(out, fmt.Sprintf("%s %g%% vs %g%%", id, d[id].API, d[id].DOM))
+	}
+	return strings.Join(out, ", ")
 }
 
 func ms(v int64) string { return (time.Duration(v) * time.Millisecond).String() }

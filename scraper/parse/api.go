@@ -41,7 +41,7 @@ var legacyKeys = []struct{ key, id, label string }{
 
 // notMeters are top-level keys that may carry "utilization" but are not
 // plan limits.
-var notMeters = map[string]bool{"extra_usage": true, "limits": true}
+var notMeters = map[string]bool{"extra_usage": true, "limits": true, "spend": true}
 
 // ParseAPI parses the body of /api/organizations/{orgId}/usage. A key that
 // is null yields no meter; a key with unreadable values goes to
@@ -49,10 +49,26 @@ var notMeters = map[string]bool{"extra_usage": true, "limits": true}
 // *scrapeerr.Error of class LayoutChanged (the snapshot is still returned
 // so its extraction errors can be logged).
 func ParseAPI(body []byte, now time.Time) (shared.Snapshot, error) {
-	s := newSnapshot(now, shared.CaptureAPI)
+	return parseUsage(body, now, shared.CaptureAPI, Source, "usage JSON")
+}
+
+// OAuthSource is the source of snapshots read from Claude Code's OAuth
+// usage endpoint.
+const OAuthSource = "api.anthropic.com/api/oauth/usage"
+
+// ParseOAuth parses the body of the OAuth usage endpoint. It has the
+// shapes of the page's JSON, so it is the same parser with another
+// capture and source.
+func ParseOAuth(body []byte, now time.Time) (shared.Snapshot, error) {
+	return parseUsage(body, now, shared.CaptureOAuth, OAuthSource, "OAuth usage JSON")
+}
+
+func parseUsage(body []byte, now time.Time, capture, source, what string) (shared.Snapshot, error) {
+	s := newSnapshot(now, capture)
+	s.Source = source
 	keys, fields, err := objectFields(body)
 	if err != nil {
-		return s, scrapeerr.New(scrapeerr.LayoutChanged, err, "parse: usage JSON is not an object")
+		return s, scrapeerr.New(scrapeerr.LayoutChanged, err, "parse: %s is not an object", what)
 	}
 	b := builder{snap: &s}
 	if raw, ok := fields["limits"]; ok && !isNull(raw) {
@@ -60,15 +76,8 @@ func ParseAPI(body []byte, now time.Time) (shared.Snapshot, error) {
 	} else {
 		b.legacy(keys, fields)
 	}
-	if raw, ok := fields["extra_usage"]; ok && !isNull(raw) {
-		eu, err := parseExtraUsage(raw)
-		if err != nil {
-			b.fail("extra_usage", err.Error())
-		} else {
-			s.ExtraUsage = eu
-		}
-	}
-	return b.finish("usage JSON")
+	b.extraUsage(fields)
+	return b.finish(what)
 }
 
 func newSnapshot(now time.Time, capture string) shared.Snapshot {
@@ -199,6 +208,7 @@ func (b *builder) legacyMeter(raw json.RawMessage, id, label string) {
 
 type limitJSON struct {
 	Kind     string          `json:"kind"`
+	Group    string          `json:"group"`
 	Percent  json.RawMessage `json:"percent"`
 	ResetsAt json.RawMessage `json:"resets_at"`
 	Scope    *struct {
@@ -206,6 +216,9 @@ type limitJSON struct {
 			ID          string `json:"id"`
 			DisplayName string `json:"display_name"`
 		} `json:"model"`
+		// Surface names a product the limit applies to (Claude Code, the
+		// apps) rather than a model.
+		Surface string `json:"surface"`
 	} `json:"scope"`
 	IsActive *bool `json:"is_active"`
 }
@@ -253,8 +266,11 @@ func limitIdentity(l limitJSON) (id, label string, err error) {
 	case "weekly_all":
 		return shared.MeterWeeklyAll, LabelWeeklyAll, nil
 	case "weekly_scoped":
+		if l.Scope != nil && l.Scope.Model == nil && SanitizeID(l.Scope.Surface) != "" {
+			return trimID("weekly_" + SanitizeID(l.Scope.Surface)), HumanLabel("seven_day_" + l.Scope.Surface), nil
+		}
 		if l.Scope == nil || l.Scope.Model == nil {
-			return "", "", fmt.Errorf("weekly_scoped limit without scope.model")
+			return "", "", fmt.Errorf("weekly_scoped limit without scope.model or scope.surface")
 		}
 		name := strings.TrimSpace(l.Scope.Model.DisplayName)
 		if name == "" {
@@ -275,7 +291,7 @@ func limitIdentity(l limitJSON) (id, label string, err error) {
 	if id == "" {
 		return "", "", fmt.Errorf("limit kind %q has no usable id", l.Kind)
 	}
-	return id, HumanLabel(l.Kind), nil
+	return id, groupLabel(l.Kind, l.Group), nil
 }
 
 // scopedMeter maps a model name to the known per-model weekly meters.
@@ -321,62 +337,6 @@ func resetsAt(raw json.RawMessage) (*time.Time, error) {
 	}
 	t = t.UTC()
 	return &t, nil
-}
-
-func parseExtraUsage(raw json.RawMessage) (*shared.ExtraUsage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("extra_usage is not an object")
-	}
-	eu := &shared.ExtraUsage{}
-	for _, k := range []string{"is_enabled", "enabled"} {
-		if v, ok := m[k]; ok && !isNull(v) {
-			if err := json.Unmarshal(v, &eu.Enabled); err != nil {
-				return nil, fmt.Errorf("extra_usage.%s is not a boolean", k)
-			}
-			break
-		}
-	}
-	var err error
-	// Claude reports credits in cents; *_cents names are accepted as well so
-	// that a rename does not drop the spend.
-	if eu.UsedCents, err = cents(m, "used_credits", "used_cents", "used"); err != nil {
-		return nil, err
-	}
-	if eu.LimitCents, err = cents(m, "monthly_limit", "monthly_limit_cents", "limit_cents", "limit"); err != nil {
-		return nil, err
-	}
-	if v, ok := m["currency"]; ok && !isNull(v) {
-		if err := json.Unmarshal(v, &eu.Currency); err != nil || len(eu.Currency) > 8 {
-			return nil, fmt.Errorf("extra_usage.currency is not a currency code")
-		}
-		eu.Currency = strings.ToUpper(eu.Currency)
-	}
-	return eu, nil
-}
-
-func cents(m map[string]json.RawMessage, names ...string) (int64, error) {
-	for _, k := range names {
-		v, ok := m[k]
-		if !ok || isNull(v) {
-			continue
-		}
-		var f float64
-		if err := json.Unmarshal(v, &f); err != nil {
-			var s string
-			if json.Unmarshal(v, &s) != nil {
-				return 0, fmt.Errorf("extra_usage.%s is not a number", k)
-			}
-			if f, err = strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
-				return 0, fmt.Errorf("extra_usage.%s is not a number: %q", k, clip(s, 20))
-			}
-		}
-		if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e15 {
-			return 0, fmt.Errorf("extra_usage.%s %g is out of range", k, f)
-		}
-		return int64(math.Round(f)), nil
-	}
-	return 0, nil
 }
 
 // objectFields decodes a JSON object keeping the order of its keys, so that
@@ -430,32 +390,6 @@ func trimID(id string) string {
 		id = strings.TrimRight(id[:48], "_")
 	}
 	return id
-}
-
-// HumanLabel turns an API key such as "seven_day_oauth_apps" into a label a
-// person can read ("Weekly oauth apps").
-func HumanLabel(key string) string {
-	k := strings.ToLower(strings.TrimSpace(key))
-	var prefix string
-	for _, p := range []struct{ key, label string }{
-		{"seven_day", "Weekly"}, {"five_hour", "5-hour"}, {"weekly", "Weekly"},
-	} {
-		if k == p.key || strings.HasPrefix(k, p.key+"_") {
-			prefix, k = p.label, strings.TrimPrefix(strings.TrimPrefix(k, p.key), "_")
-			break
-		}
-	}
-	words := strings.Fields(nonID.ReplaceAllString(k, " "))
-	rest := strings.Join(words, " ")
-	label := strings.TrimSpace(prefix + " " + rest)
-	if label == "" {
-		label = "Limit"
-	}
-	label = strings.ToUpper(label[:1]) + label[1:]
-	if len(label) > shared.MaxLabelLen {
-		label = label[:shared.MaxLabelLen]
-	}
-	return label
 }
 
 func clip(s string, n int) string {

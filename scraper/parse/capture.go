@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ type Capture struct {
 	// APIBody is the last usage JSON the page loaded; nil when none was read.
 	APIBody   []byte
 	APIStatus int64
+	// APIRetryAfter is the Retry-After header of a usage request answered
+	// 429, as sent.
+	APIRetryAfter string
 	// APIFailures are the usage requests that failed (an HTTP status or
 	// Chromium's error text).
 	APIFailures []string
@@ -61,6 +65,9 @@ type Note struct {
 // relative texts. Every error is a *scrapeerr.Error.
 func Build(c Capture, now time.Time, loc *time.Location) (shared.Snapshot, []Note, error) {
 	st := c.Page
+	if c.rateLimited() && st.Class() != scrapeerr.Challenge {
+		return buildRateLimited(c, now, loc)
+	}
 	if class := st.Class(); class != "" {
 		msg := "the usage page redirected to a sign-in page"
 		if class == scrapeerr.Challenge {
@@ -68,15 +75,7 @@ func Build(c Capture, now time.Time, loc *time.Location) (shared.Snapshot, []Not
 		}
 		return shared.Snapshot{}, nil, scrapeerr.New(class, nil, "browser: %s (%s, title %q)", msg, st.URL, st.Title)
 	}
-	if loc == nil && st.TZ != "" {
-		if l, err := time.LoadLocation(st.TZ); err == nil {
-			loc = l
-		}
-	}
-	if loc == nil {
-		loc = time.Local
-	}
-	dom, domErr := ParseDOM(st.Text, now, loc)
+	dom, domErr := ParseDOM(st.Text, now, pageLocation(st, loc))
 
 	var api shared.Snapshot
 	apiErr := errors.New("browser: no usage JSON captured")
@@ -91,11 +90,13 @@ func Build(c Capture, now time.Time, loc *time.Location) (shared.Snapshot, []Not
 		}
 	}
 	var notes []Note
+	var drift map[string]shared.DriftPair
 	switch {
 	case apiErr == nil && domErr == nil:
 		for _, d := range Compare(api, dom) {
 			notes = append(notes, Note{slog.LevelWarn, "captures disagree", "detail", d})
 		}
+		drift = DriftOf(api, dom)
 	case apiErr == nil:
 		// Nothing is lost now, but the fallback would fail the day the
 		// JSON goes missing; saying so early gives time to fix the parser.
@@ -114,5 +115,38 @@ func Build(c Capture, now time.Time, loc *time.Location) (shared.Snapshot, []Not
 	out.Source = Source
 	out.ScrapedAt = now.UTC()
 	out.Account = ""
+	out.Drift = drift
 	return out, notes, nil
+}
+
+func pageLocation(st Page, loc *time.Location) *time.Location {
+	if loc == nil && st.TZ != "" {
+		if l, err := time.LoadLocation(st.TZ); err == nil {
+			loc = l
+		}
+	}
+	if loc == nil {
+		loc = time.Local
+	}
+	return loc
+}
+
+// rateLimited: the page's usage request was answered 429.
+func (c Capture) rateLimited() bool {
+	return c.APIStatus == 429 || slices.Contains(c.APIFailures, "HTTP 429")
+}
+
+// buildRateLimited handles a usage request answered 429. The page may
+// then show an error or even a sign-in prompt, which says nothing about
+// the login or the layout: the outcome is the page's own meters when it
+// still shows them, else RATE_LIMITED with the wait.
+func buildRateLimited(c Capture, now time.Time, loc *time.Location) (shared.Snapshot, []Note, error) {
+	if c.Page.Class() == "" {
+		if dom, err := ParseDOM(c.Page.Text, now, pageLocation(c.Page, loc)); err == nil {
+			dom.Source, dom.ScrapedAt, dom.Account = Source, now.UTC(), ""
+			return dom, []Note{{slog.LevelWarn, "usage JSON rate limited; using the page text", "retryAfter", c.APIRetryAfter}}, nil
+		}
+	}
+	ra, _ := scrapeerr.ParseRetryAfter(c.APIRetryAfter, now)
+	return shared.Snapshot{}, nil, scrapeerr.RateLimitedAfter(ra, "browser: the usage page's usage request")
 }

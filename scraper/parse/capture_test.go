@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/claude-usage/widget/scraper/scrapeerr"
+	"github.com/claude-usage/widget/shared"
 )
 
 // TestBuild checks the decision after the page is read: the page's class
@@ -109,5 +110,102 @@ func TestBuildUsesThePageTimeZone(t *testing.T) {
 	want := time.Date(2026, 12, 3, 9, 0, 0, 0, newYork(t))
 	if got := snap.Meters[0].ResetsAt; got == nil || !got.Equal(want) {
 		t.Errorf("resetsAt = %v, want %v", got, want)
+	}
+}
+
+// A usage request answered 429 is RATE_LIMITED with its wait, whatever
+// the page around it looks like, unless the page still shows its meters.
+func TestBuildRateLimited(t *testing.T) {
+	t.Parallel()
+	login := Page{URL: "https://claude.ai/login", Title: "Log in", Text: "Log in to Claude"}
+	blank := Page{URL: "https://claude.ai/settings/usage", Title: "Settings - Claude", Text: "Something went wrong"}
+	meters := Page{URL: "https://claude.ai/settings/usage", Title: "Settings - Claude", Text: "Current session\nResets in 1 hr\n50% used\n"}
+	for _, tc := range []struct {
+		name      string
+		capture   Capture
+		wantClass scrapeerr.Class
+		wantWait  time.Duration
+	}{
+		{"429 with Retry-After on an empty page", Capture{Page: blank, APIStatus: 429, APIFailures: []string{"HTTP 429"}, APIRetryAfter: "900"},
+			scrapeerr.RateLimited, 15 * time.Minute},
+		{"429 without Retry-After waits the minimum", Capture{Page: blank, APIFailures: []string{"HTTP 429"}},
+			scrapeerr.RateLimited, scrapeerr.MinRateLimitWait},
+		{"short Retry-After waits the minimum", Capture{Page: blank, APIStatus: 429, APIRetryAfter: "30"},
+			scrapeerr.RateLimited, scrapeerr.MinRateLimitWait},
+		{"429 on a sign-in prompt is not NOT_LOGGED_IN", Capture{Page: login, APIStatus: 429, APIRetryAfter: "600"},
+			scrapeerr.RateLimited, 10 * time.Minute},
+		{"429 but the page shows its meters", Capture{Page: meters, APIStatus: 429}, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			snap, _, err := Build(tc.capture, testNow, time.UTC)
+			if tc.wantClass == "" {
+				if err != nil {
+					t.Fatalf("Build: %v", err)
+				}
+				if got, want := snap.Capture, "dom"; got != want {
+					t.Errorf("capture = %q, want %q", got, want)
+				}
+				return
+			}
+			if got, want := scrapeerr.ClassOf(err), tc.wantClass; got != want {
+				t.Fatalf("class = %q, want %q (err %v)", got, want, err)
+			}
+			if got, want := scrapeerr.WaitOf(err), tc.wantWait; got != want {
+				t.Errorf("wait = %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// Both captures of one scrape are compared; more than DriftPoints on a
+// meter travels in the snapshot.
+func TestBuildDrift(t *testing.T) {
+	t.Parallel()
+	page := Page{URL: "https://claude.ai/settings/usage", Title: "Settings - Claude",
+		Text: "Current session\nResets in 1 hr\n50% used\nAll models\nResets Thu 9:00 AM\n19% used\n"}
+	api := []byte(`{"five_hour":{"utilization":42,"resets_at":null},"seven_day":{"utilization":18,"resets_at":null}}`)
+	snap, _, err := Build(Capture{Page: page, APIBody: api, APIStatus: 200}, testNow, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(snap.Drift), 1; got != want {
+		t.Fatalf("drift = %v, want one meter", snap.Drift)
+	}
+	if got, want := snap.Drift["session"], (shared.DriftPair{API: 42, DOM: 50}); got != want {
+		t.Errorf("drift[session] = %+v, want %+v", got, want)
+	}
+	s := snap
+	s.Normalize()
+	if err := s.Validate(testNow); err != nil {
+		t.Errorf("snapshot with drift fails validation: %v", err)
+	}
+}
+
+func TestDriftOf(t *testing.T) {
+	t.Parallel()
+	mk := func(pcts ...float64) shared.Snapshot {
+		var s shared.Snapshot
+		for i, p := range pcts {
+			s.Meters = append(s.Meters, shared.Meter{ID: []string{"session", "weekly_all"}[i], PercentUsed: p})
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		a, b shared.Snapshot
+		want int
+	}{
+		{"equal", mk(10, 20), mk(10, 20), 0},
+		{"exactly two points is not drift", mk(10, 20), mk(12, 18), 0},
+		{"just over two points", mk(10, 20), mk(12.5, 20), 1},
+		{"meter only in one", mk(10, 20), mk(10), 0},
+		{"both meters", mk(0, 100), mk(50, 0), 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, want := len(DriftOf(tc.a, tc.b)), tc.want; got != want {
+				t.Errorf("len(DriftOf) = %d, want %d", got, want)
+			}
+		})
 	}
 }

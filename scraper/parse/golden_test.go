@@ -125,3 +125,18 @@ func TestParseDOMGolden(t *testing.T) {
 		})
 	}
 }
+
+// The OAuth endpoint's bodies go through the same parser; their goldens
+// pin the capture and source it stamps.
+func TestParseOAuthGolden(t *testing.T) {
+	for _, in := range inputs(t, "testdata/oauth/*.json") {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			body, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := ParseOAuth(body, testNow)
+			checkGolden(t, in, snap, err)
+		})
+	}
+}

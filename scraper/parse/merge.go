@@ -34,6 +34,24 @@ func Compare(api, dom shared.Snapshot) []string {
 	return out
 }
 
+// DriftOf lists the meters two readings of one moment disagree on by more
+// than shared.DriftPoints; a is reported as the API reading, b as the DOM
+// one (or the second source). nil when they agree.
+func DriftOf(a, b shared.Snapshot) map[string]shared.DriftPair {
+	var out map[string]shared.DriftPair
+	for _, m := range a.Meters {
+		o, ok := b.Meter(m.ID)
+		if !ok || math.Abs(m.PercentUsed-o.PercentUsed) <= shared.DriftPoints {
+			continue
+		}
+		if out == nil {
+			out = map[string]shared.DriftPair{}
+		}
+		out[m.ID] = shared.DriftPair{API: m.PercentUsed, DOM: o.PercentUsed}
+	}
+	return out
+}
+
 // Merge picks what one scrape reports from its two captures. The JSON wins
 // whenever it gave a meter: it carries exact times and the page text is
 // only read as the page happens to word it. The page's wording of each

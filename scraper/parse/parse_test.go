@@ -321,9 +321,12 @@ func TestDetectPage(t *testing.T) {
 
 func TestSanitizeIDAndLabel(t *testing.T) {
 	tests := []struct{ in, id, label string }{
-		{"seven_day_oauth_apps", "seven_day_oauth_apps", "Weekly oauth apps"},
+		{"seven_day_oauth_apps", "seven_day_oauth_apps", "Oauth apps (7 days)"},
+		{"seven_day_foo_bar", "seven_day_foo_bar", "Foo bar (7 days)"},
+		{"weekly_claude_code", "weekly_claude_code", "Claude code (7 days)"},
+		{"seven_day", "seven_day", "7 days"},
 		{"Iguana-Necktie!", "iguana_necktie", "Iguana necktie"},
-		{"five_hour_extra", "five_hour_extra", "5-hour extra"},
+		{"five_hour_extra", "five_hour_extra", "Extra (5 hours)"},
 		{"!!!", "", "Limit"},
 		{strings.Repeat("ab_", 30), "ab_ab_ab_ab_ab_ab_ab_ab_ab_ab_ab_ab_ab_ab_ab_ab", "Ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab ab"},
 	}

@@ -10,7 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +29,12 @@ import (
 // are *scrapeerr.Error.
 type Scraper interface {
 	Scrape(ctx context.Context, url string) (shared.Snapshot, error)
+}
+
+// Noter is a Scraper that has something to add to the status of its last
+// successful scrape (the source chain: that it fell back).
+type Noter interface {
+	Note() string
 }
 
 // Defaults.
@@ -78,6 +87,7 @@ type Runner struct {
 	dropSeen int                  // outbox drops already noted
 	dropNote string               // drops not yet reported to the server
 	dropN    int                  // how many those are
+	note     string               // added to the status of the last scrape
 }
 
 // New checks cfg and returns a Runner.
@@ -267,9 +277,14 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 		}
 		d, _ := r.skip.Next()
 		r.skipLeft = int(d / r.cfg.Interval)
+		if wait := scrapeerr.WaitOf(err); wait > 0 {
+			// The source named its wait (429 Retry-After): no scrape
+			// before it has passed, whatever the backoff says.
+			r.skipLeft = max(r.skipLeft, int((wait+r.cfg.Interval-1)/r.cfg.Interval)-1)
+		}
 		class := scrapeerr.ClassOf(err)
 		res.ScrapeErr = err
-		r.log.Error("scrape failed", "category", string(class), "nextStep", class.NextStep(), "failures", r.failures,
+		r.log.Error("scrape failed", "category", string(class), "nextStep", scrapeerr.NextStep(err), "failures", r.failures,
 			"skipCycles", r.skipLeft, "error", err.Error())
 		r.track(upload.ScrapeRecord{At: at, OK: false, Category: string(class), Message: statusMessage(err)})
 		return
@@ -282,12 +297,13 @@ func (r *Runner) scrapeAndStore(ctx context.Context, done func(bool), res *Cycle
 	snap.Account = r.cfg.Account
 	res.Snapshot = snap
 	r.log.Info("scraped", "meters", len(snap.Meters), "partial", snap.Partial, "capture", snap.Capture, "scrapedAt", snap.ScrapedAt)
+	r.note = r.successNote(snap, at)
 	if verr := snap.Validate(at); verr != nil {
 		// Still queued: the server decides, and a rejected snapshot is kept
 		// in rejected/ for a human to look at.
 		r.log.Warn("snapshot fails local validation", "error", verr.Error())
 	}
-	r.track(upload.ScrapeRecord{At: at, OK: true, Category: string(shared.ScrapeOK), Message: partialMessage(snap)})
+	r.track(upload.ScrapeRecord{At: at, OK: true, Category: string(shared.ScrapeOK), Message: r.note})
 	id, err := r.cfg.Outbox.Put(snap)
 	var nd *outbox.NotDurableError
 	if err != nil && !errors.As(err, &nd) {
@@ -306,6 +322,34 @@ func (r *Runner) track(rec upload.ScrapeRecord) {
 	}
 }
 
+// successNote is the status message of a successful scrape: partial
+// meters, drift between its two readings (also logged and counted), and
+// a fallback the source chain made.
+func (r *Runner) successNote(snap shared.Snapshot, at time.Time) string {
+	var parts []string
+	if m := partialMessage(snap); m != "" {
+		parts = append(parts, m)
+	}
+	if len(snap.Drift) > 0 {
+		var ds []string
+		for _, id := range slices.Sorted(maps.Keys(snap.Drift)) {
+			d := snap.Drift[id]
+			ds = append(ds, fmt.Sprintf("%s %g%% vs %g%%", id, d.API, d.DOM))
+		}
+		r.log.Warn("readings drift", "meters", strings.Join(ds, ", "), "capture", snap.Capture)
+		if r.cfg.Client.Tracker != nil {
+			r.cfg.Client.Tracker.RecordDrift(at, snap.Drift)
+		}
+		parts = append(parts, "drift: "+strings.Join(ds, ", ")+" — "+shared.DriftText)
+	}
+	if n, ok := r.cfg.Scraper.(Noter); ok {
+		if m := n.Note(); m != "" {
+			parts = append(parts, m)
+		}
+	}
+	return clipMessage(strings.Join(parts, "; "))
+}
+
 func partialMessage(s shared.Snapshot) string {
 	if !s.Partial {
 		return ""
@@ -314,8 +358,7 @@ func partialMessage(s shared.Snapshot) string {
 }
 
 func statusMessage(err error) string {
-	class := scrapeerr.ClassOf(err)
-	return clipMessage(class.NextStep() + " (" + err.Error() + ")")
+	return clipMessage(scrapeerr.NextStep(err) + " (" + err.Error() + ")")
 }
 
 // clipMessage bounds a status message to what the server accepts.
@@ -338,6 +381,8 @@ func (r *Runner) report(ctx context.Context, scrapeErr error) bool {
 		st.OK, st.Category, st.Message = false, upload.CategoryDropped, clipMessage(r.dropNote)
 	case scrapeErr != nil:
 		st.Category, st.Message = scrapeerr.ClassOf(scrapeErr), statusMessage(scrapeErr)
+	default:
+		st.Message = r.note
 	}
 	if err := r.cfg.Client.ReportStatus(ctx, st); err != nil {
 		r.log.Warn("scrape status not reported", "category", string(upload.CategoryOf(err)), "error", err.Error())

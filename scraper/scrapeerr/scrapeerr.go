@@ -7,6 +7,10 @@ package scrapeerr
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/claude-usage/widget/shared"
 )
@@ -23,6 +27,9 @@ const (
 	Browser       = shared.ScrapeBrowser
 	Network       = shared.ScrapeNetwork
 	Unknown       = shared.ScrapeUnknown
+	RateLimited   = shared.ScrapeRateLimited
+	NoDisplay     = shared.ScrapeNoDisplay
+	ProfileInUse  = shared.ScrapeProfileInUse
 )
 
 // Error is a classified scrape failure.
@@ -30,6 +37,11 @@ type Error struct {
 	Class Class
 	Msg   string
 	Err   error
+	// Step replaces the class's next step when the source knows better
+	// (an expired OAuth login is fixed in Claude Code, not by our login).
+	Step string
+	// Wait is how long the source asked us to stay away (RATE_LIMITED).
+	Wait time.Duration
 }
 
 // New returns a classified error.
@@ -45,6 +57,39 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// NextStep is the advice shown with the error: Step, else the class's.
+func (e *Error) NextStep() string {
+	if e.Step != "" {
+		return e.Step
+	}
+	return e.Class.NextStep()
+}
+
+// WithStep sets the next step and returns e.
+func (e *Error) WithStep(step string) *Error { e.Step = step; return e }
+
+// WithWait sets the wait the source asked for and returns e.
+func (e *Error) WithWait(d time.Duration) *Error { e.Wait = d; return e }
+
+// NextStep is err's advice: its own step when it is an *Error, else the
+// class's.
+func NextStep(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.NextStep()
+	}
+	return ClassOf(err).NextStep()
+}
+
+// WaitOf is the wait a RATE_LIMITED err asks for, or 0.
+func WaitOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Wait
+	}
+	return 0
+}
 
 // ClassOf returns the class of err; unclassified errors are Unknown.
 func ClassOf(err error) Class {
@@ -83,4 +128,34 @@ func ExitCode(c Class) int {
 		return ExitNetwork
 	}
 	return ExitOther
+}
+
+// MinRateLimitWait is the least a 429 keeps the scraper away from the
+// source, whatever Retry-After says (or when it says nothing).
+const MinRateLimitWait = 5 * time.Minute
+
+// RateLimitedAfter is a RATE_LIMITED error that waits retryAfter, at least
+// MinRateLimitWait; the message names the wait.
+func RateLimitedAfter(retryAfter time.Duration, what string) *Error {
+	wait := max(retryAfter, MinRateLimitWait)
+	return New(RateLimited, nil, "%s answered 429 Too Many Requests; waiting %s", what, wait).WithWait(wait)
+}
+
+// ParseRetryAfter reads a Retry-After header: seconds or an HTTP date
+// (relative to now). ok is false for an empty or unreadable value.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return time.Duration(min(n, 7*24*3600)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
 }

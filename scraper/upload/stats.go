@@ -58,6 +58,11 @@ type State struct {
 	// Dropped is the latest loss of snapshots the scraper could neither
 	// store nor send (the outbox unwritable and the memory bound reached).
 	Dropped *ErrorRecord `json:"dropped,omitempty"`
+	// LastSource is the source of the latest snapshot; Sources holds each
+	// source's latest success and error.
+	LastSource string                   `json:"lastSource,omitempty"`
+	Sources    map[string]*SourceRecord `json:"sources,omitempty"`
+	Drift      *DriftRecord             `json:"drift,omitempty"`
 }
 
 // Stats summarises the recent syncs.
@@ -171,6 +176,11 @@ func (t *Tracker) State() State {
 func (t *Tracker) copyLocked() State {
 	st := t.st
 	st.Recent = append([]SyncRecord(nil), t.st.Recent...)
+	st.Sources = copySources(t.st.Sources)
+	if t.st.Drift != nil {
+		d := *t.st.Drift
+		st.Drift = &d
+	}
 	return st
 }
 

@@ -16,7 +16,8 @@ import (
 	"github.com/claude-usage/widget/shared"
 )
 
-// Defaults from DESIGN.md.
+// Retention defaults: keep the last 100 versions or everything from the
+// last 7 days, whichever keeps more (README, "The data directory").
 const (
 	DefaultRetentionVersions = 100
 	DefaultRetentionDays     = 7

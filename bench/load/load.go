@@ -1,0 +1,242 @@
+// Package load drives an HTTP server on loopback for benchmarks with
+// vegeta's attacker: a fixed number of workers, each with one request in
+// flight (a closed loop, like clients that wait for their answer), for a
+// time or a number of requests. Latencies go into vegeta's metrics, whose
+// HDR histogram plot WriteHDR writes out.
+//
+// Only 127.0.0.1 is ever dialled, and every goroutine a run starts has
+// ended when Run returns.
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// Options describes one run.
+type Options struct {
+	URL      string        // http://127.0.0.1:port/path?query
+	Header   http.Header   // extra request headers, e.g. Authorization
+	Conns    int           // workers, one connection each (default 16)
+	Duration time.Duration // how long to send; 0: until Requests or ctx ends
+	Requests int           // stop after sending this many (0: no limit)
+	// Timeout bounds one request (default 10 s): a server that never
+	// answers turns into errors, not a hung run.
+	Timeout time.Duration
+}
+
+// Result is what runs measured. Latency is vegeta's: from building the
+// request to having read the whole body.
+type Result struct {
+	Requests     int           // complete responses, any status
+	Duration     time.Duration // wall time of the runs
+	RPS          float64       // Requests / Duration
+	P50, P90     time.Duration
+	P99, Max     time.Duration
+	Errors       int         // requests without a response (dial, read, timeout)
+	FirstError   string      // the first of them, for a report; "" when none
+	StatusCounts map[int]int // responses by status code
+}
+
+// NonOK is the number of responses whose status was not 200.
+func (r Result) NonOK() int { return r.Requests - r.StatusCounts[http.StatusOK] }
+
+// StatusSummary lists the status counts as "200×1234 429×5", sorted.
+func (r Result) StatusSummary() string {
+	codes := make([]int, 0, len(r.StatusCounts))
+	for c := range r.StatusCounts {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%d×%d", c, r.StatusCounts[c])
+	}
+	return strings.Join(parts, " ")
+}
+
+// Series gathers the runs of one target (rounds) so that percentiles come
+// from every sample of every run. The zero value is ready.
+type Series struct {
+	metrics  vegeta.Metrics
+	wall     time.Duration
+	errors   int
+	firstErr string
+	status   map[int]int
+}
+
+// Run sends one run of requests and adds what it measured to s. Errors on
+// single requests are counted, not returned; Run returns an error for bad
+// options and ctx's error when ctx ended the run (requests it cut short
+// count as nothing).
+func (s *Series) Run(ctx context.Context, o Options) error {
+	target, err := check(&o)
+	if err != nil {
+		return err
+	}
+	if o.Duration <= 0 && o.Requests <= 0 && ctx.Done() == nil {
+		return errors.New("load: no end: set Duration or Requests, or pass a ctx that ends")
+	}
+	tr := &http.Transport{
+		DialContext:         dialLoopback,
+		Proxy:               nil,  // never through a proxy from the environment
+		DisableCompression:  true, // the answer's own bytes, as a plain client gets them
+		MaxConnsPerHost:     o.Conns,
+		MaxIdleConnsPerHost: o.Conns,
+	}
+	// The idle connections' read and write loops end here; every request
+	// has finished by then, since vegeta closes its results only after
+	// its workers returned.
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport: ctxTransport{ctx, o.Timeout, tr},
+		// A redirect is counted by its status, never followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	atk := vegeta.NewAttacker(vegeta.Client(client), vegeta.Workers(uint64(o.Conns)),
+		vegeta.MaxWorkers(uint64(o.Conns)), vegeta.MaxBody(0))
+	stop := context.AfterFunc(ctx, func() { atk.Stop() })
+	defer stop()
+
+	if s.status == nil {
+		s.status = map[int]int{}
+	}
+	start := time.Now()
+	results := atk.Attack(vegeta.NewStaticTargeter(target), closedLoop(o.Requests), o.Duration, "")
+	for r := range results {
+		switch {
+		case r.Code != 0:
+			s.metrics.Add(r)
+			s.status[int(r.Code)]++
+		case ctx.Err() == nil:
+			s.errors++
+			if s.firstErr == "" {
+				s.firstErr = r.Error
+			}
+		}
+	}
+	s.wall += time.Since(start)
+	return ctx.Err()
+}
+
+// Result summarises every run so far.
+func (s *Series) Result() Result {
+	s.metrics.Close()
+	r := Result{
+		Requests: int(s.metrics.Requests), Duration: s.wall,
+		Errors: s.errors, FirstError: s.firstErr, StatusCounts: map[int]int{},
+	}
+	for c, n := range s.status {
+		r.StatusCounts[c] = n
+	}
+	if r.Requests > 0 {
+		l := s.metrics.Latencies
+		r.P50, r.P90, r.P99, r.Max = l.P50, l.P90, l.P99, l.Max
+	}
+	if s.wall > 0 {
+		r.RPS = float64(r.Requests) / s.wall.Seconds()
+	}
+	return r
+}
+
+// WriteHDR writes the latency distribution of every run so far in the
+// HDR histogram plot format (vegeta's hdrplot report).
+func (s *Series) WriteHDR(w io.Writer) error {
+	s.metrics.Close()
+	return vegeta.NewHDRHistogramPlotReporter(&s.metrics).Report(w)
+}
+
+// Run is one run in a Series of its own.
+func Run(ctx context.Context, o Options) (Result, error) {
+	var s Series
+	err := s.Run(ctx, o)
+	return s.Result(), err
+}
+
+// check fills o's defaults and returns the one target of the run.
+func check(o *Options) (vegeta.Target, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return vegeta.Target{}, fmt.Errorf("load: URL: %w", err)
+	}
+	if u.Scheme != "http" || u.Hostname() != loopback {
+		return vegeta.Target{}, fmt.Errorf("load: URL %q: only http://%s:port/… is allowed", o.URL, loopback)
+	}
+	if o.Conns <= 0 {
+		o.Conns = 16
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	return vegeta.Target{Method: http.MethodGet, URL: o.URL, Header: o.Header}, nil
+}
+
+const loopback = "127.0.0.1"
+
+// dialLoopback dials only 127.0.0.1: whatever a server answers, the
+// benchmark's traffic never leaves the machine.
+func dialLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("load: dial %s: %w", addr, err)
+	}
+	if host != loopback {
+		return nil, fmt.Errorf("load: refusing to dial %s: only %s", addr, loopback)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp4", addr)
+}
+
+// ctxTransport gives every request the run's ctx and its timeout: vegeta
+// builds its requests without a ctx, and a request in flight must end with
+// the run. (http.Client.Timeout would be lost here: it lives in the ctx
+// this replaces.)
+type ctxTransport struct {
+	ctx     context.Context
+	timeout time.Duration
+	rt      http.RoundTripper
+}
+
+func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(t.ctx, t.timeout)
+	resp, err := t.rt.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose ends a request's ctx once its body is read and closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// closedLoop never makes a worker wait: each worker sends its next request
+// when its last one was answered, so the workers set the concurrency. A
+// limit n > 0 stops the run after n requests.
+type closedLoop uint64
+
+func (n closedLoop) Pace(_ time.Duration, hits uint64) (time.Duration, bool) {
+	return 0, n > 0 && hits >= uint64(n)
+}
+
+func (closedLoop) Rate(time.Duration) float64 { return 0 }

@@ -43,21 +43,6 @@ func (s *server) getJSON(path string, q url.Values, out any) {
 	}
 }
 
-// pollRequests counts the widget's GETs of the latest usage (not the
-// stream, history or windows).
-func (tb *tab) pollRequests() int {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	n := 0
-	for _, r := range tb.requests {
-		u, err := url.Parse(r)
-		if err == nil && u.Path == shared.PathUsage {
-			n++
-		}
-	}
-	return n
-}
-
 func (tb *tab) waitLive(timeout time.Duration) {
 	tb.t.Helper()
 	tb.waitFor("live stream", liveJS, timeout, func(s string) bool { return strings.Contains(s, "live") })
@@ -83,7 +68,7 @@ func TestLivePostAppearsWithinOneSecond(t *testing.T) {
 	s.post(time.Minute)
 	tb := openWithData(t, s)
 	tb.waitLive(10 * time.Second)
-	polls := tb.pollRequests()
+	polls := tb.apiRequests()
 	for _, want := range []string{"Updated ", " ago", "Source: browser"} {
 		if page := tb.text(); !strings.Contains(page, want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
@@ -102,7 +87,7 @@ func TestLivePostAppearsWithinOneSecond(t *testing.T) {
 	if worst > time.Second {
 		t.Errorf("slowest POST to page: %v, want ≤ 1 s", worst)
 	}
-	if got := tb.pollRequests(); got != polls {
+	if got := tb.apiRequests(); got != polls {
 		t.Errorf("%d polls while the stream was open, want 0 (the page was updated by the stream)", got-polls)
 	}
 	if got := tb.eval(`String(performance.getEntriesByType("navigation").length)`); got != "1" {

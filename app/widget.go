@@ -240,8 +240,10 @@ func (w *Widget) autoRefresh(ctx app.Context) {
 	if w.phase != phIdle {
 		return // a cycle (with its retries) is still running
 	}
-	if w.live.open {
-		return // the stream brings every new snapshot
+	if w.live.running {
+		// The stream brings every new snapshot; while it connects (at
+		// most the attempt timeout) a poll would only fetch the same.
+		return
 	}
 	w.fetch(ctx, false)
 }

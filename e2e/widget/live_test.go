@@ -202,8 +202,9 @@ func TestHistoryViewRendersStoredSeries(t *testing.T) {
 	for i, pct := range []float64{5, 12, 20, 31, 40, 47} {
 		s.post(time.Duration(170-30*i)*time.Minute, session(pct, 2*time.Hour))
 	}
-	tb := openWithData(t, s)
-	tb.waitMeters(1, 5*time.Second)
+	tb := newTab(t, s.url())
+	tb.open("/#token=" + readToken)
+	tb.waitMeters(1, firstLoad)
 	tb.waitFor("sparkline", `String(document.querySelectorAll("li[data-meter=session] svg.spark").length)`, 10*time.Second,
 		func(v string) bool { return v == "1" })
 

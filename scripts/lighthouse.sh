@@ -24,7 +24,8 @@ if [ ! -x "$LH" ]; then
   npm install --silent --no-audit --no-fund --prefix "$CACHE" "lighthouse@$LH_VERSION" >&2
 fi
 [ -x "$CHROME_PATH" ] || { echo "lighthouse: no Chromium at $CHROME_PATH (make deps)" >&2; exit 1; }
-[ -x bin/usage-server ] && [ -s web/app.wasm ] || { echo "lighthouse: run make build first" >&2; exit 1; }
+SERVER_BIN="${USAGE_SERVER_BIN:-bin/usage-server}"
+[ -x "$SERVER_BIN" ] && [ -s web/app.wasm ] || { echo "lighthouse: run make build first" >&2; exit 1; }
 
 TMP=$(mktemp -d)
 SERVER=
@@ -37,7 +38,7 @@ trap 'exit 130' INT TERM
 
 KEY=lighthouse-write-key-0123456789
 TOKEN=lighthouse-read-token-0123456789
-bin/usage-server --addr 127.0.0.1:0 --data-dir "$TMP/data" --web-dir ./web --log-format text \
+"$SERVER_BIN" --addr 127.0.0.1:0 --data-dir "$TMP/data" --web-dir ./web --log-format text \
   --api-key "$KEY" --read-token "$TOKEN" > "$TMP/server.log" 2>&1 &
 SERVER=$!
 PORT=

@@ -91,7 +91,9 @@ func (b *streamBody) Close() error {
 		b.stopAfter()
 		// cancel returns a promise that may reject once the fetch is
 		// aborted; nobody waits for it, so it must not go unhandled.
-		b.reader.Call("cancel").Call("catch", js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+		var settled js.Func
+		settled = js.FuncOf(func(js.Value, []js.Value) any { settled.Release(); return nil })
+		b.reader.Call("cancel").Call("then", settled, settled)
 		if b.abort != nil {
 			b.abort()
 		}

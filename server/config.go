@@ -21,6 +21,8 @@ type Options struct {
 	RetentionDays     int
 	RateLimit         int
 	MaxAccounts       int
+	HistoryDays       int
+	MaxStreams        int
 	LogLevel          string
 	LogFormat         string
 	Verbose           bool
@@ -68,6 +70,8 @@ func ParseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	s.Int(&o.RetentionDays, "retention-days", "USAGE_RETENTION_DAYS", 7, "keep at least the versions of the last D days")
 	s.Int(&o.RateLimit, "rate-limit", "USAGE_RATE_LIMIT", 30, "POSTs per minute per key and client IP (0 disables)")
 	s.Int(&o.MaxAccounts, "max-accounts", "USAGE_MAX_ACCOUNTS", 20, "most accounts the store keeps; a POST for a new one beyond it is 403 ACCOUNT_LIMIT")
+	s.Int(&o.HistoryDays, "history-days", "USAGE_HISTORY_DAYS", 400, "days of hourly history and past windows kept beyond the versions")
+	s.Int(&o.MaxStreams, "max-streams", "USAGE_MAX_STREAMS", 100, "most open live-update streams; one more is 503 STREAM_LIMIT")
 	s.String(&o.LogLevel, "log-level", "USAGE_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	s.String(&o.LogFormat, "log-format", "USAGE_LOG_FORMAT", config.FormatAuto, "log format: auto (text on a terminal, JSON otherwise), json, text")
 	s.Bool(&o.Verbose, "verbose", "SYNC_VERBOSE", false, "log request/response detail (never keys) and stack traces")
@@ -113,6 +117,10 @@ func (o *Options) check() error {
 		return fmt.Errorf("server: --rate-limit must not be negative, got %d", o.RateLimit)
 	case o.MaxAccounts < 1:
 		return fmt.Errorf("server: --max-accounts must be at least 1, got %d", o.MaxAccounts)
+	case o.HistoryDays < 1:
+		return fmt.Errorf("server: --history-days must be at least 1, got %d", o.HistoryDays)
+	case o.MaxStreams < 1:
+		return fmt.Errorf("server: --max-streams must be at least 1, got %d", o.MaxStreams)
 	case o.WidgetThreshold < 1:
 		return fmt.Errorf("server: --widget-breaker-threshold must be at least 1, got %d", o.WidgetThreshold)
 	case o.WidgetRefresh <= 0 || o.WidgetRetryDelay <= 0 || o.WidgetCooldown <= 0:

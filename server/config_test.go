@@ -29,7 +29,7 @@ func TestParseOptionsDefaults(t *testing.T) {
 	}
 	want := Options{
 		Addr: ":8080", DataDir: "./data", APIKey: testKey, ReadToken: testToken, RetentionVersions: 100, RetentionDays: 7,
-		RateLimit: 30, MaxAccounts: 20, LogLevel: "info", LogFormat: "auto", WebDir: "./web", WidgetRefresh: 60 * time.Second,
+		RateLimit: 30, MaxAccounts: 20, HistoryDays: 400, MaxStreams: 100, LogLevel: "info", LogFormat: "auto", WebDir: "./web", WidgetRefresh: 60 * time.Second,
 		WidgetRetryDelay: 2 * time.Second, WidgetThreshold: 3, WidgetCooldown: 60 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
 	}

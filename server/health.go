@@ -150,8 +150,9 @@ func (s *Server) healthDetail(c *fiber.Ctx) (bool, error) {
 	}
 	err := s.limitedCheck(c, func() error {
 		tok, ok := bearer(c)
-		if ok && ((s.cfg.ReadToken != "" && constantEqual(tok, s.cfg.ReadToken)) ||
-			(s.cfg.MetricsToken != "" && constantEqual(tok, s.cfg.MetricsToken))) {
+		k := s.keys()
+		if ok && ((k.read != "" && constantEqual(tok, k.read)) ||
+			(k.metrics != "" && constantEqual(tok, k.metrics))) {
 			return nil
 		}
 		return &shared.Error{Code: shared.CodeAuthInvalidKey,
@@ -161,6 +162,10 @@ func (s *Server) healthDetail(c *fiber.Ctx) (bool, error) {
 }
 
 func (s *Server) getHealth(c *fiber.Ctx) error {
+	// Public, but a token sent in the URL is refused like everywhere else.
+	if err := rejectQueryCredentials(c); err != nil {
+		return err
+	}
 	detail, err := s.healthDetail(c)
 	if err != nil {
 		return err

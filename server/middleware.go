@@ -82,6 +82,15 @@ func (s *Server) accessLog(c *fiber.Ctx) error {
 	return nil
 }
 
+// responseBytes is the body's length, 0 for a stream (…/stream): reading
+// a stream's body would wait for its end and keep it all in memory.
+func responseBytes(c *fiber.Ctx) int {
+	if c.Response().IsBodyStream() {
+		return 0
+	}
+	return len(c.Response().Body())
+}
+
 func (s *Server) logRequest(c *fiber.Ctx, start time.Time) {
 	if c.Locals(localLogged) == true {
 		return
@@ -109,7 +118,7 @@ func (s *Server) logRequest(c *fiber.Ctx, start time.Time) {
 		slog.Int("status", status),
 		slog.Float64("durationMs", float64(d.Microseconds())/1000),
 		slog.String("ip", s.clientAddr(c).String()),
-		slog.Int("bytes", len(c.Response().Body())),
+		slog.Int("bytes", responseBytes(c)),
 	}
 	if s.cfg.Verbose {
 		attrs = append(attrs, s.verboseAttrs(c)...)
@@ -292,7 +301,7 @@ func (s *Server) requireWriteKey(c *fiber.Ctx) error {
 			return &shared.Error{Code: shared.CodeAuthMissingKey,
 				Message: "missing write key: send it in the X-API-Key header"}
 		}
-		if !constantEqual(key, s.cfg.APIKey) {
+		if !constantEqual(key, s.keys().write) {
 			return &shared.Error{Code: shared.CodeAuthInvalidKey,
 				Message: "the X-API-Key header does not match the server's write key"}
 		}
@@ -309,7 +318,7 @@ func (s *Server) requireReadToken(c *fiber.Ctx) error {
 	}
 	return s.authorize(c, func() error {
 		if key := c.Get(shared.HeaderAPIKey); key != "" {
-			if constantEqual(key, s.cfg.APIKey) {
+			if constantEqual(key, s.keys().write) {
 				return nil
 			}
 			return &shared.Error{Code: shared.CodeAuthInvalidKey,
@@ -320,7 +329,7 @@ func (s *Server) requireReadToken(c *fiber.Ctx) error {
 			return &shared.Error{Code: shared.CodeAuthMissingKey,
 				Message: "missing read token: send it as Authorization: Bearer <token>"}
 		}
-		if !constantEqual(tok, s.cfg.ReadToken) {
+		if !constantEqual(tok, s.keys().read) {
 			return &shared.Error{Code: shared.CodeAuthInvalidKey,
 				Message: "the bearer token does not match the server's read token"}
 		}
@@ -334,7 +343,12 @@ func (s *Server) requireReadToken(c *fiber.Ctx) error {
 const metricsSuggestion = "Send the metrics token (--metrics-token-file on the server) as Authorization: Bearer <token>."
 
 func (s *Server) requireMetricsToken(c *fiber.Ctx) error {
-	if s.cfg.MetricsToken == "" {
+	want := s.keys().metrics
+	if want == "" {
+		// Open, but a token sent in the URL is refused like everywhere else.
+		if err := rejectQueryCredentials(c); err != nil {
+			return err
+		}
 		return c.Next()
 	}
 	return s.authorize(c, func() error {
@@ -343,7 +357,7 @@ func (s *Server) requireMetricsToken(c *fiber.Ctx) error {
 			return &shared.Error{Code: shared.CodeAuthMissingKey, Suggestion: metricsSuggestion,
 				Message: "missing metrics token: send it as Authorization: Bearer <token>"}
 		}
-		if !constantEqual(tok, s.cfg.MetricsToken) {
+		if !constantEqual(tok, want) {
 			return &shared.Error{Code: shared.CodeAuthInvalidKey, Suggestion: metricsSuggestion,
 				Message: "the bearer token does not match the server's metrics token"}
 		}

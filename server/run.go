@@ -52,6 +52,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Dir:               opts.DataDir,
 		RetentionVersions: opts.RetentionVersions,
 		RetentionDays:     opts.RetentionDays,
+		HistoryDays:       opts.HistoryDays,
 		Logger:            logger,
 	})
 	if err != nil {
@@ -78,6 +79,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		TrustedProxies: proxies,
 		Verbose:        opts.Verbose,
 		MaxAccounts:    opts.MaxAccounts,
+		MaxStreams:     opts.MaxStreams,
 		LogDropped:     logw.Dropped,
 		Widget: &widgetmount.Options{
 			WebDir:           opts.WebDir,
@@ -92,6 +94,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	// Before "listening on": from then on a SIGHUP reloads, never kills.
+	defer srv.reloadKeysOnSIGHUP(ctx, args, log)()
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", opts.Addr)
@@ -130,6 +134,7 @@ func serve(ctx context.Context, srv *Server, ln net.Listener, timeout time.Durat
 	}
 	log.Info("shutting down", "timeout", timeout.String())
 	start := time.Now()
+	srv.EndStreams()
 	if err := srv.App().ShutdownWithTimeout(timeout); err != nil {
 		log.Error("shutdown did not finish in time", "error", err.Error())
 	}

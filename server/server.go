@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -57,6 +58,11 @@ type Config struct {
 	// MaxAccounts bounds the accounts a write key can create (20).
 	MaxAccounts int
 
+	// MaxStreams bounds the open live-update streams (100); StreamPing is
+	// how often an idle stream sends a comment (shared.StreamPing).
+	MaxStreams int
+	StreamPing time.Duration
+
 	// LogDropped reports the bytes of log output lost to write errors
 	// (logbuf.Writer.Dropped), exposed as a counter; nil: not exposed.
 	LogDropped func() int64
@@ -93,6 +99,10 @@ func (c *Config) defaults() {
 	if c.MaxAccounts <= 0 {
 		c.MaxAccounts = 20
 	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 100
+	}
+	def(&c.StreamPing, shared.StreamPing)
 }
 
 // Server is the HTTP layer around a store.
@@ -118,6 +128,14 @@ type Server struct {
 	// path as the map owns it (the metric label must not be the request's
 	// string, which fasthttp reuses).
 	routes map[string]*apiRoute
+
+	// hub carries stored snapshots to the open streams (stream.go); the
+	// store feeds it until Close.
+	hub         *hub
+	unsubscribe func()
+
+	// keyset holds the keys in force; SIGHUP swaps it (reload.go).
+	keyset atomic.Pointer[keySet]
 }
 
 // New builds the fiber app around st. st stays owned by the caller.
@@ -144,6 +162,7 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 		log:    logger.With("component", "server"),
 		routes: map[string]*apiRoute{},
 	}
+	s.keyset.Store(&keySet{write: cfg.APIKey, read: cfg.ReadToken, metrics: cfg.MetricsToken})
 	var err error
 	if s.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
 		return nil, err
@@ -163,6 +182,8 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 		s.csp = contentSecurityPolicy(nil)
 	}
 	s.metrics = newMetrics(s)
+	s.hub = newHub(cfg.MaxStreams)
+	s.unsubscribe = st.Subscribe(s.hub.publish)
 
 	fcfg := fiber.Config{
 		AppName:               "usage-server",
@@ -196,9 +217,13 @@ func New(cfg Config, st store.Store, logger *slog.Logger) (*Server, error) {
 // App is the fiber app, for Listen and for app.Test in tests.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Close releases the server; it has no background work today (health
-// reads the store on each request) and never closes the store.
-func (s *Server) Close() error { return nil }
+// Close ends the open streams and stops listening to the store; it never
+// closes the store.
+func (s *Server) Close() error {
+	s.unsubscribe()
+	s.hub.close()
+	return nil
+}
 
 func (s *Server) middleware() {
 	s.app.Use(sanitizeRequestID)
@@ -257,7 +282,9 @@ func (s *Server) register() {
 	postLimit := s.rateLimiter()
 	s.handle(fiber.MethodPost, shared.PathUsage, s.requireWriteKey, postLimit, s.postUsage)
 	s.handle(fiber.MethodGet, shared.PathUsage, s.requireReadToken, s.getUsage)
-	s.handle(fiber.MethodGet, shared.PathHistory, s.requireReadToken, s.getHistory)
+	s.handle(fiber.MethodGet, shared.PathHistory, s.requireReadToken, s.history)
+	s.handle(fiber.MethodGet, shared.PathWindows, s.requireReadToken, s.getWindows)
+	s.handle(fiber.MethodGet, shared.PathStream, s.requireReadToken, s.getStream)
 	s.handle(fiber.MethodPost, shared.PathScraperStatus, s.requireWriteKey, postLimit, s.postScraperStatus)
 	s.handle(fiber.MethodGet, shared.PathHealth, s.getHealth)
 	s.handle(fiber.MethodGet, shared.PathMetrics, s.requireMetricsToken, s.metrics.handler())

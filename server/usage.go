@@ -230,18 +230,7 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 		return err
 	}
 
-	now := s.cfg.Now()
-	age := max(now.Sub(v.Snapshot.ScrapedAt), 0)
-	resp := shared.UsageResponse{
-		Snapshot:   v.Snapshot,
-		IsStale:    age >= shared.StaleAfter,
-		AgeSeconds: int64(age / time.Second),
-		VersionInfo: shared.VersionInfo{
-			Current: v.Number, Total: v.Total, ID: v.ID, StoredAt: v.StoredAt.UTC(),
-		},
-		Accounts: s.st.Accounts(),
-		Scraper:  s.scraperStatus(account),
-	}
+	resp := s.usageResponse(v, account)
 	if hasTS {
 		// Signed: negative when the version was scraped before the asked time.
 		d := int64(v.Snapshot.ScrapedAt.Sub(ts).Round(time.Second) / time.Second)
@@ -270,13 +259,44 @@ func (s *Server) getUsage(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusOK).SendString(ans.body)
 }
 
+// usageResponse is the GET usage answer for v, as GET latest and the
+// stream send it. Pace is computed at the version's scrapedAt, so it
+// depends on the version alone and the answer cache's key (the version's
+// id) still covers everything the body holds.
+func (s *Server) usageResponse(v store.Version, account string) shared.UsageResponse {
+	age := max(s.cfg.Now().Sub(v.Snapshot.ScrapedAt), 0)
+	snap := v.Snapshot
+	snap.Meters = shared.WithPace(snap.Meters, snap.ScrapedAt)
+	return shared.UsageResponse{
+		Snapshot:   snap,
+		IsStale:    age >= shared.StaleAfter,
+		AgeSeconds: int64(age / time.Second),
+		VersionInfo: shared.VersionInfo{
+			Current: v.Number, Total: v.Total, ID: v.ID, StoredAt: v.StoredAt.UTC(),
+		},
+		Accounts: s.st.Accounts(),
+		Scraper:  s.scraperStatus(account),
+	}
+}
+
+// latestAnswer is GET latest's encoded body for account.
+func (s *Server) latestAnswer(ctx context.Context, account string) (*usageAnswer, error) {
+	v, err := s.st.Latest(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	resp := s.usageResponse(v, account)
+	return s.usageCache.answer(&resp)
+}
+
 // usageETag is weak on purpose: ageSeconds changes every second while the
 // data does not, so the representation is only semantically equivalent.
 // It changes with the version, its place in history, staleness, the
 // scraper status and the account list.
 func usageETag(r shared.UsageResponse) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s|%d|%d|%t|%s", r.VersionInfo.ID, r.VersionInfo.Current, r.VersionInfo.Total, r.IsStale, strings.Join(r.Accounts, ","))
+	// "pace": answers from before pace was added must not revalidate.
+	fmt.Fprintf(h, "pace|%s|%d|%d|%t|%s", r.VersionInfo.ID, r.VersionInfo.Current, r.VersionInfo.Total, r.IsStale, strings.Join(r.Accounts, ","))
 	if r.TimeDiffSeconds != nil {
 		fmt.Fprintf(h, "|td%d", *r.TimeDiffSeconds)
 	}

@@ -86,7 +86,7 @@ func TestCatalogueIsComplete(t *testing.T) {
 		CodeRateLimited: 429, CodeNoData: 404, CodeVersionNotFound: 404, CodeNotFound: 404,
 		CodeMethodNotAllowed: 405, CodeStorageDiskFull: 507, CodeStoragePermissionDenied: 500,
 		CodeStorageWriteFailed: 500, CodeStorageReadFailed: 500, CodeStorageUnavailable: 503, CodeInternal: 500,
-		CodeAccountLimit: 403, CodeHeadersTooLarge: 431,
+		CodeAccountLimit: 403, CodeHeadersTooLarge: 431, CodeStreamLimit: 503,
 	}
 	if got, want := len(Catalogue), len(want); got != want {
 		t.Errorf("catalogue has %d codes, want %d", got, want)

@@ -33,6 +33,7 @@ const (
 	CodeStorageWriteFailed      Code = "STORAGE_WRITE_FAILED"
 	CodeStorageReadFailed       Code = "STORAGE_READ_FAILED"
 	CodeStorageUnavailable      Code = "STORAGE_UNAVAILABLE"
+	CodeStreamLimit             Code = "STREAM_LIMIT"
 	CodeInternal                Code = "INTERNAL"
 )
 
@@ -65,6 +66,7 @@ var Catalogue = map[Code]CodeInfo{
 	CodeStorageWriteFailed:      {http.StatusInternalServerError, CategoryServer, "Check the server log for this request ID; the scraper will retry."},
 	CodeStorageReadFailed:       {http.StatusInternalServerError, CategoryServer, "Check the server log for this request ID and the data directory's health."},
 	CodeStorageUnavailable:      {http.StatusServiceUnavailable, CategoryServer, "Storage is failing; the server stops trying for a minute. Check disk space and permissions."},
+	CodeStreamLimit:             {http.StatusServiceUnavailable, CategoryServer, "The server has its most live-update streams open (--max-streams); the widget polls meanwhile and reconnects later."},
 	CodeInternal:                {http.StatusInternalServerError, CategoryServer, "Retry later; if it persists, report the request ID."},
 }
 

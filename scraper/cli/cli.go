@@ -175,11 +175,13 @@ var commands = map[string]command{
 	}, cmdDoctor, nil},
 	"install-launchd": {"write a LaunchAgent plist that runs `usage-scraper run` at login", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, true)
+		sourceFlags(f, c)
 		installFlags(f, c, filepath.Join(p.home, "Library", "Logs", appDir))
 		f.String(&c.Label, "label", "", install.DefaultLabel, "LaunchAgent label (also the plist's file name)")
 	}, cmdInstallLaunchd, nil},
 	"install-systemd": {"write a systemd user unit that runs `usage-scraper run`", func(f *config.Set, c *settings, p paths) {
 		common(f, c, p, true)
+		sourceFlags(f, c)
 		installFlags(f, c, "")
 	}, cmdInstallSystemd, nil},
 }

@@ -305,6 +305,26 @@ func TestInstallLaunchdWritesFile(t *testing.T) {
 	}
 }
 
+// The sources chosen at install time reach the service's command line.
+func TestInstallCarriesSourceFlags(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	kf := keyFile(t, home)
+	d := testDeps(t, map[string]string{"HOME": home})
+	d.goos = "darwin"
+	r := runCLI(t, d, "install-launchd", "--print", "--api-key-file", kf, "--source", "browser", "--keep-browser",
+		"--oauth-url", "https://oauth.example.com", "--cross-check")
+	if r.code != 0 {
+		t.Fatalf("exit = %d: %s", r.code, r.stderr)
+	}
+	args := strings.Join(decodePlist(t, []byte(r.stdout)).Args, " ")
+	for _, want := range []string{"--source browser", "--keep-browser", "--oauth-url https://oauth.example.com", "--cross-check"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("ProgramArguments lack %q: %s", want, args)
+		}
+	}
+}
+
 func TestInstallSystemd(t *testing.T) {
 	t.Parallel()
 	home := t.TempDir()
@@ -333,6 +353,9 @@ func TestInstallSystemd(t *testing.T) {
 	svc := sections["Service"]
 	if want := `"/opt/usage/bin/usage-scraper" "run" "--api-key-file" "` + kf + `"`; !strings.HasPrefix(svc["ExecStart"], want) {
 		t.Errorf("ExecStart = %s, want prefix %s", svc["ExecStart"], want)
+	}
+	if strings.Contains(svc["ExecStart"], "--source") || strings.Contains(svc["ExecStart"], "--keep-browser") {
+		t.Errorf("ExecStart names default source settings: %s", svc["ExecStart"])
 	}
 	if !strings.Contains(svc["ExecStart"], `"--usage-url" "https://claude.ai/settings/usage?x=1"`) {
 		t.Errorf("ExecStart lacks the custom usage URL: %s", svc["ExecStart"])

@@ -8,6 +8,8 @@ import (
 	"github.com/claude-usage/widget/internal/atomicfile"
 	"github.com/claude-usage/widget/internal/config"
 	"github.com/claude-usage/widget/scraper/install"
+	"github.com/claude-usage/widget/scraper/oauth"
+	"github.com/claude-usage/widget/scraper/source"
 	"github.com/claude-usage/widget/scraper/scrapeerr"
 )
 
@@ -73,6 +75,20 @@ func (e *cmdEnv) serviceOptions() (install.Options, error) {
 	}
 	if c.LogFormat != config.FormatAuto {
 		args = append(args, "--log-format", c.LogFormat)
+	}
+	// The service runs with the sources chosen at install time; defaults
+	// stay out of the file so that a newer binary's defaults apply.
+	if c.Source != "" && c.Source != source.Auto {
+		args = append(args, "--source", c.Source)
+	}
+	if c.OAuthURL != "" && c.OAuthURL != oauth.DefaultBaseURL {
+		args = append(args, "--oauth-url", c.OAuthURL)
+	}
+	if c.KeepBrowser {
+		args = append(args, "--keep-browser")
+	}
+	if c.CrossCheck {
+		args = append(args, "--cross-check")
 	}
 	o := install.Options{Program: prog, Args: args, Env: map[string]string{"USAGE_SERVER_URL": c.Server}}
 	if c.LogDir != "" {

@@ -2,10 +2,15 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/claude-usage/widget/shared"
 )
 
 // TestMemoryAt10000Versions checks the index's share of the 40 MB RSS
@@ -112,5 +117,59 @@ func BenchmarkOpen(b *testing.B) {
 				b.StartTimer()
 			}
 		})
+	}
+}
+
+// BenchmarkSeries400Days is GET …/history's store work at the longest
+// range: 400 days of hourly rollup for the meter plus 10 000 kept versions
+// (a week at one a minute), bucketed into the most points a query may ask
+// for. Budget: 5 ms.
+func BenchmarkSeries400Days(b *testing.B) {
+	dir := b.TempDir()
+	now := time.Now().UTC()
+	writeFixture(b, dir, "default", 10000, now)
+	writeRollupFixture(b, dir, "default", now, DefaultHistoryDays)
+	s := openTest(b, dir, func(o *Options) { o.RetentionVersions = 1 << 30 })
+	since, until := now.Add(-DefaultHistoryDays*24*time.Hour), now.Add(time.Minute)
+	ctx := context.Background()
+	pts, err := s.Series(ctx, "default", shared.MeterSession, since, until)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := len(pts); n < DefaultHistoryDays*24 {
+		b.Fatalf("series has %d points, want 400 days of hours at least", n)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		pts, err := s.Series(ctx, "default", shared.MeterSession, since, until)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, out := shared.Bucket(pts, since, until, shared.MaxSeriesPoints); len(out) == 0 {
+			b.Fatal("no buckets")
+		}
+	}
+}
+
+// writeRollupFixture writes a rollup file with every hour of days days
+// ending at end, for the three meters of snap.
+func writeRollupFixture(b testing.TB, dir, account string, end time.Time, days int) {
+	b.Helper()
+	d := rollupDoc{Format: rollupFormat, Account: account, Meters: map[string]meterDoc{}}
+	first := hourOf(end.Add(-time.Duration(days) * 24 * time.Hour))
+	for _, id := range []string{shared.MeterSession, shared.MeterWeeklyAll, shared.MeterWeeklySonnet} {
+		var md meterDoc
+		for h := first + 1; h <= hourOf(end); h++ {
+			md.Hours = append(md.Hours, [3]float64{float64(h), float64(h % 101), 0})
+		}
+		d.Meters[id] = md
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, account, RollupFile), raw, 0o600); err != nil {
+		b.Fatal(err)
 	}
 }

@@ -28,6 +28,7 @@ type Options struct {
 	Dir               string
 	RetentionVersions int // keep at least the newest N versions per account (100)
 	RetentionDays     int // and everything scraped in the last D days (7)
+	HistoryDays       int // the rollup keeps hours and windows this long (400)
 	FS                FS  // nil: the real filesystem
 	Logger            *slog.Logger
 }
@@ -58,6 +59,9 @@ type FileStore struct {
 	intern   interner
 	madeDirs map[string]bool // account dirs created and synced by this process
 	scrapers map[string]shared.ScraperStatus
+	roll     rollupState // rollup.go; its maps are guarded by mu
+
+	notify notifier // Subscribe's functions (notify.go)
 
 	// statusSem orders scraper-status writes so that an older report never
 	// overwrites a newer one on disk.
@@ -110,6 +114,9 @@ func Open(ctx context.Context, opts Options) (*FileStore, error) {
 	if opts.RetentionDays <= 0 {
 		opts.RetentionDays = DefaultRetentionDays
 	}
+	if opts.HistoryDays <= 0 {
+		opts.HistoryDays = DefaultHistoryDays
+	}
 	if opts.FS == nil {
 		opts.FS = OSFS()
 	}
@@ -133,6 +140,7 @@ func Open(ctx context.Context, opts Options) (*FileStore, error) {
 		intern:    make(interner),
 		madeDirs:  make(map[string]bool),
 		scrapers:  make(map[string]shared.ScraperStatus),
+		roll:      newRollupState(opts.HistoryDays),
 		kick:      make(chan struct{}, 1),
 		opened:    make(chan struct{}, 1),
 	}
@@ -147,10 +155,14 @@ func Open(ctx context.Context, opts Options) (*FileStore, error) {
 	if err := s.CheckWritable(ctx); err != nil {
 		s.log.Warn("storage is not writable; reads still work", "dir", dir, "error", err.Error())
 	}
-	s.bg.Add(2)
+	s.bg.Add(3)
 	go s.retentionLoop()
 	go s.recoveryLoop()
+	go s.rollupLoop()
 	s.signalRetention()
+	if len(s.roll.dirty) > 0 {
+		s.signalRollup() // rollups rebuilt or caught up at load
+	}
 	return s, nil
 }
 
@@ -258,6 +270,7 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 	s.loadScraperStatus(account)
 	ents, err := s.fs.ReadDir(vdir)
 	if errors.Is(err, fs.ErrNotExist) {
+		s.loadRollup(account, nil)
 		return nil
 	}
 	if err != nil {
@@ -324,6 +337,7 @@ func (s *FileStore) loadAccount(ctx context.Context, account string) error {
 	if len(ix.entries) > 0 {
 		s.accounts[account] = ix
 	}
+	s.loadRollup(account, ix)
 	s.log.Info("loaded account", "account", account, "versions", len(ix.entries))
 	return nil
 }

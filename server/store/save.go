@@ -112,6 +112,8 @@ func (s *FileStore) Save(ctx context.Context, req SaveRequest) (SaveResult, erro
 		return SaveResult{}, err
 	}
 	s.signalRetention()
+	s.signalRollup()
+	s.notify.saved(snap.Account)
 	return SaveResult{Version: v}, nil
 }
 
@@ -220,6 +222,7 @@ func (s *FileStore) write(ctx context.Context, r record, data []byte) (Version, 
 	if e.key != "" {
 		s.idem[e.key] = &idemRef{account: snap.Account, e: e}
 	}
+	s.applyRollup(snap.Account, e)
 	return ix.version(i), nil
 }
 

@@ -100,4 +100,24 @@ type Store interface {
 	// Close stops background work (retention, write checks) and waits for
 	// it.
 	Close() error
+
+	// Series returns the readings of meter with since <= At < until,
+	// oldest first: one per kept version that has the meter, and before
+	// the oldest kept version the rollup's highest reading of each hour
+	// (At = the hour's start), for --history-days. A meter never seen
+	// gives an empty slice; since >= until too. shared.CodeNoData when the
+	// account has neither versions nor history; a meter id not matching
+	// shared.MeterIDPattern is shared.CodeInvalidQuery (Field "meter").
+	// Answered from memory.
+	Series(ctx context.Context, account, meter string, since, until time.Time) ([]shared.SeriesPoint, error)
+	// Windows returns the meter's finished windows, newest (latest
+	// ResetsAt) first, at most limit (<= 0: all). A window is finished
+	// when a later one of the meter is known or its ResetsAt has passed.
+	// Errors as Series. Answered from memory.
+	Windows(ctx context.Context, account, meter string, limit int) ([]shared.Window, error)
+	// Subscribe calls fn with the account after every snapshot stored
+	// (not after an idempotent replay), by this process or, for a shared
+	// backend, by any replica, until cancel is called. fn must not block:
+	// it runs on the saving goroutine (or the backend's listener).
+	Subscribe(fn func(account string)) (cancel func())
 }

@@ -55,6 +55,7 @@ bench: deps build
 	@mkdir -p $(BENCH_OUT)
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 1 ./server/store/ | tee $(BENCH_OUT)/store.txt
 	set -o pipefail; $(GO) run ./cmd/usage-bench -store-bench $(BENCH_OUT)/store.txt -out $(BENCH_OUT) $(BENCH_FLAGS) | tee $(BENCH_OUT)/report.txt
+	bash scripts/lighthouse.sh
 
 # Each fuzz target for FUZZTIME (default 20s); seeds run in make test.
 fuzz:

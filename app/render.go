@@ -88,6 +88,9 @@ func (w *Widget) layout(v view, data *shared.UsageResponse) app.UI {
 			app.If(v.stale != "", func() app.UI {
 				return app.P().ID("stale").Class("note note-stale").Text(v.stale)
 			}),
+			app.If(data != nil && len(data.Drift) > 0, func() app.UI {
+				return app.P().ID("drift").Class("note note-drift").Text(shared.DriftText)
+			}),
 			app.If(data != nil && data.Partial, func() app.UI {
 				return app.P().ID("partial").Class("note note-partial").Text(TextPartial)
 			}),
@@ -109,6 +112,7 @@ func (w *Widget) layout(v view, data *shared.UsageResponse) app.UI {
 		w.renderAccounts(data),
 		w.renderMeters(data),
 		w.renderSettings(),
+		w.renderHistory(data),
 	)
 }
 
@@ -146,48 +150,6 @@ func (w *Widget) renderAccounts(data *shared.UsageResponse) app.UI {
 				}
 				return o
 			})),
-	)
-}
-
-func (w *Widget) renderMeters(data *shared.UsageResponse) app.UI {
-	if data == nil {
-		return app.Section().ID("meters").Class("meters").Aria("label", "Usage limits")
-	}
-	now := w.now
-	var loc *time.Location
-	if w.deps != nil {
-		loc = w.deps.Location
-	}
-	extra := ExtraUsageText(data.ExtraUsage)
-	return app.Section().ID("meters").Class("meters").Aria("label", "Usage limits").Body(
-		app.Ul().Class("meter-list").Body(
-			app.Range(data.Meters).Slice(func(i int) app.UI {
-				m := data.Meters[i]
-				pct := m.PercentUsed
-				width := pct
-				if width < 0 {
-					width = 0
-				} else if width > 100 {
-					width = 100
-				}
-				return app.Li().Class("meter").DataSet("meter", m.ID).Body(
-					app.Div().Class("meter-head").Body(
-						// CleanText again here: data cached from, or served by,
-						// an older server was never checked for bidi overrides.
-						app.Span().Class("meter-label").ID("label-"+m.ID).Text(shared.CleanText(m.Label)),
-						app.Span().Class("meter-percent").Text(PercentText(pct)+" used"),
-					),
-					app.Div().Class("meter-bar "+Level(pct)).Role("progressbar").
-						Aria("labelledby", "label-"+m.ID).
-						Aria("valuemin", 0).Aria("valuemax", 100).Aria("valuenow", strings.TrimSuffix(PercentText(pct), "%")).
-						Body(app.Div().Class("meter-fill").Style("width", FormatPercentWidth(width))),
-					app.P().Class("meter-reset").Text(shared.CleanText(ResetText(m.ResetsAt, m.ResetsText, now, loc))),
-				)
-			}),
-		),
-		app.If(extra != "", func() app.UI {
-			return app.P().ID("extra-usage").Class("extra").Text(extra)
-		}),
 	)
 }
 

@@ -16,6 +16,9 @@ import (
 type Fetcher interface {
 	Fetch(ctx context.Context, req client.Request) client.Result
 	Breaker() *shared.Breaker
+	Stream(ctx context.Context, req client.StreamRequest) client.StreamEnd
+	Series(ctx context.Context, req client.SeriesRequest) (*shared.SeriesResponse, error)
+	Windows(ctx context.Context, req client.WindowsRequest) (*shared.WindowsResponse, error)
 }
 
 // Page is the browser around the widget.
@@ -79,6 +82,7 @@ type Widget struct {
 	runCtx       context.Context
 	stopRun      context.CancelFunc
 	stopTimers   context.CancelFunc
+	timersCtx    context.Context // ends with stopTimers: the stream lives in it
 	stopFetch    context.CancelFunc
 	stopVisible  func()
 	gen          int
@@ -94,6 +98,10 @@ type Widget struct {
 	storageNote  string
 	updateReady  bool
 	now          time.Time
+
+	live   liveState
+	sparks map[string]*spark
+	hist   *historyState
 }
 
 // NewWidget returns a widget with the given dependencies.
@@ -200,6 +208,7 @@ func (w *Widget) setVisible(ctx app.Context, visible bool) {
 func (w *Widget) startTimers(ctx app.Context) {
 	tctx, cancel := context.WithCancel(w.runCtx)
 	w.stopTimers = cancel
+	w.timersCtx = tctx
 	Every(tctx, time.Second, func() {
 		ctx.Dispatch(func(ctx app.Context) { w.tick(ctx) })
 	})
@@ -209,6 +218,7 @@ func (w *Widget) startTimers(ctx app.Context) {
 }
 
 func (w *Widget) stopTimersNow() {
+	w.stopStream()
 	if w.stopTimers != nil {
 		w.stopTimers()
 		w.stopTimers = nil
@@ -222,12 +232,18 @@ func (w *Widget) tick(ctx app.Context) {
 	if w.status == stBreakerOpen && w.phase == phIdle && w.deps.Fetcher.Breaker().RetryIn() == 0 {
 		w.fetch(ctx, false)
 	}
+	w.maybeStream()
 }
 
 func (w *Widget) autoRefresh(ctx app.Context) {
 	w.now = time.Now()
 	if w.phase != phIdle {
 		return // a cycle (with its retries) is still running
+	}
+	if w.live.running {
+		// The stream brings every new snapshot; while it connects (at
+		// most the attempt timeout) a poll would only fetch the same.
+		return
 	}
 	w.fetch(ctx, false)
 }
@@ -294,14 +310,12 @@ func (w *Widget) apply(res client.Result) {
 	askedForToken := w.status == stUnauthorized
 	switch res.Kind {
 	case client.KindOK:
-		w.status = stOK
-		w.data, w.receivedAt, w.fromCache = res.Data, w.now, false
 		if askedForToken {
 			w.showSettings = false
 		}
-		if err := d.Cache.SaveLast(w.account, res.Data, w.now); err != nil {
-			w.log().Warn("caching the response", "error", err.Error())
-		}
+		w.applyData(res.Data)
+		w.live.needPoll = false
+		w.maybeStream()
 	case client.KindNoData:
 		w.status = stNoData
 		w.data, w.fromCache = nil, false
@@ -318,6 +332,17 @@ func (w *Widget) apply(res client.Result) {
 	}
 }
 
+// applyData shows a good answer, from a fetch or the stream, and keeps
+// it as the last good data.
+func (w *Widget) applyData(data *shared.UsageResponse) {
+	w.status = stOK
+	w.data, w.receivedAt, w.fromCache = data, w.now, false
+	if err := w.deps.Cache.SaveLast(w.account, data, w.now); err != nil {
+		w.log().Warn("caching the response", "error", err.Error())
+	}
+	w.updateSparks()
+}
+
 // selectAccount switches to another account: its cached data at once,
 // then a fetch.
 func (w *Widget) selectAccount(ctx app.Context, account string) {
@@ -325,6 +350,8 @@ func (w *Widget) selectAccount(ctx app.Context, account string) {
 		return
 	}
 	w.account = account
+	w.resetStream()
+	w.sparks, w.hist = nil, nil
 	if err := w.deps.Cache.SetAccount(account); err != nil {
 		w.log().Warn("saving the account", "error", err.Error())
 	}
@@ -345,6 +372,7 @@ func (w *Widget) saveToken(ctx app.Context, token string) {
 	}
 	w.token = token
 	w.storageNote = ""
+	w.resetStream()
 	if err := w.deps.Cache.SetToken(token); err != nil {
 		w.storageNote = "The token could not be saved in this browser; it is kept until the page closes."
 		w.log().Warn("saving the token", "error", err.Error())
@@ -365,6 +393,8 @@ func (w *Widget) forgetToken(ctx app.Context) {
 		w.log().Warn("removing the stored data", "error", err.Error())
 	}
 	w.account = ""
+	w.resetStream()
+	w.sparks, w.hist = nil, nil
 	w.data, w.receivedAt, w.fromCache = nil, time.Time{}, false
 	w.status = stNone
 	w.log().Info("token removed with the cached data")

@@ -59,6 +59,10 @@ type fakeDoer struct {
 	steps []step
 	reqs  []*http.Request
 	at    []time.Time
+	// other answers the stream, history and windows requests (default: a
+	// server without them, 404 NOT_FOUND); they are not in reqs.
+	other func(r *http.Request) (*http.Response, error)
+	extra []*http.Request
 }
 
 func (d *fakeDoer) script(s ...step) {
@@ -67,10 +71,25 @@ func (d *fakeDoer) script(s ...step) {
 	d.mu.Unlock()
 }
 
+func jsonResponse(status int, body any) *http.Response {
+	b, _ := json.Marshal(body)
+	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(bytes.NewReader(b))}
+}
+
 // Do answers with the next step (the last repeats). A usage body's age is
 // computed as the server would, from its scrapedAt and the clock.
 func (d *fakeDoer) Do(r *http.Request) (*http.Response, error) {
 	d.mu.Lock()
+	if r.URL.Path != shared.PathUsage {
+		d.extra = append(d.extra, r)
+		other := d.other
+		d.mu.Unlock()
+		if other == nil {
+			return jsonResponse(404, shared.ErrorBody{ErrorCode: shared.CodeNotFound, Message: "no route", Category: shared.CategoryNotFound}), nil
+		}
+		return other(r)
+	}
 	defer d.mu.Unlock()
 	d.reqs = append(d.reqs, r)
 	d.at = append(d.at, time.Now())
@@ -213,8 +232,12 @@ func (h *harness) dismount() {
 // settle waits for every fetch in flight (its retry waits pass on the fake
 // clock) and runs every pending dispatch.
 func (h *harness) settle() {
-	synctest.Wait()
-	h.eng.ConsumeAll()
+	// Twice: a dispatch may start a goroutine (the stream) that dispatches
+	// in turn, after ConsumeAll found the queue empty.
+	for range 2 {
+		synctest.Wait()
+		h.eng.ConsumeAll()
+	}
 }
 
 // advance lets d pass one second at a time, running what the widget's

@@ -312,13 +312,7 @@ func (c *Client) attempt(ctx context.Context, req Request) (*shared.UsageRespons
 		return nil, &attemptError{cat: shared.CategoryValidation, err: fmt.Errorf("client: building request: %w", err)}
 	}
 	hreq.Header.Set("Accept", "application/json")
-	t := req.Token
-	if t == "" {
-		t = c.cfg.Token()
-	}
-	if t != "" {
-		hreq.Header.Set("Authorization", "Bearer "+t)
-	}
+	c.authorize(hreq, req.Token)
 	resp, err := c.cfg.HTTP.Do(hreq)
 	if err != nil {
 		cat := shared.Classify(0, err)

@@ -54,7 +54,11 @@ func (FetchDoer) Do(req *http.Request) (*http.Response, error) {
 		resp *http.Response
 		err  error
 	}
-	pending := prefetched(req)
+	streaming := req.Header.Get("Accept") == AcceptEventStream
+	var pending inFlight
+	if !streaming {
+		pending = prefetched(req)
+	}
 	if pending.promise.IsUndefined() {
 		pending.promise = fetch.Invoke(req.URL.String(), opts)
 		pending.abort = func() { ac.Call("abort") }
@@ -100,6 +104,20 @@ func (FetchDoer) Do(req *http.Request) (*http.Response, error) {
 		})
 		r.Get("headers").Call("forEach", each)
 		each.Release()
+		if streaming && r.Get("body").Truthy() {
+			done <- result{resp: &http.Response{
+				Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
+				StatusCode:    status,
+				Proto:         "HTTP/1.1",
+				ProtoMajor:    1,
+				ProtoMinor:    1,
+				Header:        hdr,
+				Body:          newStreamBody(ctx, r.Get("body").Call("getReader"), pending.abort),
+				ContentLength: -1,
+				Request:       req,
+			}}
+			return nil
+		}
 		r.Call("arrayBuffer").Call("then", onBody, onErr)
 		return nil
 	})

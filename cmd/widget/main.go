@@ -9,6 +9,9 @@ import (
 )
 
 func main() {
+	// Package init ran in this task; go-app's start and the first render
+	// get one of their own.
+	yieldToBrowser()
 	widget.RegisterRoutes()
 	// Returns at once on the host; in the browser it runs the UI loop.
 	app.RunWhenOnBrowser()

@@ -342,13 +342,15 @@ func (tb *tab) checkClean() {
 	}
 }
 
-// apiRequests counts the widget's requests for usage so far.
+// apiRequests counts the widget's requests for the latest usage so far.
 func (tb *tab) apiRequests() int {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
 	n := 0
 	for _, r := range tb.requests {
-		if strings.Contains(r, "/api/claude/console-usage") {
+		// The latest usage only: the stream, history and windows have
+		// paths of their own below it.
+		if u, err := url.Parse(r); err == nil && u.Path == "/api/claude/console-usage" {
 			n++
 		}
 	}

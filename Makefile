@@ -23,8 +23,12 @@ bin/usage-server: FORCE
 bin/usage-scraper: FORCE
 	$(GO) build -o $@ ./cmd/usage-scraper
 
+# Inlining off for the WASM build: it makes the raw module 8 % larger but
+# the brotli download 7 % smaller (1.66 → 1.53 MB measured), and the
+# download is what the 1.6 MB budget and a phone on mobile data pay for.
+WASM_GCFLAGS := all=-l
 wasm:
-	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o web/app.wasm ./cmd/widget
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -gcflags='$(WASM_GCFLAGS)' -ldflags='-s -w' -o web/app.wasm ./cmd/widget
 	$(GO) run ./cmd/precompress web/app.wasm
 
 FORCE:

@@ -121,7 +121,7 @@ func bareWeb(ctx context.Context, env *Env) (string, error) {
 	}
 	wasm := filepath.Join(dir, "app.wasm")
 	env.Logf("building bench/bareapp into %s", wasm)
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", wasm, "./bench/bareapp")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-gcflags=all=-l", "-ldflags=-s -w", "-o", wasm, "./bench/bareapp")
 	build.Dir = env.Root
 	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := build.CombinedOutput(); err != nil {

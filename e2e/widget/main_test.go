@@ -131,7 +131,7 @@ func locateWeb(tmp string) (string, error) {
 		}
 	}
 	wasm := filepath.Join(dir, "app.wasm")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", wasm, "./cmd/widget")
+	build := exec.Command("go", "build", "-trimpath", "-gcflags=all=-l", "-ldflags=-s -w", "-o", wasm, "./cmd/widget")
 	build.Dir = repoRoot
 	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := build.CombinedOutput(); err != nil {

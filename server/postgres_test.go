@@ -236,7 +236,10 @@ func TestTwoReplicasAlertOnce(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for count() < 1 || !drained(a) || !drained(b) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no alert delivered and drained in 15 s (got %d)", count())
+			mu.Lock()
+			keys := append([]string(nil), accepted...)
+			mu.Unlock()
+			t.Fatalf("no alert delivered and drained in 15 s (got %d: %q)\nA:\n%s\nB:\n%s", count(), keys, a.Log, b.Log)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -291,25 +291,36 @@ func (e *Engine) thresholds(ctx context.Context, base Alert, ms *meterState) {
 			crossed = append(crossed, t)
 		}
 	}
-	var claimed []int
-	for _, t := range crossed {
-		id := ID(base.Account, base.Meter, KindThreshold, t, ms.Window)
-		first, err := e.cfg.State.ClaimAlert(ctx, id, base.At)
-		if err != nil {
-			// Not marked fired: the next reading tries again.
-			e.log.Error("alert not sent: its claim could not be stored", "id", id, "error", err.Error())
-			continue
-		}
-		ms.Fired = append(ms.Fired, t)
-		if first {
-			claimed = append(claimed, t)
-		} else {
-			e.log.Info("alert already sent", "id", id, "kind", KindThreshold)
-		}
-	}
-	if len(claimed) == 0 {
+	if len(crossed) == 0 {
 		return
 	}
+	// The jump is owned by whoever claims its highest threshold: claiming
+	// each threshold on its own let two replicas win one each and send
+	// two messages for one reading. The lower ones are claimed after it
+	// only to be marked sent.
+	top := crossed[len(crossed)-1]
+	id := ID(base.Account, base.Meter, KindThreshold, top, ms.Window)
+	first, err := e.cfg.State.ClaimAlert(ctx, id, base.At)
+	if err != nil {
+		// Not marked fired: the next reading tries again.
+		e.log.Error("alert not sent: its claim could not be stored", "id", id, "error", err.Error())
+		return
+	}
+	ms.Fired = append(ms.Fired, crossed...)
+	if !first {
+		e.log.Info("alert already sent", "id", id, "kind", KindThreshold)
+		return
+	}
+	var claimed []int
+	for _, t := range crossed[:len(crossed)-1] {
+		lid := ID(base.Account, base.Meter, KindThreshold, t, ms.Window)
+		if ok, err := e.cfg.State.ClaimAlert(ctx, lid, base.At); err != nil {
+			e.log.Warn("lower threshold not marked sent", "id", lid, "error", err.Error())
+		} else if ok {
+			claimed = append(claimed, t)
+		}
+	}
+	claimed = append(claimed, top)
 	a := base
 	a.Kind, a.Threshold, a.Crossed = KindThreshold, claimed[len(claimed)-1], claimed
 	a.ID = ID(a.Account, a.Meter, KindThreshold, a.Threshold, ms.Window)

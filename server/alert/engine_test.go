@@ -286,3 +286,37 @@ func TestEngineStaleAndScraper(t *testing.T) {
 		want("120.5 min: the second stale episode", 4)
 	})
 }
+
+// Two replicas evaluate the same jump across thresholds: the one that
+// claims its highest threshold sends the one message, and the other sends
+// nothing, not a message for a lower threshold it happened to claim first.
+func TestEngineJumpOwnedByTheHighestClaim(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	rec := &recorder{}
+	e := newEngine(t, st, rec, func(c *EngineConfig) { c.Kinds = []Kind{KindThreshold} })
+	ctx := context.Background()
+	// The other replica has claimed this reading's highest threshold.
+	if ok, err := st.ClaimAlert(ctx, ID("default", shared.MeterSession, KindThreshold, 95, r0), base); err != nil || !ok {
+		t.Fatalf("claim = %v, %v", ok, err)
+	}
+	res, err := st.Save(ctx, store.SaveRequest{Snapshot: session(0, 96, r0), BodyHash: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Saved(res.Version.Snapshot.Account)
+	e.EvaluateAccount(ctx, "default")
+	if got := summary(rec.got()); len(got) != 0 {
+		t.Errorf("alerts %q, want none: the other replica owns this jump", got)
+	}
+	// The jump's thresholds count as sent here too: a later reading in the
+	// same window does not send them.
+	res, err = st.Save(ctx, store.SaveRequest{Snapshot: session(time.Minute, 97, r0), BodyHash: "h2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Saved(res.Version.Snapshot.Account)
+	e.EvaluateAccount(ctx, "default")
+	if got := summary(rec.got()); len(got) != 0 {
+		t.Errorf("alerts after a later reading %q, want none", got)
+	}
+}

@@ -139,10 +139,10 @@ func (s *FileStore) readJSON(name string, v any) error {
 
 // writeFile writes one alert file durably, transient errors retried.
 func (s *FileStore) writeFile(ctx context.Context, name string, raw []byte) error {
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return err
 	}
-	defer s.inflight.Done()
+	defer s.life.Leave()
 	path := s.alertPath(name)
 	err := s.retry(ctx, "alert state", func() error {
 		_, err := atomicfile.WriteFS(s.fs, path, raw, 0o600)

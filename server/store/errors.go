@@ -85,9 +85,9 @@ func (s *FileStore) describeDir(dir string) string {
 	free, ferr := s.fs.Statfs(s.dir)
 	freeText := fmt.Sprintf("free %d bytes", free)
 	if ferr != nil {
-		s.stMu.Lock()
+		s.check.Lock()
 		free = s.freeBytes
-		s.stMu.Unlock()
+		s.check.Unlock()
 		freeText = fmt.Sprintf("free %d bytes at last check", free)
 	}
 	p := dir

@@ -36,17 +36,18 @@ type Options struct {
 // FileStore is the embedded Store: one JSON file per version under
 // <Dir>/<account>/versions and an in-memory index that answers every read.
 type FileStore struct {
-	dir     string
-	fs      FS
-	log     *slog.Logger
-	opts    Options
-	breaker *shared.Breaker
+	dir  string
+	fs   FS
+	log  *slog.Logger
+	opts Options
 
-	// ctx lives as long as the store; background work (probes, retention,
-	// the recovery check, retry waits inside probes) stops when Close
-	// cancels it.
-	ctx    context.Context
-	cancel context.CancelFunc
+	// life is the store's lifecycle, and ctx its Context: background work
+	// (probes, retention, rollups, the recovery check, retry waits inside
+	// probes) stops when Close cancels it. breaker is check's.
+	life    *Lifecycle
+	ctx     context.Context
+	check   *WriteCheck
+	breaker *shared.Breaker
 
 	// writeSem lets one save at a time reach the disk, which makes the
 	// idempotency check-then-write atomic.
@@ -68,24 +69,14 @@ type FileStore struct {
 	// overwrites a newer one on disk.
 	statusSem chan struct{}
 
-	stMu       sync.Mutex // guards the cached status below
-	writable   bool
-	writeErr   error
-	checkedAt  time.Time
-	freeBytes  uint64
-	corrupt    int
-	lastErr    error
-	probe      *probeCall
-	probeStart time.Time
+	// Guarded by check.Lock, so that Status reads them with the last write
+	// check's result.
+	freeBytes uint64
+	corrupt   int
+	lastErr   error
 
-	retMu  sync.Mutex // one retention run at a time
-	kick   chan struct{}
-	opened chan struct{} // the breaker opened: start the recovery checks
-
-	closeMu  sync.RWMutex
-	closed   bool
-	inflight sync.WaitGroup // saves
-	bg       sync.WaitGroup // retention, recovery and probes
+	retMu sync.Mutex // one retention run at a time
+	kick  chan struct{}
 }
 
 type idemRef struct {
@@ -143,39 +134,31 @@ func Open(ctx context.Context, opts Options) (*FileStore, error) {
 		scrapers:  make(map[string]shared.ScraperStatus),
 		roll:      newRollupState(opts.HistoryDays),
 		kick:      make(chan struct{}, 1),
-		opened:    make(chan struct{}, 1),
+		life:      NewLifecycle(),
 	}
-	s.breaker = shared.NewBreaker(shared.BreakerConfig{Name: "store", OnTransition: s.onTransition})
+	s.ctx = s.life.Context()
+	s.check = NewWriteCheck(s.life, WriteCheckConfig{
+		Probe: s.probe, Where: dir, LogKey: "dir", Subject: "storage",
+		Unanswered: shared.CodeStorageWriteFailed, Log: s.log,
+	})
+	s.breaker = s.check.Breaker()
 	if err := s.fs.MkdirAll(dir, 0o750); err != nil {
 		return nil, s.writeError("creating", dir, err)
 	}
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.CheckWritable(ctx); err != nil {
 		s.log.Warn("storage is not writable; reads still work", "dir", dir, "error", err.Error())
 	}
-	s.bg.Add(3)
-	go s.retentionLoop()
-	go s.recoveryLoop()
-	go s.rollupLoop()
+	s.life.Go(s.retentionLoop)
+	s.check.StartRecovery()
+	s.life.Go(s.rollupLoop)
 	s.signalRetention()
 	if len(s.roll.dirty) > 0 {
 		s.signalRollup() // rollups rebuilt or caught up at load
 	}
 	return s, nil
-}
-
-func (s *FileStore) onTransition(t shared.Transition) {
-	s.log.Warn("store breaker transition", "from", t.From.String(), "to", t.To.String(),
-		"failures", t.Failures, "at", t.At.UTC())
-	if t.To == shared.StateOpen {
-		select {
-		case s.opened <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // Dir is the absolute data directory.
@@ -185,28 +168,7 @@ func (s *FileStore) Dir() string { return s.dir }
 // flight, then stops retention, the recovery check and any write check and
 // waits for them.
 func (s *FileStore) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.closeMu.Unlock()
-	s.inflight.Wait()
-	s.cancel()
-	s.bg.Wait()
-	return nil
-}
-
-// enter registers a call that writes; it fails once Close has begun, and
-// the caller must call s.inflight.Done when it returns.
-func (s *FileStore) enter() error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return shared.Errorf(shared.CodeStorageUnavailable, "storage: the store is closed")
-	}
-	s.inflight.Add(1)
+	s.life.Close()
 	return nil
 }
 

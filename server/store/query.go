@@ -133,23 +133,7 @@ func (s *FileStore) Count(account string) int {
 // Status implements Store. It reads only memory: the last write check's
 // result, the breaker and the index.
 func (s *FileStore) Status() Status {
-	s.stMu.Lock()
-	st := Status{
-		Dir: s.dir, Writable: s.writable, WriteErr: s.writeErr, CheckedAt: s.checkedAt,
-		FreeBytes: s.freeBytes, CorruptFiles: s.corrupt,
-	}
-	if s.probe != nil {
-		st.Checking = true
-		// A write check that hangs is itself the answer: the disk is not
-		// usable right now, whatever the last finished check said.
-		if d := time.Since(s.probeStart); d > ProbeStuckAfter {
-			st.Writable = false
-			st.WriteErr = shared.Errorf(shared.CodeStorageWriteFailed,
-				"storage: write check of %s has not answered for %s", s.dir, d.Truncate(time.Second))
-		}
-	}
-	s.stMu.Unlock()
-	st.Breaker = s.breaker.State()
+	st := s.check.Status(func(st *Status) { st.FreeBytes, st.CorruptFiles = s.freeBytes, s.corrupt })
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()

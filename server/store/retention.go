@@ -18,7 +18,6 @@ func (s *FileStore) signalRetention() {
 }
 
 func (s *FileStore) retentionLoop() {
-	defer s.bg.Done()
 	for {
 		select {
 		case <-s.ctx.Done():

@@ -206,7 +206,6 @@ func (s *FileStore) quarantineRollup(account string, why error) {
 // rollupLoop writes dirty rollups a moment after a save, and once more
 // when the store closes (Close has waited for the saves by then).
 func (s *FileStore) rollupLoop() {
-	defer s.bg.Done()
 	for {
 		select {
 		case <-s.ctx.Done():

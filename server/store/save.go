@@ -32,10 +32,10 @@ func (s *FileStore) Save(ctx context.Context, req SaveRequest) (SaveResult, erro
 		return SaveResult{}, err
 	}
 
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return SaveResult{}, err
 	}
-	defer s.inflight.Done()
+	defer s.life.Leave()
 
 	// A replay needs no disk, so it works even while storage fails.
 	if res, ok, err := s.replay(snap.Account, req); ok {
@@ -62,9 +62,9 @@ func (s *FileStore) Save(ctx context.Context, req SaveRequest) (SaveResult, erro
 	start := time.Now()
 	done, err := s.breaker.Allow()
 	if err != nil {
-		s.stMu.Lock()
+		s.check.Lock()
 		last := s.lastErr
-		s.stMu.Unlock()
+		s.check.Unlock()
 		msg := fmt.Sprintf("storage: not writing after %d consecutive failures; next attempt in %s",
 			s.breaker.Failures(), s.breaker.RetryIn().Round(time.Second))
 		if last != nil {
@@ -77,9 +77,9 @@ func (s *FileStore) Save(ctx context.Context, req SaveRequest) (SaveResult, erro
 	}
 	v, err := s.write(ctx, r, data)
 	done(err == nil)
-	s.stMu.Lock()
+	s.check.Lock()
 	s.lastErr = err
-	s.stMu.Unlock()
+	s.check.Unlock()
 	if err != nil {
 		code := shared.CodeStorageWriteFailed
 		var se *shared.Error
@@ -168,7 +168,7 @@ func (s *FileStore) encode(snap shared.Snapshot, req SaveRequest) (record, []byt
 // write stores one encoded version durably and only then adds it to the
 // index. The caller holds writeSem.
 func (s *FileStore) write(ctx context.Context, r record, data []byte) (Version, error) {
-	if err := s.checkWritable(ctx); err != nil {
+	if err := s.check.CheckEntered(ctx); err != nil {
 		return Version{}, err
 	}
 	snap := r.Snapshot

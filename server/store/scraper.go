@@ -81,10 +81,10 @@ func (s *FileStore) SaveScraperStatus(ctx context.Context, st shared.ScraperStat
 	if err != nil {
 		return false, errValidation("body", "the scraper status cannot be stored: %s", err.Error())
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return false, err
 	}
-	defer s.inflight.Done()
+	defer s.life.Leave()
 	select {
 	case s.statusSem <- struct{}{}:
 	case <-ctx.Done():

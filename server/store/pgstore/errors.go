@@ -146,9 +146,9 @@ func (s *Store) retry(ctx context.Context, what string, op func(context.Context)
 func (s *Store) do(ctx context.Context, verb string, write bool, op func(context.Context) error) error {
 	done, err := s.breaker.Allow()
 	if err != nil {
-		s.stMu.Lock()
+		s.check.Lock()
 		last := s.lastErr
-		s.stMu.Unlock()
+		s.check.Unlock()
 		msg := fmt.Sprintf("storage: not asking the database after %d consecutive failures; next attempt in %s",
 			s.breaker.Failures(), s.breaker.RetryIn().Round(1e9))
 		if last != nil {
@@ -163,9 +163,9 @@ func (s *Store) do(ctx context.Context, verb string, write bool, op func(context
 	failed := countsAgainst(err)
 	done(!failed)
 	if failed {
-		s.stMu.Lock()
+		s.check.Lock()
 		s.lastErr = err
-		s.stMu.Unlock()
+		s.check.Unlock()
 	}
 	return err
 }

@@ -170,7 +170,6 @@ func (s *Store) loadScrapers(ctx context.Context, account string) error {
 }
 
 func (s *Store) refreshLoop() {
-	defer s.bg.Done()
 	t := time.NewTicker(RefreshEvery)
 	defer t.Stop()
 	for {

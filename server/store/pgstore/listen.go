@@ -20,7 +20,6 @@ const (
 // the store closes. After a reconnect it reloads the figures, and reports
 // the accounts whose latest version changed while it was away.
 func (s *Store) listenLoop() {
-	defer s.bg.Done()
 	first := true
 	b := retry.WithCappedDuration(listenMaxWait, retry.NewExponential(listenFirstWait))
 	for s.ctx.Err() == nil {

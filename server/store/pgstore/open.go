@@ -54,10 +54,15 @@ type Store struct {
 	opts     Options
 	where    string // the DSN without its password, for messages
 	instance string // this instance's id: its probe row and NOTIFY origin
-	breaker  *shared.Breaker
 
-	ctx    context.Context
-	cancel context.CancelFunc
+	// life is the store's lifecycle, and ctx its Context, which the loops
+	// stop with. rollupLoop counts itself in bg, which Close waits for
+	// after life's work. breaker is check's.
+	life    *store.Lifecycle
+	ctx     context.Context
+	check   *store.WriteCheck
+	breaker *shared.Breaker
+	bg      sync.WaitGroup
 
 	mu       sync.RWMutex // guards the figures below
 	accounts map[string]accountFigures
@@ -71,24 +76,13 @@ type Store struct {
 	latest    map[string]store.Version
 	latestGen map[string]uint64
 
-	stMu       sync.Mutex // guards the write-check state below
-	writable   bool
-	writeErr   error
-	checkedAt  time.Time
-	lastErr    error
-	probe      *probeCall
-	probeStart time.Time
-	db         store.DatabaseStatus
+	// Guarded by check.Lock: db is recorded with each write check.
+	lastErr error
+	db      store.DatabaseStatus
 
 	kick     chan struct{}
-	opened   chan struct{}
 	rollKick chan struct{}
 	subs     subscribers
-
-	closeMu  sync.RWMutex
-	closed   bool
-	inflight sync.WaitGroup
-	bg       sync.WaitGroup
 }
 
 type accountFigures struct {
@@ -170,9 +164,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		latest:    make(map[string]store.Version),
 		latestGen: make(map[string]uint64),
 		kick:      make(chan struct{}, 1),
-		opened:    make(chan struct{}, 1),
+		life:      store.NewLifecycle(),
 	}
-	s.breaker = shared.NewBreaker(shared.BreakerConfig{Name: "store", OnTransition: s.onTransition})
+	s.ctx = s.life.Context()
+	s.check = store.NewWriteCheck(s.life, store.WriteCheckConfig{
+		Probe: s.probe, Where: s.where, LogKey: "database", Subject: "database",
+		Unanswered: shared.CodeStorageUnavailable, RecoverEvery: opts.recoverEvery, Log: s.log,
+	})
+	s.breaker = s.check.Breaker()
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, s.storageError("connecting", false, err)
@@ -195,16 +194,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.pool.Close()
 		return nil, s.storageError("loading the accounts", false, err)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.CheckWritable(ctx); err != nil {
 		s.log.Warn("storage is not writable; reads still work", "database", s.where, "error", err.Error())
 	}
-	s.bg.Add(5)
+	s.bg.Add(1)
 	go s.rollupLoop()
-	go s.retentionLoop()
-	go s.recoveryLoop()
-	go s.listenLoop()
-	go s.refreshLoop()
+	s.life.Go(s.retentionLoop)
+	s.check.StartRecovery()
+	s.life.Go(s.listenLoop)
+	s.life.Go(s.refreshLoop)
 	s.signalRetention()
 	if len(s.rollDirty) > 0 {
 		s.rollKick <- struct{}{}
@@ -222,17 +220,6 @@ const defaultMaxConns = 10
 // not answer fails a request (and counts for the breaker) within it.
 const connectTimeout = 3 * time.Second
 
-func (s *Store) onTransition(t shared.Transition) {
-	s.log.Warn("store breaker transition", "from", t.From.String(), "to", t.To.String(),
-		"failures", t.Failures, "at", t.At.UTC())
-	if t.To == shared.StateOpen {
-		select {
-		case s.opened <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // Where is the database the store uses, without a password.
 func (s *Store) Where() string { return s.where }
 
@@ -243,31 +230,13 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // flight, stops the background work, removes its probe row and closes the
 // pool.
 func (s *Store) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
+	if !s.life.Close() {
 		return nil
 	}
-	s.closed = true
-	s.closeMu.Unlock()
-	s.inflight.Wait()
-	s.cancel()
 	s.bg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_, _ = s.pool.Exec(ctx, "DELETE FROM usage_probe WHERE instance = $1", s.instance)
 	cancel()
 	s.pool.Close()
-	return nil
-}
-
-// enter registers a call; it fails once Close has begun, and the caller
-// must call s.inflight.Done when it returns.
-func (s *Store) enter() error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return shared.Errorf(shared.CodeStorageUnavailable, "storage: the store is closed")
-	}
-	s.inflight.Add(1)
 	return nil
 }

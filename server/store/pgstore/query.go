@@ -343,19 +343,10 @@ func (s *Store) Count(account string) int {
 // Status implements store.Store from memory: the last write check, the
 // breaker and the figures.
 func (s *Store) Status() store.Status {
-	s.stMu.Lock()
-	db := s.db
-	st := store.Status{Dir: s.where, Writable: s.writable, WriteErr: s.writeErr, CheckedAt: s.checkedAt, Database: &db}
-	if s.probe != nil {
-		st.Checking = true
-		if d := time.Since(s.probeStart); d > store.ProbeStuckAfter {
-			st.Writable = false
-			st.WriteErr = shared.Errorf(shared.CodeStorageUnavailable,
-				"storage: write check of %s has not answered for %s", s.where, d.Truncate(time.Second))
-		}
-	}
-	s.stMu.Unlock()
-	st.Breaker = s.breaker.State()
+	st := s.check.Status(func(st *store.Status) {
+		db := s.db
+		st.Database = &db
+	})
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st.CorruptFiles = s.corrupt

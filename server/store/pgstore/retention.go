@@ -33,7 +33,6 @@ func (s *Store) signalRetention() {
 }
 
 func (s *Store) retentionLoop() {
-	defer s.bg.Done()
 	for {
 		select {
 		case <-s.ctx.Done():

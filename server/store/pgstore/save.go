@@ -56,10 +56,10 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 	if err != nil {
 		return store.SaveResult{}, err
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return store.SaveResult{}, err
 	}
-	defer s.inflight.Done()
+	defer s.life.Leave()
 	raw, err := json.Marshal(snap)
 	if err != nil {
 		return store.SaveResult{}, shared.Errorf(shared.CodeValidationFailed, "the snapshot cannot be stored: %s", err.Error())

@@ -25,10 +25,10 @@ func (s *Store) SaveScraperStatus(ctx context.Context, st shared.ScraperStatus) 
 	if err != nil {
 		return false, shared.Errorf(shared.CodeValidationFailed, "the scraper status cannot be stored: %s", err.Error())
 	}
-	if err := s.enter(); err != nil {
+	if err := s.life.Enter(); err != nil {
 		return false, err
 	}
-	defer s.inflight.Done()
+	defer s.life.Leave()
 	payload, _ := json.Marshal(notice{Account: st.Account, Origin: s.instance})
 	as, ans := split(st.At)
 	kept := false

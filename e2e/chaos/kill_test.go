@@ -5,7 +5,6 @@ package chaos_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -143,86 +142,30 @@ func TestSoakKillRestart(t *testing.T) {
 	t.Parallel()
 	const total, kills = 1000, 6
 	srv := startServer(t, "", "--retention-versions", "5000")
-	var okPosts atomic.Int32
-	logs := &testutil.LogBuffer{}
-	rec := &sleepRecorder{}
-	c := newClient(srv.url(), apiKey, logs, rec, 3*time.Second)
-	c.HTTPClient = &http.Client{Transport: countOK{&okPosts, &http.Transport{DisableKeepAlives: true}}}
-	ob := openOutbox(t)
-	base := time.Now().Add(-2 * time.Hour).UTC()
-	for i := range total {
-		if _, err := ob.Put(newSnapshot(i, base.Add(time.Duration(i)*time.Second))); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// Kill points spread over the run, at random.
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	var at []int32
-	for i := range kills {
-		lo := int32(50 + i*150)
-		at = append(at, lo+rng.Int32N(100))
-	}
+	s := newSoak(t, srv.url(), total, 1, 150*time.Second, nil)
+	at := s.killPoints(kills, 150, 100)
 	t.Logf("kill after %v successful posts", at)
-	stop := make(chan struct{})
-	chaosDone := make(chan error, 1)
 	var killed atomic.Int32
-	go func() {
-		chaosDone <- func() error {
-			deadline := time.Now().Add(150 * time.Second)
-			for _, n := range at {
-				for okPosts.Load() < n {
-					select {
-					case <-stop:
-						return nil
-					case <-time.After(2 * time.Millisecond):
-					}
-					if time.Now().After(deadline) {
-						return fmt.Errorf("posts stuck at %d before kill point %d", okPosts.Load(), n)
-					}
-				}
-				srv.kill()
-				killed.Add(1)
-				time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-				if err := srv.start(); err != nil {
-					return err
-				}
-			}
-			return nil
-		}()
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-	})
-
-	r := drainer(t, ob, c, logs)
-	start := time.Now()
 	// Every kill point lies at least 150 posts before the end, so all kills
 	// happen while the outbox still drains.
-	for round := 0; ; round++ {
-		if round > 2000 || time.Since(start) > 150*time.Second {
-			t.Fatalf("outbox not drained after %d rounds, %s", round, time.Since(start))
+	s.run(t, 2000, func() error {
+		for _, n := range at {
+			if err := s.waitPosts(n); err != nil {
+				return err
+			}
+			srv.kill()
+			killed.Add(1)
+			s.pause()
+			if err := srv.start(); err != nil {
+				return err
+			}
 		}
-		res := r.Drain(context.Background())
-		if res.Err == nil && res.Remaining == 0 {
-			break
-		}
-		if res.Err != nil {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	close(stop)
-	if err := <-chaosDone; err != nil {
-		t.Fatal(err)
-	}
+		return nil
+	})
 	if got := killed.Load(); got < 5 {
 		t.Fatalf("server killed %d times, want at least 5", got)
 	}
-	if n, _ := ob.Len(); n != 0 {
+	if n, _ := s.ob.Len(); n != 0 {
 		t.Fatalf("outbox holds %d, want 0", n)
 	}
 	// The server must be up to answer; the last restart may be under way.
@@ -256,19 +199,5 @@ func TestSoakKillRestart(t *testing.T) {
 	if _, h := srv.health(t); h.VersionCount != total || h.Storage.CorruptFiles != 0 {
 		t.Errorf("health versionCount = %d corruptFiles = %d, want %d and 0", h.VersionCount, h.Storage.CorruptFiles, total)
 	}
-	t.Logf("%d snapshots, %d kills, %d successful posts (replays included), %s", total, killed.Load(), okPosts.Load(), time.Since(start).Round(time.Millisecond))
-}
-
-// countOK counts 2xx responses to snapshot POSTs.
-type countOK struct {
-	n  *atomic.Int32
-	rt http.RoundTripper
-}
-
-func (c countOK) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := c.rt.RoundTrip(req)
-	if err == nil && resp.StatusCode/100 == 2 && req.URL.Path == shared.PathUsage {
-		c.n.Add(1)
-	}
-	return resp, err
+	t.Logf("%d snapshots, %d kills, %d successful posts (replays included), %s", total, killed.Load(), s.okPosts.Load(), time.Since(s.start).Round(time.Millisecond))
 }

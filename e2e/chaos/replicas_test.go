@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -83,103 +82,46 @@ func TestReplicasSoak(t *testing.T) {
 	front := httptest.NewServer(lb)
 	t.Cleanup(front.Close)
 
-	var okPosts atomic.Int32
-	logs := &testutil.LogBuffer{}
-	c := newClient(front.URL, apiKey, logs, &sleepRecorder{}, 3*time.Second)
 	var unavailable atomic.Int32
-	c.HTTPClient = &http.Client{Transport: countOK{&okPosts, count503{&unavailable, &http.Transport{DisableKeepAlives: true}}}}
-	ob := openOutbox(t)
-	base := time.Now().Add(-2 * time.Hour).UTC()
-	for i := range total {
-		if _, err := ob.Put(newSnapshot(i, base.Add(time.Duration(i)*time.Second))); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
-	var at []int32
-	for i := range kills {
-		at = append(at, int32(50+i*140)+rng.Int32N(90))
-	}
+	s := newSoak(t, front.URL, total, 2, 200*time.Second, func(rt http.RoundTripper) http.RoundTripper {
+		return count503{&unavailable, rt}
+	})
+	at := s.killPoints(kills, 140, 90)
 	dbAt := int32(total / 2)
 	t.Logf("kill a replica after %v successful posts; stop the database after %d", at, dbAt)
-	stop := make(chan struct{})
-	chaosDone := make(chan error, 1)
 	var killed atomic.Int32
 	var heldWhileDown atomic.Int64
-	waitPosts := func(n int32, deadline time.Time) error {
-		for okPosts.Load() < n {
-			select {
-			case <-stop:
-				return errStopped
-			case <-time.After(2 * time.Millisecond):
+	s.run(t, 4000, func() error {
+		dbDone := false
+		for i, n := range at {
+			if !dbDone && n > dbAt {
+				if err := s.waitPosts(dbAt); err != nil {
+					return err
+				}
+				if err := pg.Stop(); err != nil {
+					return err
+				}
+				time.Sleep(1500 * time.Millisecond)
+				left, _ := s.ob.Len()
+				heldWhileDown.Store(int64(left))
+				if err := pg.Start(); err != nil {
+					return err
+				}
+				dbDone = true
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("posts stuck at %d before %d", okPosts.Load(), n)
+			if err := s.waitPosts(n); err != nil {
+				return err
+			}
+			r := replicas[i%2]
+			r.kill()
+			killed.Add(1)
+			s.pause()
+			if err := r.start(); err != nil {
+				return err
 			}
 		}
 		return nil
-	}
-	go func() {
-		chaosDone <- func() error {
-			deadline := time.Now().Add(200 * time.Second)
-			dbDone := false
-			for i, n := range at {
-				if !dbDone && n > dbAt {
-					if err := waitPosts(dbAt, deadline); err != nil {
-						return ignoreStopped(err)
-					}
-					if err := pg.Stop(); err != nil {
-						return err
-					}
-					time.Sleep(1500 * time.Millisecond)
-					left, _ := ob.Len()
-					heldWhileDown.Store(int64(left))
-					if err := pg.Start(); err != nil {
-						return err
-					}
-					dbDone = true
-				}
-				if err := waitPosts(n, deadline); err != nil {
-					return ignoreStopped(err)
-				}
-				r := replicas[i%2]
-				r.kill()
-				killed.Add(1)
-				time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-				if err := r.start(); err != nil {
-					return err
-				}
-			}
-			return nil
-		}()
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
 	})
-
-	r := drainer(t, ob, c, logs)
-	start := time.Now()
-	for round := 0; ; round++ {
-		if round > 4000 || time.Since(start) > 200*time.Second {
-			t.Fatalf("outbox not drained after %d rounds, %s", round, time.Since(start))
-		}
-		res := r.Drain(context.Background())
-		if res.Err == nil && res.Remaining == 0 {
-			break
-		}
-		if res.Err != nil {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	close(stop)
-	if err := <-chaosDone; err != nil {
-		t.Fatal(err)
-	}
 	if got := killed.Load(); got < 5 {
 		t.Fatalf("replicas killed %d times, want at least 5", got)
 	}
@@ -214,7 +156,7 @@ func TestReplicasSoak(t *testing.T) {
 		})
 	}
 	t.Logf("%d snapshots through 2 replicas, %d kills, the database down once (%d answers 503, %d snapshots waiting in the outbox), %d successful posts (replays included), %s",
-		total, killed.Load(), unavailable.Load(), heldWhileDown.Load(), okPosts.Load(), time.Since(start).Round(time.Millisecond))
+		total, killed.Load(), unavailable.Load(), heldWhileDown.Load(), s.okPosts.Load(), time.Since(s.start).Round(time.Millisecond))
 }
 
 // count503 counts the 503 answers (STORAGE_UNAVAILABLE while the database
@@ -230,13 +172,4 @@ func (c count503) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.n.Add(1)
 	}
 	return resp, err
-}
-
-var errStopped = fmt.Errorf("stopped")
-
-func ignoreStopped(err error) error {
-	if err == errStopped {
-		return nil
-	}
-	return err
 }

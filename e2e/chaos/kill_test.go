@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	gosync "sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,7 +144,6 @@ func TestSoakKillRestart(t *testing.T) {
 	s := newSoak(t, srv.url(), total, 1, 150*time.Second, nil)
 	at := s.killPoints(kills, 150, 100)
 	t.Logf("kill after %v successful posts", at)
-	var killed atomic.Int32
 	// Every kill point lies at least 150 posts before the end, so all kills
 	// happen while the outbox still drains.
 	s.run(t, 2000, func() error {
@@ -153,16 +151,13 @@ func TestSoakKillRestart(t *testing.T) {
 			if err := s.waitPosts(n); err != nil {
 				return err
 			}
-			srv.kill()
-			killed.Add(1)
-			s.pause()
-			if err := srv.start(); err != nil {
+			if err := s.bounce(srv); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if got := killed.Load(); got < 5 {
+	if got := s.killed.Load(); got < 5 {
 		t.Fatalf("server killed %d times, want at least 5", got)
 	}
 	if n, _ := s.ob.Len(); n != 0 {
@@ -199,5 +194,5 @@ func TestSoakKillRestart(t *testing.T) {
 	if _, h := srv.health(t); h.VersionCount != total || h.Storage.CorruptFiles != 0 {
 		t.Errorf("health versionCount = %d corruptFiles = %d, want %d and 0", h.VersionCount, h.Storage.CorruptFiles, total)
 	}
-	t.Logf("%d snapshots, %d kills, %d successful posts (replays included), %s", total, killed.Load(), s.okPosts.Load(), time.Since(s.start).Round(time.Millisecond))
+	t.Logf("%d snapshots, %d kills, %d successful posts (replays included), %s", total, s.killed.Load(), s.okPosts.Load(), time.Since(s.start).Round(time.Millisecond))
 }

@@ -89,7 +89,6 @@ func TestReplicasSoak(t *testing.T) {
 	at := s.killPoints(kills, 140, 90)
 	dbAt := int32(total / 2)
 	t.Logf("kill a replica after %v successful posts; stop the database after %d", at, dbAt)
-	var killed atomic.Int32
 	var heldWhileDown atomic.Int64
 	s.run(t, 4000, func() error {
 		dbDone := false
@@ -112,17 +111,13 @@ func TestReplicasSoak(t *testing.T) {
 			if err := s.waitPosts(n); err != nil {
 				return err
 			}
-			r := replicas[i%2]
-			r.kill()
-			killed.Add(1)
-			s.pause()
-			if err := r.start(); err != nil {
+			if err := s.bounce(replicas[i%2]); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if got := killed.Load(); got < 5 {
+	if got := s.killed.Load(); got < 5 {
 		t.Fatalf("replicas killed %d times, want at least 5", got)
 	}
 	if heldWhileDown.Load() == 0 || unavailable.Load() == 0 {
@@ -156,7 +151,7 @@ func TestReplicasSoak(t *testing.T) {
 		})
 	}
 	t.Logf("%d snapshots through 2 replicas, %d kills, the database down once (%d answers 503, %d snapshots waiting in the outbox), %d successful posts (replays included), %s",
-		total, killed.Load(), unavailable.Load(), heldWhileDown.Load(), s.okPosts.Load(), time.Since(s.start).Round(time.Millisecond))
+		total, s.killed.Load(), unavailable.Load(), heldWhileDown.Load(), s.okPosts.Load(), time.Since(s.start).Round(time.Millisecond))
 }
 
 // count503 counts the 503 answers (STORAGE_UNAVAILABLE while the database

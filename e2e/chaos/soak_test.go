@@ -27,6 +27,7 @@ type soak struct {
 	client  *upload.Client
 	logs    *testutil.LogBuffer
 	okPosts atomic.Int32 // 2xx answers to snapshot POSTs, replays included
+	killed  atomic.Int32 // bounces
 	rng     *rand.Rand   // the run's random kill points and pauses
 	limit   time.Duration
 	stop    chan struct{} // closed once the drain is over
@@ -76,8 +77,14 @@ func (s *soak) killPoints(kills int, step, spread int32) []int32 {
 	return at
 }
 
-// pause is a random wait of up to 300 ms, between a kill and the restart.
-func (s *soak) pause() { time.Sleep(time.Duration(s.rng.IntN(300)) * time.Millisecond) }
+// bounce SIGKILLs srv and starts it again after a random pause of up to
+// 300 ms.
+func (s *soak) bounce(srv *server) error {
+	srv.kill()
+	s.killed.Add(1)
+	time.Sleep(time.Duration(s.rng.IntN(300)) * time.Millisecond)
+	return srv.start()
+}
 
 // waitPosts waits until n posts succeeded; errStopped when the drain ended
 // first.

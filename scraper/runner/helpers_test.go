@@ -118,18 +118,7 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		if ra != "" {
 			w.Header().Set("Retry-After", ra)
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		if status < 300 {
-			fmt.Fprintf(w, `{"success":true,"version":%d,"id":"v%d","storedAt":"2026-11-28T13:50:01Z","requestId":"r%d"}`, n, n, n)
-		} else {
-			code := map[int]shared.Code{400: shared.CodeValidationFailed, 401: shared.CodeAuthInvalidKey, 404: shared.CodeNotFound,
-				422: shared.CodeIdempotencyKeyReused, 429: shared.CodeRateLimited, 503: shared.CodeStorageUnavailable}[status]
-			if code == "" {
-				code = shared.CodeInternal
-			}
-			fmt.Fprintf(w, `{"errorCode":%q,"message":"scripted %d","requestId":"r%d"}`, code, status, n)
-		}
+		testutil.WriteUsageAnswer(w, status, n, fmt.Sprintf("r%d", n))
 	default:
 		http.NotFound(w, r)
 	}
@@ -141,35 +130,6 @@ func (f *fakeServer) seen() ([]string, []shared.Snapshot, []shared.ScraperStatus
 	return append([]string{}, f.keys...), append([]shared.Snapshot{}, f.snaps...), append([]shared.ScraperStatus{}, f.statuses...)
 }
 
-// stampTransport records when (on the bubble's clock, from start) each
-// snapshot POST starts.
-type stampTransport struct {
-	next   http.RoundTripper
-	start  time.Time
-	mu     sync.Mutex
-	stamps []time.Duration
-}
-
-func (s *stampTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Path == shared.PathUsage {
-		s.mu.Lock()
-		s.stamps = append(s.stamps, time.Since(s.start))
-		s.mu.Unlock()
-	}
-	return s.next.RoundTrip(r)
-}
-
-// gaps returns the time between consecutive snapshot POSTs.
-func (s *stampTransport) gaps() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := []time.Duration{}
-	for i := 1; i < len(s.stamps); i++ {
-		out = append(out, s.stamps[i]-s.stamps[i-1])
-	}
-	return out
-}
-
 // rig is a runner with a real outbox and a real upload client. Made inside
 // a synctest bubble, every wait (between cycles, between attempts) runs on
 // the bubble's fake clock; the fake server lives outside the bubble, so
@@ -179,7 +139,7 @@ type rig struct {
 	start   time.Time
 	ob      *outbox.Outbox
 	client  *upload.Client
-	posts   *stampTransport
+	posts   *testutil.StampTransport
 	scraper *scripted
 	logs    *testutil.LogBuffer
 	r       *Runner
@@ -198,7 +158,7 @@ func newRig(t *testing.T, serverURL string, fn func(n int) error, tweak func(*Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	rg.posts = &stampTransport{next: &http.Transport{DisableKeepAlives: true}, start: rg.start}
+	rg.posts = &testutil.StampTransport{Next: &http.Transport{DisableKeepAlives: true}, Start: rg.start, Path: shared.PathUsage}
 	rg.client = &upload.Client{ServerURL: serverURL, APIKey: testKey, HTTPClient: &http.Client{Transport: rg.posts},
 		Logger: log, AttemptTimeout: 2 * time.Second, Tracker: tracker}
 	cfg := Config{Scraper: rg.scraper, Outbox: rg.ob, Client: rg.client, UsageURL: "https://claude.ai/settings/usage",

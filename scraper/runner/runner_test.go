@@ -28,14 +28,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func secs(s ...int) []time.Duration {
-	out := []time.Duration{}
-	for _, n := range s {
-		out = append(out, time.Duration(n)*time.Second)
-	}
-	return out
-}
-
 func TestDrain(t *testing.T) {
 	t.Parallel()
 	always := func(status int) func(int, string, shared.Snapshot) (int, string) {
@@ -50,12 +42,12 @@ func TestDrain(t *testing.T) {
 		wantGaps     []time.Duration // between consecutive POSTs
 		wantErr      shared.Category
 	}{
-		{"all 201, oldest first", always(201), []int{0, 1, 2}, []int{}, nil, secs(0, 0), shared.CategoryNone},
+		{"all 201, oldest first", always(201), []int{0, 1, 2}, []int{}, nil, testutil.Secs(0, 0), shared.CategoryNone},
 		// 503 is the server unavailable as a whole: no other snapshot is tried.
-		{"503 x4 keeps everything for the next cycle", always(503), []int{0, 0, 0, 0}, []int{0, 1, 2}, nil, secs(10, 20, 40), shared.CategoryServer},
+		{"503 x4 keeps everything for the next cycle", always(503), []int{0, 0, 0, 0}, []int{0, 1, 2}, nil, testutil.Secs(10, 20, 40), shared.CategoryServer},
 		// Two snapshots in a row failing with 500: the server, not the snapshot.
 		{"500 always: two snapshots tried, everything kept", always(500), []int{0, 0, 0, 0, 1, 1, 1, 1}, []int{0, 1, 2}, nil,
-			secs(10, 20, 40, 0, 10, 20, 40), shared.CategoryServer},
+			testutil.Secs(10, 20, 40, 0, 10, 20, 40), shared.CategoryServer},
 		// No head-of-line blocking: the snapshot the server keeps failing
 		// goes behind the others, which are still sent in this drain.
 		{"500 on the oldest only: it waits behind, the rest are sent", func(_ int, _ string, s shared.Snapshot) (int, string) {
@@ -63,27 +55,27 @@ func TestDrain(t *testing.T) {
 				return 500, ""
 			}
 			return 201, ""
-		}, []int{0, 0, 0, 0, 1, 2}, []int{0}, nil, secs(10, 20, 40, 0, 0), shared.CategoryNone},
+		}, []int{0, 0, 0, 0, 1, 2}, []int{0}, nil, testutil.Secs(10, 20, 40, 0, 0), shared.CategoryNone},
 		{"503 503 201 then the rest", func(n int, _ string, _ shared.Snapshot) (int, string) {
 			if n <= 2 {
 				return 503, ""
 			}
 			return 201, ""
-		}, []int{0, 0, 0, 1, 2}, []int{}, nil, secs(10, 20, 0, 0), shared.CategoryNone},
+		}, []int{0, 0, 0, 1, 2}, []int{}, nil, testutil.Secs(10, 20, 0, 0), shared.CategoryNone},
 		{"400 moves one to rejected/ and goes on", func(n int, _ string, _ shared.Snapshot) (int, string) {
 			if n == 2 {
 				return 400, ""
 			}
 			return 201, ""
-		}, []int{0, 1, 2}, []int{}, []int{1}, secs(0, 0), shared.CategoryNone},
-		{"401 stops at once and keeps everything", always(401), []int{0}, []int{0, 1, 2}, nil, secs(), shared.CategoryAuth},
-		{"404 stops at once and keeps everything", always(404), []int{0}, []int{0, 1, 2}, nil, secs(), shared.CategoryNotFound},
+		}, []int{0, 1, 2}, []int{}, []int{1}, testutil.Secs(0, 0), shared.CategoryNone},
+		{"401 stops at once and keeps everything", always(401), []int{0}, []int{0, 1, 2}, nil, testutil.Secs(), shared.CategoryAuth},
+		{"404 stops at once and keeps everything", always(404), []int{0}, []int{0, 1, 2}, nil, testutil.Secs(), shared.CategoryNotFound},
 		{"429 Retry-After 30 then 201", func(n int, _ string, _ shared.Snapshot) (int, string) {
 			if n == 1 {
 				return 429, "30"
 			}
 			return 201, ""
-		}, []int{0, 0, 1, 2}, []int{}, nil, secs(30, 0, 0), shared.CategoryNone},
+		}, []int{0, 0, 1, 2}, []int{}, nil, testutil.Secs(30, 0, 0), shared.CategoryNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -106,7 +98,7 @@ func TestDrain(t *testing.T) {
 				if got, want := rg.pending(t), pick(tc.wantPending); !reflect.DeepEqual(got, want) {
 					t.Errorf("still pending = %v, want %v", got, want)
 				}
-				if got, want := rg.posts.gaps(), tc.wantGaps; !reflect.DeepEqual(got, want) {
+				if got, want := rg.posts.Gaps(), tc.wantGaps; !reflect.DeepEqual(got, want) {
 					t.Errorf("time between POSTs = %v, want %v", got, want)
 				}
 				if got := upload.CategoryOf(res.Err); got != tc.wantErr {

@@ -103,38 +103,13 @@ func (f *faultServer) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, s.raw)
 		return
 	case s.status >= 200 && s.status < 300:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(s.status)
-		if s.status != http.StatusNoContent {
-			fmt.Fprintf(w, `{"success":true,"version":%d,"id":"v%d","storedAt":"2026-11-28T13:50:01Z","requestId":%q}`, n, n, reqID)
-		}
+		testutil.WriteUsageAnswer(w, s.status, n, reqID)
 		return
 	}
 	if s.retryAfter != "" {
 		w.Header().Set("Retry-After", s.retryAfter)
 	}
-	code := shared.CodeInternal
-	switch s.status {
-	case 400:
-		code = shared.CodeValidationFailed
-	case 401:
-		code = shared.CodeAuthInvalidKey
-	case 404:
-		code = shared.CodeNotFound
-	case 405:
-		code = shared.CodeMethodNotAllowed
-	case 413:
-		code = shared.CodePayloadTooLarge
-	case 422:
-		code = shared.CodeIdempotencyKeyReused
-	case 429:
-		code = shared.CodeRateLimited
-	case 503:
-		code = shared.CodeStorageUnavailable
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(s.status)
-	_ = json.NewEncoder(w).Encode(shared.ErrorBody{ErrorCode: code, Message: "scripted " + fmt.Sprint(s.status), RequestID: reqID, Category: code.Info().Category})
+	testutil.WriteUsageAnswer(w, s.status, n, reqID)
 }
 
 func (f *faultServer) requests() ([]*http.Request, [][]byte) {
@@ -143,55 +118,20 @@ func (f *faultServer) requests() ([]*http.Request, [][]byte) {
 	return append([]*http.Request(nil), f.reqs...), append([][]byte(nil), f.bodies...)
 }
 
-// stampTransport records, on the bubble's fake clock, when each attempt
-// starts.
-type stampTransport struct {
-	next   http.RoundTripper
-	start  time.Time
-	mu     sync.Mutex
-	stamps []time.Duration
-}
-
-func (s *stampTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	s.mu.Lock()
-	s.stamps = append(s.stamps, time.Since(s.start))
-	s.mu.Unlock()
-	return s.next.RoundTrip(r)
-}
-
-// gaps returns the time between consecutive attempts.
-func (s *stampTransport) gaps() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := []time.Duration{}
-	for i := 1; i < len(s.stamps); i++ {
-		out = append(out, s.stamps[i]-s.stamps[i-1])
-	}
-	return out
-}
-
 // newClient is a Client for a synctest bubble: its waits are go-retry's
 // own timers on the bubble's fake clock. The server lives outside the
 // bubble; keep-alives are off so that no connection goroutine of the
 // bubble sits in a network read while the clock should advance. Call it
 // inside the bubble.
-func newClient(t *testing.T, url string) (*Client, *stampTransport, *testutil.LogBuffer) {
+func newClient(t *testing.T, url string) (*Client, *testutil.StampTransport, *testutil.LogBuffer) {
 	t.Helper()
-	st := &stampTransport{next: &http.Transport{DisableKeepAlives: true}, start: time.Now()}
+	st := &testutil.StampTransport{Next: &http.Transport{DisableKeepAlives: true}, Start: time.Now()}
 	lb := &testutil.LogBuffer{}
 	return &Client{
 		ServerURL: url, APIKey: testKey,
 		HTTPClient: &http.Client{Transport: st, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		Logger:     slog.New(slog.NewJSONHandler(lb, nil)), AttemptTimeout: 2 * time.Second,
 	}, st, lb
-}
-
-func secs(s ...int) []time.Duration {
-	out := []time.Duration{}
-	for _, n := range s {
-		out = append(out, time.Duration(n)*time.Second)
-	}
-	return out
 }
 
 func TestSendFaultSequences(t *testing.T) {
@@ -203,20 +143,20 @@ func TestSendFaultSequences(t *testing.T) {
 		wantWaits    []time.Duration
 		wantCategory shared.Category // CategoryNone: success
 	}{
-		{"201 at once", []step{{status: 201}}, 1, secs(), shared.CategoryNone},
-		{"503 four times gives up after 10s 20s 40s", []step{{status: 503}, {status: 503}, {status: 503}, {status: 503}}, 4, secs(10, 20, 40), shared.CategoryServer},
-		{"503 503 201", []step{{status: 503}, {status: 503}, {status: 201}}, 3, secs(10, 20), shared.CategoryNone},
-		{"500 502 504 507 exhausts", []step{{status: 500}, {status: 502}, {status: 504}, {status: 507}}, 4, secs(10, 20, 40), shared.CategoryServer},
-		{"401 never retries", []step{{status: 401}}, 1, secs(), shared.CategoryAuth},
-		{"400 never retries", []step{{status: 400}}, 1, secs(), shared.CategoryValidation},
-		{"422 key reused never retries", []step{{status: 422}}, 1, secs(), shared.CategoryValidation},
-		{"404 never retries", []step{{status: 404}}, 1, secs(), shared.CategoryNotFound},
+		{"201 at once", []step{{status: 201}}, 1, testutil.Secs(), shared.CategoryNone},
+		{"503 four times gives up after 10s 20s 40s", []step{{status: 503}, {status: 503}, {status: 503}, {status: 503}}, 4, testutil.Secs(10, 20, 40), shared.CategoryServer},
+		{"503 503 201", []step{{status: 503}, {status: 503}, {status: 201}}, 3, testutil.Secs(10, 20), shared.CategoryNone},
+		{"500 502 504 507 exhausts", []step{{status: 500}, {status: 502}, {status: 504}, {status: 507}}, 4, testutil.Secs(10, 20, 40), shared.CategoryServer},
+		{"401 never retries", []step{{status: 401}}, 1, testutil.Secs(), shared.CategoryAuth},
+		{"400 never retries", []step{{status: 400}}, 1, testutil.Secs(), shared.CategoryValidation},
+		{"422 key reused never retries", []step{{status: 422}}, 1, testutil.Secs(), shared.CategoryValidation},
+		{"404 never retries", []step{{status: 404}}, 1, testutil.Secs(), shared.CategoryNotFound},
 
-		{"429 Retry-After 30 waits 30s", []step{{status: 429, retryAfter: "30"}, {status: 201}}, 2, secs(30), shared.CategoryNone},
-		{"429 Retry-After 5 waits the backoff 10s", []step{{status: 429, retryAfter: "5"}, {status: 201}}, 2, secs(10), shared.CategoryNone},
-		{"429 Retry-After 30 then backoff wins at 40s", []step{{status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}}, 4, secs(30, 30, 40), shared.CategoryRateLimited},
-		{"429 Retry-After beyond the cap leaves it for later", []step{{status: 429, retryAfter: "3600"}}, 1, secs(), shared.CategoryRateLimited},
-		{"connection dropped mid-request", []step{{drop: true}, {drop: true}, {status: 201}}, 3, secs(10, 20), shared.CategoryNone},
+		{"429 Retry-After 30 waits 30s", []step{{status: 429, retryAfter: "30"}, {status: 201}}, 2, testutil.Secs(30), shared.CategoryNone},
+		{"429 Retry-After 5 waits the backoff 10s", []step{{status: 429, retryAfter: "5"}, {status: 201}}, 2, testutil.Secs(10), shared.CategoryNone},
+		{"429 Retry-After 30 then backoff wins at 40s", []step{{status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}, {status: 429, retryAfter: "30"}}, 4, testutil.Secs(30, 30, 40), shared.CategoryRateLimited},
+		{"429 Retry-After beyond the cap leaves it for later", []step{{status: 429, retryAfter: "3600"}}, 1, testutil.Secs(), shared.CategoryRateLimited},
+		{"connection dropped mid-request", []step{{drop: true}, {drop: true}, {status: 201}}, 3, testutil.Secs(10, 20), shared.CategoryNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -232,7 +172,7 @@ func TestSendFaultSequences(t *testing.T) {
 				if got, want := time.Since(start), total; got != want {
 					t.Errorf("Send took %v of fake time, want exactly %v", got, want)
 				}
-				if got, want := st.gaps(), tc.wantWaits; !reflect.DeepEqual(got, want) {
+				if got, want := st.Gaps(), tc.wantWaits; !reflect.DeepEqual(got, want) {
 					t.Errorf("gaps between attempts = %v, want %v", got, want)
 				}
 				checkSend(t, fs, lb, res, err, tc.wantAttempts, tc.wantWaits, tc.wantCategory)
@@ -280,7 +220,7 @@ func TestSendForeignAnswersAreServerFailures(t *testing.T) {
 				if got, want := CategoryOf(err), tc.wantCategory; got != want {
 					t.Fatalf("category = %q, want %q (%v)", got, want, err)
 				}
-				if got, want := len(st.gaps())+1, len(tc.steps); got != want {
+				if got, want := len(st.Gaps())+1, len(tc.steps); got != want {
 					t.Errorf("attempts = %d, want %d", got, want)
 				}
 				var se *Error
@@ -388,8 +328,8 @@ func TestSendAttemptTimeout(t *testing.T) {
 		wantWaits    []time.Duration
 		wantCategory shared.Category
 	}{
-		{"timeouts four times", []step{{hang: true}, {hang: true}, {hang: true}, {hang: true}}, 4, secs(10, 20, 40), shared.CategoryNetwork},
-		{"timeout then 201", []step{{hang: true}, {status: 201}}, 2, secs(10), shared.CategoryNone},
+		{"timeouts four times", []step{{hang: true}, {hang: true}, {hang: true}, {hang: true}}, 4, testutil.Secs(10, 20, 40), shared.CategoryNetwork},
+		{"timeout then 201", []step{{hang: true}, {status: 201}}, 2, testutil.Secs(10), shared.CategoryNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -424,7 +364,7 @@ func TestSendConnectionRefused(t *testing.T) {
 		if got, want := CategoryOf(err), shared.CategoryNetwork; got != want {
 			t.Fatalf("category = %q, want %q (%v)", got, want, err)
 		}
-		if got, want := st.gaps(), secs(10, 20, 40); !reflect.DeepEqual(got, want) {
+		if got, want := st.Gaps(), testutil.Secs(10, 20, 40); !reflect.DeepEqual(got, want) {
 			t.Errorf("gaps = %v, want %v", got, want)
 		}
 		if got := len(testutil.LogRecords(t, lb.String(), "sync attempt")); got != 4 {
@@ -480,7 +420,7 @@ func TestSendBadServerURL(t *testing.T) {
 	if got, want := CategoryOf(err), shared.CategoryNotFound; got != want {
 		t.Errorf("category = %q, want %q (%v)", got, want, err)
 	}
-	if len(st.gaps()) != 0 {
+	if len(st.Gaps()) != 0 {
 		t.Error("a malformed URL was retried")
 	}
 }
@@ -495,10 +435,10 @@ func TestReportStatus(t *testing.T) {
 		wantGaps     []time.Duration
 		wantErr      shared.Category
 	}{
-		{"204", []step{{status: 204}}, 1, secs(), shared.CategoryNone},
-		{"503 then 204", []step{{status: 503}, {status: 204}}, 2, secs(2), shared.CategoryNone},
-		{"503 twice gives up", []step{{status: 503}, {status: 503}}, 2, secs(2), shared.CategoryServer},
-		{"401 once", []step{{status: 401}}, 1, secs(), shared.CategoryAuth},
+		{"204", []step{{status: 204}}, 1, testutil.Secs(), shared.CategoryNone},
+		{"503 then 204", []step{{status: 503}, {status: 204}}, 2, testutil.Secs(2), shared.CategoryNone},
+		{"503 twice gives up", []step{{status: 503}, {status: 503}}, 2, testutil.Secs(2), shared.CategoryServer},
+		{"401 once", []step{{status: 401}}, 1, testutil.Secs(), shared.CategoryAuth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -513,7 +453,7 @@ func TestReportStatus(t *testing.T) {
 				if len(reqs) != tc.wantAttempts {
 					t.Errorf("attempts = %d, want %d", len(reqs), tc.wantAttempts)
 				}
-				if got := stamps.gaps(); !reflect.DeepEqual(got, tc.wantGaps) {
+				if got := stamps.Gaps(); !reflect.DeepEqual(got, tc.wantGaps) {
 					t.Errorf("gaps = %v, want %v", got, tc.wantGaps)
 				}
 				if reqs[0].URL.Path != shared.PathScraperStatus || reqs[0].Header.Get(shared.HeaderIdempotencyKey) != "" {
@@ -553,7 +493,7 @@ func TestSendCancelDuringWaitLeavesNothingBehind(t *testing.T) {
 		if !errors.As(err, &se) || se.Attempts != 3 || !se.Category.Retryable() {
 			t.Errorf("err = %v; want a retryable *Error after 3 attempts", err)
 		}
-		if got, want := len(st.gaps()), 2; got != want {
+		if got, want := len(st.Gaps()), 2; got != want {
 			t.Errorf("%d gaps, want %d", got, want)
 		}
 	})

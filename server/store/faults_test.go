@@ -81,7 +81,7 @@ func testWriteError(t *testing.T, errno syscall.Errno, times int, wantCode share
 	if wantCode != "" && transient > 0 {
 		transient++ // and the last one, which was not
 	}
-	if got, want := len(logLines(t, logs, "transient storage error")), transient; got != want {
+	if got, want := len(testutil.LogRecords(t, logs.String(), "transient storage error")), transient; got != want {
 		t.Errorf("transient-error log lines = %d, want %d", got, want)
 	}
 	if got, want := ffs.Count("CreateTemp", vdir+"/"), attempts; got != want {

@@ -60,31 +60,11 @@ func bubble(t *testing.T, f func(t *testing.T)) {
 	})
 }
 
-// logLines returns the messages of a JSON log buffer's lines that have
-// msg, in order, as their attribute maps.
-func logLines(t testing.TB, b *testutil.LogBuffer, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(b.String(), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", l)
-		}
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // transitions lists the store breaker's logged transitions as FROM->TO.
 func transitions(t testing.TB, b *testutil.LogBuffer) []string {
 	t.Helper()
 	var out []string
-	for _, m := range logLines(t, b, "store breaker transition") {
+	for _, m := range testutil.LogRecords(t, b.String(), "store breaker transition") {
 		out = append(out, fmt.Sprint(m["from"], "->", m["to"]))
 	}
 	return out
@@ -95,18 +75,11 @@ func withLog(b *testutil.LogBuffer) func(*Options) {
 	return func(o *Options) { o.Logger = slog.New(slog.NewJSONHandler(b, nil)) }
 }
 
-func snap(account string, at time.Time, pct float64) shared.Snapshot {
-	r := at.Add(3 * time.Hour)
-	return shared.Snapshot{
-		Account: account, ScrapedAt: at.UTC(), Source: "claude.ai/settings/usage", Capture: shared.CaptureAPI,
-		Meters: []shared.Meter{
-			{ID: shared.MeterSession, Label: "Current session", PercentUsed: pct, ResetsAt: &r, ResetsText: "Resets in 3 hr"},
-			{ID: shared.MeterWeeklyAll, Label: "All models", PercentUsed: pct / 2},
-			{ID: shared.MeterWeeklySonnet, Label: "Sonnet only", PercentUsed: 3},
-		},
-		ExtraUsage: &shared.ExtraUsage{Enabled: true, UsedCents: 1250, LimitCents: 5000, Currency: "USD"},
-	}
-}
+// snap and codeOf are the helpers storetest shares with these tests.
+var (
+	snap   = testutil.Snap
+	codeOf = testutil.CodeOf
+)
 
 func mustSave(t testing.TB, s *FileStore, sn shared.Snapshot) Version {
 	t.Helper()
@@ -115,14 +88,6 @@ func mustSave(t testing.TB, s *FileStore, sn shared.Snapshot) Version {
 		t.Fatalf("Save(%s): %v", sn.ScrapedAt.Format(time.RFC3339), err)
 	}
 	return res.Version
-}
-
-func codeOf(err error) shared.Code {
-	var se *shared.Error
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	return ""
 }
 
 // writeFixture writes n version files for account directly (no fsync), one

@@ -75,7 +75,7 @@ func TestOpenQuarantinesCorruptFiles(t *testing.T) {
 	if got, want := s.Status().CorruptFiles, len(bad); got != want {
 		t.Errorf("CorruptFiles = %d, want %d", got, want)
 	}
-	if got, want := len(logLines(t, logs, "corrupt version file moved to quarantine")), len(bad); got != want {
+	if got, want := len(testutil.LogRecords(t, logs.String(), "corrupt version file moved to quarantine")), len(bad); got != want {
 		t.Errorf("quarantine log lines = %d, want %d", got, want)
 	}
 	ents, err := os.ReadDir(filepath.Join(dir, "default", corruptDir))
@@ -108,7 +108,7 @@ func TestOpenQuarantinesCorruptFiles(t *testing.T) {
 	if got, want := s2.Status().CorruptFiles, len(bad); got != want {
 		t.Errorf("after reopen CorruptFiles = %d, want %d", got, want)
 	}
-	if got := len(logLines(t, logs, "corrupt version file moved to quarantine")); got != 0 {
+	if got := len(testutil.LogRecords(t, logs.String(), "corrupt version file moved to quarantine")); got != 0 {
 		t.Errorf("after reopen %d files quarantined again, want 0", got)
 	}
 	if _, err := s2.Latest(context.Background(), "default"); err != nil {

@@ -339,7 +339,7 @@ func TestRollupRebuiltWhenDamaged(t *testing.T) {
 				if got := windows(t, s2, shared.MeterSession, 0); !reflect.DeepEqual(got, wantW) {
 					t.Errorf("windows after rebuild = %v, want %v", got, wantW)
 				}
-				if n := len(logLines(t, &logs, "rollup rebuilt from the versions")); n != 1 {
+				if n := len(testutil.LogRecords(t, logs.String(), "rollup rebuilt from the versions")); n != 1 {
 					t.Errorf("%d rebuild log lines, want 1:\n%s", n, logs.String())
 				}
 				ents, _ := os.ReadDir(filepath.Join(dir, "default", corruptDir))
@@ -430,7 +430,7 @@ func TestRollupBoundsMeters(t *testing.T) {
 		if n != maxRollupMeters {
 			t.Errorf("rollup tracks %d meters, want %d", n, maxRollupMeters)
 		}
-		if got := len(logLines(t, &logs, "rollup tracks at most 32 meters per account; these meters get no history")); got != 3 {
+		if got := len(testutil.LogRecords(t, logs.String(), "rollup tracks at most 32 meters per account; these meters get no history")); got != 3 {
 			t.Errorf("%d warnings, want 3", got)
 		}
 	})
@@ -473,7 +473,7 @@ func TestRollupPersistFailure(t *testing.T) {
 		mustSave(t, s, meterSnap("default", shared.MeterSession, reading{0, 10, time.Hour}))
 		time.Sleep(3 * rollupPersistDelay) // one attempt, no retry loop
 		synctest.Wait()
-		if got := len(logLines(t, &logs, "rollup not saved; retried after the next save, and rebuilt from the versions at start if still missing")); got != 1 {
+		if got := len(testutil.LogRecords(t, logs.String(), "rollup not saved; retried after the next save, and rebuilt from the versions at start if still missing")); got != 1 {
 			t.Fatalf("%d warnings after a failed rollup write, want 1:\n%s", got, logs.String())
 		}
 		if _, err := os.Stat(filepath.Join(dir, "default", RollupFile)); !errors.Is(err, os.ErrNotExist) {

@@ -6,11 +6,11 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"regexp"
 	"testing"
 	"time"
 
+	"github.com/claude-usage/widget/internal/testutil"
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/shared"
 )
@@ -101,19 +101,9 @@ func fresh(t *testing.T, b Backend) (store.Store, string) {
 	return open(t, b, loc, Options{}), loc
 }
 
-// Snap is a valid snapshot of account scraped at at with the session
-// meter at pct.
+// Snap is testutil.Snap, for the backends' own tests.
 func Snap(account string, at time.Time, pct float64) shared.Snapshot {
-	r := at.Add(3 * time.Hour)
-	return shared.Snapshot{
-		Account: account, ScrapedAt: at.UTC(), Source: "claude.ai/settings/usage", Capture: shared.CaptureAPI,
-		Meters: []shared.Meter{
-			{ID: shared.MeterSession, Label: "Current session", PercentUsed: pct, ResetsAt: &r, ResetsText: "Resets in 3 hr"},
-			{ID: shared.MeterWeeklyAll, Label: "All models", PercentUsed: pct / 2},
-			{ID: shared.MeterWeeklySonnet, Label: "Sonnet only", PercentUsed: 3},
-		},
-		ExtraUsage: &shared.ExtraUsage{Enabled: true, UsedCents: 1250, LimitCents: 5000, Currency: "USD"},
-	}
+	return testutil.Snap(account, at, pct)
 }
 
 func mustSave(t testing.TB, s store.Store, sn shared.Snapshot) store.Version {
@@ -125,11 +115,5 @@ func mustSave(t testing.TB, s store.Store, sn shared.Snapshot) store.Version {
 	return res.Version
 }
 
-// CodeOf is err's shared code, "" when it has none.
-func CodeOf(err error) shared.Code {
-	var se *shared.Error
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	return ""
-}
+// CodeOf is testutil.CodeOf, for the backends' own tests.
+func CodeOf(err error) shared.Code { return testutil.CodeOf(err) }

@@ -64,9 +64,10 @@ type Store struct {
 	scrapers map[string]shared.ScraperStatus
 	corrupt  int
 	gen      uint64 // bumped by each change this instance makes to the figures
-	// rollups and rollDirty are rollup.go's.
-	rollups   map[string]*store.Rollup
-	rollDirty map[string]bool
+	// rollups, rollDirty and rollBehind are rollup.go's.
+	rollups    map[string]*store.Rollup
+	rollDirty  map[string]bool
+	rollBehind map[string]int64
 	// latest and latestGen are latest.go's cache.
 	latest    map[string]store.Version
 	latestGen map[string]uint64
@@ -84,6 +85,8 @@ type Store struct {
 	opened   chan struct{}
 	rollKick chan struct{}
 	subs     subscribers
+
+	reserveMu sync.Mutex // accountlimit.go's
 
 	closeMu  sync.RWMutex
 	closed   bool

@@ -78,6 +78,8 @@ type FileStore struct {
 	probe      *probeCall
 	probeStart time.Time
 
+	newAccount sync.Mutex // accounts.go's
+
 	retMu  sync.Mutex // one retention run at a time
 	kick   chan struct{}
 	opened chan struct{} // the breaker opened: start the recovery checks

@@ -93,6 +93,14 @@ type Store interface {
 	SaveScraperStatus(ctx context.Context, st shared.ScraperStatus) (kept bool, err error)
 	// ScraperStatus returns the account's latest scraper report.
 	ScraperStatus(account string) (shared.ScraperStatus, bool)
+	// ReserveAccount admits a write (a snapshot or a scraper report) for
+	// account: at once when the account has versions, else only while
+	// fewer than max accounts have versions (shared.CodeAccountLimit,
+	// AccountLimit's message, otherwise). A new account's reservation
+	// holds until release, which the caller calls once its write is done,
+	// so that writers for new accounts at once (in this process or, for a
+	// shared backend, in any replica) cannot each take the last place.
+	ReserveAccount(ctx context.Context, account string, max int) (release func(), err error)
 	// CheckWritable is canWriteToStorage: it writes, syncs and removes a
 	// probe file. It must honour ctx.
 	CheckWritable(ctx context.Context) error

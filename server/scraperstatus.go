@@ -33,14 +33,14 @@ func (s *Server) postScraperStatus(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.SaveTimeout)
+	defer cancel()
 	// A status may create an account, so it counts against --max-accounts.
-	release, err := s.reserveAccount(st.Account)
+	release, err := s.st.ReserveAccount(ctx, st.Account, s.cfg.MaxAccounts)
 	if err != nil {
 		return err
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.SaveTimeout)
-	defer cancel()
 	kept, err := s.st.SaveScraperStatus(ctx, st)
 	if err != nil {
 		return err

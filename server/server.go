@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -125,10 +124,6 @@ type Server struct {
 	authLimit *authLimiter
 	// postLimits is the POST limiter's storage (nil without --rate-limit).
 	postLimits *limitStore
-	// newAccount serialises saves that create an account, so that
-	// --max-accounts holds under concurrent POSTs.
-	newAccount sync.Mutex
-
 	// routes maps each API path to its methods (405 with Allow) and to the
 	// path as the map owns it (the metric label must not be the request's
 	// string, which fasthttp reuses).

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,11 +73,6 @@ func (s *Server) postUsage(c *fiber.Ctx) error {
 	if err := snap.Validate(s.cfg.Now()); err != nil {
 		return err
 	}
-	release, err := s.reserveAccount(snap.Account)
-	if err != nil {
-		return err
-	}
-	defer release()
 	hash, err := BodyHash(snap)
 	if err != nil {
 		return err
@@ -87,6 +81,11 @@ func (s *Server) postUsage(c *fiber.Ctx) error {
 	// a storage error instead of holding its connection forever.
 	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.SaveTimeout)
 	defer cancel()
+	release, err := s.st.ReserveAccount(ctx, snap.Account, s.cfg.MaxAccounts)
+	if err != nil {
+		return err
+	}
+	defer release()
 	start := time.Now()
 	res, err := s.st.Save(ctx, store.SaveRequest{Snapshot: snap, IdempotencyKey: idem, BodyHash: hash})
 	s.metrics.observeWrite(time.Since(start), err)
@@ -363,25 +362,4 @@ func (s *Server) getHistory(c *fiber.Ctx) error {
 	sort.SliceStable(resp.Points, func(i, j int) bool { return resp.Points[i].ScrapedAt.Before(resp.Points[j].ScrapedAt) })
 	c.Set(fiber.HeaderCacheControl, "private, no-cache")
 	return c.Status(fiber.StatusOK).JSON(resp)
-}
-
-// reserveAccount lets a POST for account through unless it would be one
-// account more than --max-accounts. A new account is created under a lock
-// held until release, so concurrent POSTs cannot each take the last place.
-func (s *Server) reserveAccount(account string) (release func(), err error) {
-	known := func() (bool, int) {
-		accounts := s.st.Accounts()
-		return slices.Contains(accounts, account), len(accounts)
-	}
-	if ok, _ := known(); ok {
-		return func() {}, nil
-	}
-	s.newAccount.Lock()
-	ok, n := known()
-	if ok || n < s.cfg.MaxAccounts {
-		return s.newAccount.Unlock, nil
-	}
-	s.newAccount.Unlock()
-	return nil, &shared.Error{Code: shared.CodeAccountLimit,
-		Message: fmt.Sprintf("this server keeps at most %d accounts and has them all; %q would be one more", s.cfg.MaxAccounts, account)}
 }

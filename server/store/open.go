@@ -75,6 +75,8 @@ type FileStore struct {
 	corrupt   int
 	lastErr   error
 
+	newAccount sync.Mutex // accounts.go's
+
 	retMu sync.Mutex // one retention run at a time
 	kick  chan struct{}
 }

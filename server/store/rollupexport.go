@@ -40,6 +40,11 @@ func (r *Rollup) Apply(seq uint64, snap shared.Snapshot, historyDays int, now ti
 // ThroughSeq is the highest seq applied.
 func (r *Rollup) ThroughSeq() uint64 { return r.r.throughSeq }
 
+// SetThroughSeq makes seq the rollup's through seq without applying
+// anything: for a version that cannot be applied (corrupt) and for a copied
+// rollup, whose seqs are the other store's.
+func (r *Rollup) SetThroughSeq(seq uint64) { r.r.throughSeq = seq }
+
 // Series is Store.Series from the rollup and raw, the kept versions'
 // readings of meter in [since, until) oldest first; rawFrom is the oldest
 // kept version's ScrapedAt (until when none is kept). r may be nil.

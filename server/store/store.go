@@ -93,6 +93,14 @@ type Store interface {
 	SaveScraperStatus(ctx context.Context, st shared.ScraperStatus) (kept bool, err error)
 	// ScraperStatus returns the account's latest scraper report.
 	ScraperStatus(account string) (shared.ScraperStatus, bool)
+	// ReserveAccount admits a write (a snapshot or a scraper report) for
+	// account: at once when the account has versions, else only while
+	// fewer than max accounts have versions (shared.CodeAccountLimit,
+	// AccountLimit's message, otherwise). A new account's reservation
+	// holds until release, which the caller calls once its write is done,
+	// so that writers for new accounts at once (in this process or, for a
+	// shared backend, in any replica) cannot each take the last place.
+	ReserveAccount(ctx context.Context, account string, max int) (release func(), err error)
 	// CheckWritable is canWriteToStorage: it writes, syncs and removes a
 	// probe file. It must honour ctx.
 	CheckWritable(ctx context.Context) error
@@ -110,12 +118,15 @@ type Store interface {
 	// gives an empty slice; since >= until too. shared.CodeNoData when the
 	// account has neither versions nor history; a meter id not matching
 	// shared.MeterIDPattern is shared.CodeInvalidQuery (Field "meter").
-	// Answered from memory.
+	// Never a directory walk: the file store answers from memory (its
+	// index and rollup); a database backend with one query for the kept
+	// versions' readings and the rollup's hours from memory.
 	Series(ctx context.Context, account, meter string, since, until time.Time) ([]shared.SeriesPoint, error)
 	// Windows returns the meter's finished windows, newest (latest
 	// ResetsAt) first, at most limit (<= 0: all). A window is finished
 	// when a later one of the meter is known or its ResetsAt has passed.
-	// Errors as Series. Answered from memory.
+	// Errors as Series. Answered from the rollup in memory, by every
+	// backend.
 	Windows(ctx context.Context, account, meter string, limit int) ([]shared.Window, error)
 	// Subscribe calls fn with the account after every snapshot stored
 	// (not after an idempotent replay), by this process or, for a shared

@@ -1,12 +1,15 @@
 // Package storemigrate is `usage-server migrate`: it copies a file store
 // into PostgreSQL, keeping every version's id, order, stored time and
-// idempotency key, and the scraper reports. It is idempotent (what is
-// there already is skipped), resumable (it commits in batches), and
-// verified: per account the versions are counted and hashed on both sides.
+// idempotency key, the history rollups, the scraper reports and the alert
+// state (sent alert ids, push subscriptions and keys, delivery queues,
+// the engine's document). It is idempotent (what is there already is
+// skipped), resumable (it commits in batches), and verified: each kind is
+// counted and hashed on both sides.
 package storemigrate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,31 +114,109 @@ func Copy(ctx context.Context, o Options, out io.Writer, logger *slog.Logger) er
 			status = "MISMATCH"
 			bad = append(bad, a)
 		}
-		if r := src.RollupOf(a); r != nil {
-			if err := dst.ImportRollup(ctx, a, r); err != nil {
-				return fmt.Errorf("migrate: account %s: the rollup: %w", a, err)
-			}
-		}
 		fmt.Fprintf(out, "account %s: %d versions (%d copied, %d already there, %d idempotency-key conflicts); "+
 			"file sha256 %s, database sha256 %s over %d: %s\n",
 			a, len(recs), ins, present, conflicts, w.Sum[:16], got.Sum[:16], got.Count, status)
-	}
-	scrapers := 0
-	for _, sc := range src.Status().Scrapers {
-		if _, err := dst.SaveScraperStatus(ctx, sc); err != nil {
-			return fmt.Errorf("migrate: scraper status of %s: %w", sc.Account, err)
+		if ok, err := copyRollup(ctx, src, dst, a, ids, out); err != nil {
+			return fmt.Errorf("migrate: account %s: the rollup: %w", a, err)
+		} else if !ok {
+			bad = append(bad, a+" (rollup)")
 		}
-		scrapers++
 	}
-	fmt.Fprintf(out, "scraper reports: %d copied (a newer one in the database is kept)\n", scrapers)
-	if err := copyAlerts(ctx, src, dst, out); err != nil {
-		return fmt.Errorf("migrate: the alert state: %w", err)
+	if ok, err := copyScrapers(ctx, src, dst, out); err != nil {
+		return fmt.Errorf("migrate: the scraper reports: %w", err)
+	} else if !ok {
+		bad = append(bad, "scraper reports")
+	}
+	if ok, err := copyAlerts(ctx, src, dst, out); err != nil {
+		return fmt.Errorf("migrate: the alert state: %w (run it again to resume)", err)
+	} else if !ok {
+		bad = append(bad, "alert state")
+	}
+	if n := src.Status().CorruptFiles; n > 0 {
+		fmt.Fprintf(out, "corrupt files: %d in the accounts' corrupt/ directories, not copied (they do not parse)\n", n)
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("migrate: the copy of %v does not match the file store", bad)
 	}
 	fmt.Fprintf(out, "done: %d accounts verified\n", len(accounts))
 	return nil
+}
+
+// copyRollup copies the account's rollup (the history beyond retention)
+// and compares what the database then holds with it.
+func copyRollup(ctx context.Context, src *store.FileStore, dst *pgstore.Store, account string, ids []string, out io.Writer) (ok bool, err error) {
+	r := src.RollupOf(account)
+	if r == nil {
+		return true, nil
+	}
+	covers, _, err := dst.ImportRollup(ctx, account, r, ids)
+	if err != nil {
+		return false, err
+	}
+	got, through, err := dst.StoredRollup(ctx, account)
+	if err != nil {
+		return false, err
+	}
+	want, have := rollupDigest(r, account), rollupDigest(got, account)
+	status := "verified"
+	switch {
+	case want.matches(have):
+	case got != nil && through > covers:
+		status = "the database's kept (it covers versions stored there since)"
+	default:
+		status, ok = "MISMATCH", false
+	}
+	fmt.Fprintf(out, "account %s: rollup file sha256 %s, database sha256 %s: %s\n", account, want.short(), have.short(), status)
+	return status != "MISMATCH", nil
+}
+
+// rollupDigest is over the rollup's hours and windows, not its through
+// seq (the two stores number versions their own way).
+func rollupDigest(r *store.Rollup, account string) digest {
+	if r == nil {
+		return linesDigest(nil)
+	}
+	raw, err := r.Encode(account)
+	var doc map[string]any
+	if err == nil {
+		err = json.Unmarshal(raw, &doc)
+	}
+	if err != nil {
+		return linesDigest([]string{"unencodable"})
+	}
+	delete(doc, "throughSeq")
+	return linesDigest([]string{canonical(doc)})
+}
+
+// copyScrapers copies each account's latest scraper report; a newer one
+// in the database is kept.
+func copyScrapers(ctx context.Context, src *store.FileStore, dst *pgstore.Store, out io.Writer) (ok bool, err error) {
+	copied, present, newer := 0, 0, 0
+	var want, have []string
+	for _, sc := range src.Status().Scrapers {
+		if got, ok := dst.ScraperStatus(sc.Account); ok && canonical(got) == canonical(sc) {
+			present++
+		} else if _, err := dst.SaveScraperStatus(ctx, sc); err != nil {
+			return false, fmt.Errorf("%s: %w", sc.Account, err)
+		}
+		got, _ := dst.ScraperStatus(sc.Account)
+		if got.At.After(sc.At) {
+			newer++
+			continue
+		}
+		want, have = append(want, canonical(sc)), append(have, canonical(got))
+	}
+	copied = len(want) - present
+	w, h := linesDigest(want), linesDigest(have)
+	status := "verified"
+	if !w.matches(h) {
+		status = "MISMATCH"
+	}
+	fmt.Fprintf(out, "scraper reports: %d copied, %d already there, %d newer in the database kept; "+
+		"file sha256 %s, database sha256 %s over %d: %s\n",
+		copied, present, newer, w.short(), h.short(), h.Count, status)
+	return status == "verified", nil
 }
 
 // keepDays is retention that keeps everything (about 270 years; more

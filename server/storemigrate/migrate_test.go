@@ -98,7 +98,9 @@ func TestCopyKeepsEverything(t *testing.T) {
 		t.Fatalf("migrate: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"account default: 6 versions (6 copied, 0 already there, 0 idempotency-key conflicts)",
-		"account work: 1 versions (1 copied", ": verified", "done: 2 accounts verified", "scraper reports: 1 copied"} {
+		"account work: 1 versions (1 copied", ": verified", "done: 2 accounts verified", "scraper reports: 1 copied, 0 already there",
+		"account default: rollup file sha256 ", "alerts: push subscriptions: 1 in the file store",
+		"alerts: queued webhook deliveries: 1 in the file store"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -170,8 +172,14 @@ func TestCopyKeepsEverything(t *testing.T) {
 	if err := storemigrate.Copy(ctx, storemigrate.Options{From: "file", DataDir: dir, To: dsn}, &out, quiet); err != nil {
 		t.Fatalf("second run: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "account default: 6 versions (0 copied, 6 already there") {
-		t.Errorf("second run output:\n%s", out.String())
+	for _, want := range []string{"account default: 6 versions (0 copied, 6 already there", "scraper reports: 0 copied, 1 already there",
+		"alerts: the database had an alert state already: nothing of it copied again", "done: 2 accounts verified"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("second run output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "MISMATCH") {
+		t.Errorf("second run found a mismatch:\n%s", out.String())
 	}
 	if got, want := s.Count("default"), 6; got != want {
 		t.Errorf("Count after two runs = %d, want %d", got, want)

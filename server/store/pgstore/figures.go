@@ -16,13 +16,14 @@ import (
 const RefreshEvery = 5 * time.Second
 
 const figuresSQL = `
-SELECT c.account, c.n, l.scraped_s, l.scraped_ns, l.id
-FROM (SELECT account, versions AS n FROM usage_accounts WHERE versions > 0 AND ($1::text IS NULL OR account = $1)) c
+SELECT c.account, c.n, l.scraped_s, l.scraped_ns, l.id, c.last_seq
+FROM (SELECT account, versions AS n, last_seq FROM usage_accounts WHERE versions > 0 AND ($1::text IS NULL OR account = $1)) c
 CROSS JOIN LATERAL (SELECT v.scraped_s, v.scraped_ns, v.id FROM usage_versions v WHERE v.account = c.account
                     ORDER BY ` + orderDesc + ` LIMIT 1) l`
 
 // loadFigures reads the figures of one account, or of all when account is
-// "".
+// "", and notes the accounts whose rollup lacks versions (a notice missed,
+// a writer that sends none): the rollup loop catches them up.
 func (s *Store) loadFigures(ctx context.Context, account string) (map[string]accountFigures, error) {
 	var arg any
 	if account != "" {
@@ -35,16 +36,40 @@ func (s *Store) loadFigures(ctx context.Context, account string) (map[string]acc
 	out := map[string]accountFigures{}
 	var a, id string
 	var n int
-	var ls int64
+	var ls, last int64
 	var lns int32
+	lasts := map[string]int64{}
 	for rows.Next() {
-		if err := rows.Scan(&a, &n, &ls, &lns, &id); err != nil {
+		if err := rows.Scan(&a, &n, &ls, &lns, &id, &last); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		out[a] = accountFigures{count: n, latest: time.Unix(ls, int64(lns)).UTC(), latestID: id}
+		lasts[a] = last
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	s.noteLastSeqs(lasts)
+	return out, nil
+}
+
+// noteLastSeqs marks behind each account whose newest seq is above its
+// rollup's through seq. A version announced by a notice is usually
+// applied right after this (applyRemote); the rollup loop then finds it
+// caught up and asks nothing.
+func (s *Store) noteLastSeqs(lasts map[string]int64) {
+	var behind []string
+	s.mu.RLock()
+	for a, last := range lasts {
+		if r := s.rollups[a]; r == nil || int64(r.ThroughSeq()) < last {
+			behind = append(behind, a)
+		}
+	}
+	s.mu.RUnlock()
+	for _, a := range behind {
+		s.markBehind(a, lasts[a])
+	}
 }
 
 // apply replaces figures read since gen was current, except those this

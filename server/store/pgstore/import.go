@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"time"
@@ -131,27 +132,108 @@ func (s *Store) DigestOf(ctx context.Context, account string, ids []string) (Dig
 	return d.Digest(), nil
 }
 
-// ImportRollup stores a copied rollup of account as covering every version
-// the account has now (the copy was made from the same versions). A rollup
-// the database has that covers later versions is kept.
-func (s *Store) ImportRollup(ctx context.Context, account string, r *store.Rollup) error {
+// ImportRollup stores a copied rollup of account as covering the
+// versions ids (the copy's, imported before): through covers, the highest
+// seq they have here; versions above it are applied on top. A rollup the
+// database has through covers or beyond is kept (replaced false), unless
+// it is one through covers that differs (built from the versions alone,
+// say, by an earlier interrupted run).
+func (s *Store) ImportRollup(ctx context.Context, account string, r *store.Rollup, ids []string) (covers int64, replaced bool, err error) {
 	raw, err := r.Encode(account)
 	if err != nil {
-		return err
+		return 0, false, err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO usage_rollups AS o (account, through_seq, rollup)
-		VALUES ($1, coalesce((SELECT max(seq) FROM usage_versions WHERE account = $1), 0), $2)
+	if err := s.pool.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM usage_versions WHERE account = $1 AND id = ANY($2)",
+		account, ids).Scan(&covers); err != nil {
+		return 0, false, s.storageError("importing a rollup", false, err)
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO usage_rollups AS o (account, through_seq, rollup) VALUES ($1, $2, $3)
 		ON CONFLICT (account) DO UPDATE SET through_seq = EXCLUDED.through_seq, rollup = EXCLUDED.rollup, updated_at = now()
-		WHERE o.through_seq <= EXCLUDED.through_seq`, account, raw)
+		WHERE o.through_seq < EXCLUDED.through_seq OR o.through_seq = EXCLUDED.through_seq AND o.rollup <> EXCLUDED.rollup`,
+		account, covers, raw)
 	if err != nil {
-		return s.storageError("importing a rollup", true, err)
+		return covers, false, s.storageError("importing a rollup", true, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return covers, false, nil
 	}
 	d, err := store.DecodeRollup(raw, account)
 	if err != nil {
-		return err
+		return covers, false, err
 	}
+	d.SetThroughSeq(uint64(covers))
 	s.mu.Lock()
-	s.rollups[account] = d
+	if old := s.rollups[account]; old == nil || old.ThroughSeq() <= uint64(covers) {
+		s.rollups[account] = d
+	}
 	s.mu.Unlock()
-	return nil
+	// Versions stored here after the copy's (by a server already running
+	// on the database) go on top; should this fail, the figures refresh
+	// finds the account behind.
+	_ = s.catchUp(ctx, account, covers)
+	return covers, true, nil
+}
+
+// StoredRollup is the account's rollup as the database holds it and the
+// seq it covers through; nil when there is none.
+func (s *Store) StoredRollup(ctx context.Context, account string) (*store.Rollup, int64, error) {
+	var through int64
+	var raw []byte
+	err := s.pool.QueryRow(ctx, "SELECT through_seq, rollup FROM usage_rollups WHERE account = $1", account).Scan(&through, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, s.storageError("reading a rollup", false, err)
+	}
+	r, err := store.DecodeRollup(raw, account)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r, through, nil
+}
+
+// ImportAlertClaims records copied alert claims (ids already claimed
+// here are kept as they are) and keeps the newest store.MaxClaims, as
+// ClaimAlert does.
+func (s *Store) ImportAlertClaims(ctx context.Context, claims []store.AlertClaim) (inserted int, err error) {
+	ids := make([]string, len(claims))
+	ats := make([]time.Time, len(claims))
+	for i, c := range claims {
+		ids[i], ats[i] = c.ID, c.At.UTC()
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO usage_alert_claims (id, at) SELECT * FROM unnest($1::text[], $2::timestamptz[])
+			ON CONFLICT (id) DO NOTHING`, ids, ats)
+		if err != nil {
+			return err
+		}
+		inserted = int(tag.RowsAffected())
+		_, err = tx.Exec(ctx, `DELETE FROM usage_alert_claims WHERE id IN
+			(SELECT id FROM usage_alert_claims ORDER BY at DESC OFFSET $1)`, store.MaxClaims)
+		return err
+	})
+	if err != nil {
+		return 0, s.storageError("importing alert claims", true, err)
+	}
+	return inserted, nil
+}
+
+// AlertClaims lists the claimed alert ids, oldest first (the migrate
+// command's verification).
+func (s *Store) AlertClaims(ctx context.Context) ([]store.AlertClaim, error) {
+	rows, err := s.pool.Query(ctx, "SELECT id, at FROM usage_alert_claims ORDER BY at, id")
+	if err != nil {
+		return nil, s.storageError("reading alert claims", false, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.AlertClaim, error) {
+		var c store.AlertClaim
+		err := r.Scan(&c.ID, &c.At)
+		c.At = c.At.UTC()
+		return c, err
+	})
+	if err != nil {
+		return nil, s.storageError("reading alert claims", false, err)
+	}
+	return out, nil
 }

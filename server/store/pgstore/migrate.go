@@ -18,12 +18,13 @@ import (
 var migrationFiles embed.FS
 
 // Advisory lock keys (pg_advisory_lock's bigint space is shared by every
-// application on the database; these spell "usagemig", "usageret" and
-// "usagealr").
+// application on the database; these spell "usagemig", "usageret",
+// "usagealr" and "usageacc").
 const (
 	lockMigrate   int64 = 0x75736167656d6967
 	lockRetention int64 = 0x7573616765726574
 	lockAlerts    int64 = 0x7573616765616c72
+	lockAccounts  int64 = 0x7573616765616363
 )
 
 // Migration is one numbered schema step.

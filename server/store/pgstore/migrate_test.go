@@ -111,6 +111,15 @@ func TestMigrateFromPreviousVersion(t *testing.T) {
 	if err != nil || !again.Replayed || again.Version.ID != id {
 		t.Errorf("replay of a key stored before the upgrade = %+v, %v; want the original", again, err)
 	}
+	// 0006: a save after the upgrade names the version before it.
+	next := save(t, s, "default", t0.Add(time.Minute), 43)
+	var before int64
+	if err := s.pool.QueryRow(ctx, "SELECT prev_seq FROM usage_versions WHERE id = $1", next.Version.ID).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := before, mustSeq(t, s, id); got != want {
+		t.Errorf("prev_seq of the first save after upgrading = %d, want the older version's seq %d", got, want)
+	}
 }
 
 // TestReplicasMigrateOnce starts several stores on an empty database at

@@ -56,22 +56,21 @@ type Store struct {
 	instance string // this instance's id: its probe row and NOTIFY origin
 
 	// life is the store's lifecycle, and ctx its Context, which the loops
-	// stop with. rollupLoop counts itself in bg, which Close waits for
-	// after life's work. breaker is check's.
+	// stop with. breaker is check's.
 	life    *store.Lifecycle
 	ctx     context.Context
 	check   *store.WriteCheck
 	breaker *shared.Breaker
-	bg      sync.WaitGroup
 
 	mu       sync.RWMutex // guards the figures below
 	accounts map[string]accountFigures
 	scrapers map[string]shared.ScraperStatus
 	corrupt  int
 	gen      uint64 // bumped by each change this instance makes to the figures
-	// rollups and rollDirty are rollup.go's.
-	rollups   map[string]*store.Rollup
-	rollDirty map[string]bool
+	// rollups, rollDirty and rollBehind are rollup.go's.
+	rollups    map[string]*store.Rollup
+	rollDirty  map[string]bool
+	rollBehind map[string]int64
 	// latest and latestGen are latest.go's cache.
 	latest    map[string]store.Version
 	latestGen map[string]uint64
@@ -83,6 +82,8 @@ type Store struct {
 	kick     chan struct{}
 	rollKick chan struct{}
 	subs     subscribers
+
+	reserveMu sync.Mutex // accountlimit.go's
 }
 
 type accountFigures struct {
@@ -197,8 +198,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.CheckWritable(ctx); err != nil {
 		s.log.Warn("storage is not writable; reads still work", "database", s.where, "error", err.Error())
 	}
-	s.bg.Add(1)
-	go s.rollupLoop()
+	s.life.Go(s.rollupLoop)
 	s.life.Go(s.retentionLoop)
 	s.check.StartRecovery()
 	s.life.Go(s.listenLoop)
@@ -233,7 +233,6 @@ func (s *Store) Close() error {
 	if !s.life.Close() {
 		return nil
 	}
-	s.bg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	_, _ = s.pool.Exec(ctx, "DELETE FROM usage_probe WHERE instance = $1", s.instance)
 	cancel()

@@ -14,11 +14,27 @@ import (
 // rollupPersistDelay lets a burst of saves end in one write per account.
 const rollupPersistDelay = time.Second
 
+// An account's rollup is a fold of its versions in seq order: its through
+// seq W means that every version of the account up to W is applied and
+// none after it. Migration 0006 makes that cheap to keep: a version's seq
+// is drawn under its account's row lock, so an account's versions commit
+// in seq order (whichever replica stores them), and each records its
+// predecessor (prev_seq). A version is applied when its predecessor is W;
+// one whose predecessor this instance has not applied (a notice still on
+// its way or missed while the listener reconnected, a save of its own
+// that finished first, a row written by something that sends no notice)
+// makes the account catch up from the database instead: the stored rollup
+// when it is further along, then the versions above W in seq order. So a
+// rollup written to usage_rollups is always complete through its
+// through_seq, and the catch-up after a restart (the versions above it)
+// misses nothing. The bound is structural, not a time window: no save can
+// commit a seq below one already committed for its account. The cost per
+// save is the trigger's two statements on a row the save locks anyway;
+// the catch-up query runs only when versions arrive out of order.
+
 // loadRollups reads every account's rollup and applies the versions stored
 // after it was written; one missing or damaged is rebuilt from the
-// versions. A version committed after one with a higher seq was written
-// may be missed by this catch-up; it is still answered from the versions
-// while retention keeps it.
+// versions.
 func (s *Store) loadRollups(ctx context.Context) error {
 	rows, err := s.pool.Query(ctx, `SELECT a.account, r.through_seq, r.rollup FROM
 		(SELECT account FROM usage_accounts UNION SELECT account FROM usage_rollups) a
@@ -39,20 +55,21 @@ func (s *Store) loadRollups(ctx context.Context) error {
 	for account, st := range got {
 		r := store.NewRollup()
 		if st.raw != nil {
-			dec, err := store.DecodeRollup(st.raw, account)
-			if err != nil {
-				s.log.Warn("rebuilding a damaged rollup from the versions", "account", account, "error", err.Error())
-			} else {
+			if dec, err := s.decodeRollup(st.raw, account, deref(st.through)); err == nil {
 				r = dec
 			}
 		}
-		if err := s.catchUp(ctx, account, r); err != nil {
+		vs, err := s.versionsAfter(ctx, account, int64(r.ThroughSeq()))
+		if err != nil {
 			return err
 		}
+		s.mu.Lock()
 		s.rollups[account] = r
+		s.applyInOrder(account, r, vs)
 		if st.raw == nil || r.ThroughSeq() != uint64(deref(st.through)) {
 			s.rollDirty[account] = true
 		}
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -64,50 +81,193 @@ func deref(p *int64) int64 {
 	return *p
 }
 
-// catchUp applies the account's versions after r's through seq.
-func (s *Store) catchUp(ctx context.Context, account string, r *store.Rollup) error {
-	rows, err := s.pool.Query(ctx, "SELECT "+cols+" FROM usage_versions v WHERE v.account = $1 AND v.seq > $2 ORDER BY v.seq",
-		account, int64(r.ThroughSeq()))
+// decodeRollup reads a stored rollup as covering through; a damaged one
+// is logged (and rebuilt by the caller).
+func (s *Store) decodeRollup(raw []byte, account string, through int64) (*store.Rollup, error) {
+	r, err := store.DecodeRollup(raw, account)
 	if err != nil {
-		return err
+		s.log.Warn("rebuilding a damaged rollup from the versions", "account", account, "error", err.Error())
+		return nil, err
 	}
-	var row row
-	now := time.Now()
-	_, err = pgx.ForEachRow(rows, row.dest(), func() error {
-		snap, err := row.decode()
-		if err != nil {
-			return nil // quarantined at Open already; one written since is skipped here
-		}
-		r.Apply(uint64(row.seq), snap, s.opts.HistoryDays, now)
-		return nil
-	})
-	return err
+	r.SetThroughSeq(uint64(through))
+	return r, nil
 }
 
-// applyRollup adds a stored version to its account's rollup in memory.
-func (s *Store) applyRollup(account string, seq int64, snap shared.Snapshot) {
+// rollVersion is a version as the rollup needs it; ok is false for a row
+// that does not decode (quarantined at Open, or written since).
+type rollVersion struct {
+	seq  int64
+	snap shared.Snapshot
+	ok   bool
+}
+
+// versionsAfter reads the account's versions above seq w, in seq order.
+// They are every version of the account above w that exists: one with a
+// lower seq than any of them committed before it.
+func (s *Store) versionsAfter(ctx context.Context, account string, w int64) ([]rollVersion, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+cols+" FROM usage_versions v WHERE v.account = $1 AND v.seq > $2 ORDER BY v.seq",
+		account, w)
+	if err != nil {
+		return nil, err
+	}
+	var out []rollVersion
+	var r row
+	_, err = pgx.ForEachRow(rows, r.dest(), func() error {
+		snap, err := r.decode()
+		out = append(out, rollVersion{seq: r.seq, snap: snap, ok: err == nil})
+		return nil
+	})
+	return out, err
+}
+
+// applyInOrder applies vs (in seq order, all of the account's versions
+// above some seq <= r's) that r does not have yet. The caller holds s.mu.
+func (s *Store) applyInOrder(account string, r *store.Rollup, vs []rollVersion) {
+	var skipped []string
+	now := time.Now()
+	for _, v := range vs {
+		switch {
+		case uint64(v.seq) <= r.ThroughSeq():
+		case v.ok:
+			skipped = append(skipped, r.Apply(uint64(v.seq), v.snap, s.opts.HistoryDays, now)...)
+			s.rollDirty[account] = true
+		default:
+			r.SetThroughSeq(uint64(v.seq))
+			s.rollDirty[account] = true
+		}
+	}
+	if len(skipped) > 0 {
+		s.log.Warn("rollup tracks at most 32 meters per account; these meters get no history", "account", account, "meters", skipped)
+	}
+}
+
+// applyRollup adds a version this instance stored or heard of to its
+// account's rollup: at once when its predecessor prev is the rollup's
+// through seq, else by catching up (prev nil: not known, a row written
+// before migration 0006).
+func (s *Store) applyRollup(ctx context.Context, account string, seq int64, prev *int64, snap shared.Snapshot) {
 	s.mu.Lock()
 	r := s.rollups[account]
 	if r == nil {
 		r = store.NewRollup()
 		s.rollups[account] = r
 	}
-	skipped := r.Apply(uint64(seq), snap, s.opts.HistoryDays, time.Now())
-	s.rollDirty[account] = true
-	s.mu.Unlock()
-	if len(skipped) > 0 {
-		s.log.Warn("rollup tracks at most 32 meters per account; these meters get no history", "account", account, "meters", skipped)
+	w := int64(r.ThroughSeq())
+	if seq <= w {
+		s.mu.Unlock()
+		return // applied already, by a catch-up
 	}
+	if prev == nil || *prev != w {
+		s.mu.Unlock()
+		if err := s.catchUp(ctx, account, seq); err != nil {
+			s.markBehind(account, seq)
+			s.log.Warn("could not catch the rollup up; the rollup loop tries again", "account", account, "error", err.Error())
+		}
+		s.kickRollup()
+		return
+	}
+	s.applyInOrder(account, r, []rollVersion{{seq: seq, snap: snap, ok: true}})
+	s.mu.Unlock()
+	s.kickRollup()
+}
+
+func (s *Store) kickRollup() {
 	select {
 	case s.rollKick <- struct{}{}:
 	default:
 	}
 }
 
+// catchUp brings the account's rollup up to the versions in the database:
+// from the stored rollup when another instance wrote one further along,
+// then the versions above it. last is a seq of the account known to be
+// committed (read before this runs): every version up to it is visible to
+// the query here, so one not found is gone (an insert skipped by ON
+// CONFLICT, or removed) and the rollup is complete through last.
+func (s *Store) catchUp(ctx context.Context, account string, last int64) error {
+	var through int64
+	var raw []byte
+	err := s.pool.QueryRow(ctx, "SELECT through_seq, rollup FROM usage_rollups WHERE account = $1", account).Scan(&through, &raw)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	s.mu.RLock()
+	w := int64(0)
+	if r := s.rollups[account]; r != nil {
+		w = int64(r.ThroughSeq())
+	}
+	s.mu.RUnlock()
+	var base *store.Rollup
+	if raw != nil && through > w {
+		if base, err = s.decodeRollup(raw, account, through); err == nil {
+			w = through
+		}
+	}
+	vs, err := s.versionsAfter(ctx, account, w)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rollups[account]
+	if r == nil || base != nil && base.ThroughSeq() > r.ThroughSeq() {
+		if base == nil {
+			base = store.NewRollup()
+		}
+		r = base
+		s.rollups[account] = r
+	}
+	s.applyInOrder(account, r, vs)
+	if uint64(last) > r.ThroughSeq() {
+		r.SetThroughSeq(uint64(last))
+		s.rollDirty[account] = true
+	}
+	return nil
+}
+
+// markBehind notes that the account has versions up to last that its
+// rollup may lack; the rollup loop catches it up.
+func (s *Store) markBehind(account string, last int64) {
+	s.mu.Lock()
+	if s.rollBehind == nil {
+		s.rollBehind = make(map[string]int64)
+	}
+	s.rollBehind[account] = max(s.rollBehind[account], last)
+	s.mu.Unlock()
+	s.kickRollup()
+}
+
+// catchUpBehind catches up the accounts markBehind noted, unless their
+// rollup got there meanwhile.
+func (s *Store) catchUpBehind(ctx context.Context) {
+	s.mu.Lock()
+	todo := map[string]int64{}
+	for a, last := range s.rollBehind {
+		if r := s.rollups[a]; r != nil && int64(r.ThroughSeq()) >= last {
+			delete(s.rollBehind, a)
+			continue
+		}
+		todo[a] = last
+	}
+	s.mu.Unlock()
+	for a, last := range todo {
+		if err := s.catchUp(ctx, a, last); err != nil {
+			s.log.Warn("could not catch the rollup up; it is tried again after the next save", "account", a, "error", err.Error())
+			continue
+		}
+		s.mu.Lock()
+		if s.rollBehind[a] == last {
+			delete(s.rollBehind, a)
+		}
+		s.mu.Unlock()
+	}
+}
+
 // applyRemote adds another replica's version, read by id.
 func (s *Store) applyRemote(ctx context.Context, id string) error {
 	var r row
-	err := s.pool.QueryRow(ctx, "SELECT "+cols+" FROM usage_versions v WHERE v.id = $1", id).Scan(r.dest()...)
+	var prev *int64
+	err := s.pool.QueryRow(ctx, "SELECT "+cols+", v.prev_seq FROM usage_versions v WHERE v.id = $1", id).Scan(r.dest(&prev)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // removed meanwhile
 	}
@@ -118,12 +278,11 @@ func (s *Store) applyRemote(ctx context.Context, id string) error {
 	if err != nil {
 		return nil
 	}
-	s.applyRollup(r.account, r.seq, snap)
+	s.applyRollup(ctx, r.account, r.seq, prev, snap)
 	return nil
 }
 
 func (s *Store) rollupLoop() {
-	defer s.bg.Done()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -140,6 +299,7 @@ func (s *Store) rollupLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.catchUpBehind(ctx)
 		s.persistRollups(ctx)
 		cancel()
 	}
@@ -177,8 +337,19 @@ func (s *Store) persistRollups(ctx context.Context) {
 	}
 }
 
-// Series implements store.Store: the kept versions' readings from the
-// database, before the oldest of them the rollup's hourly maxima.
+// seriesSQL is Series' one query: the oldest kept version's time (no row
+// when the account has none) with, beside it, each reading of the meter
+// in range (NULLs when there is none).
+const seriesSQL = `SELECT o.scraped_s, o.scraped_ns, r.scraped_s, r.scraped_ns, r.pct
+FROM (SELECT w.scraped_s, w.scraped_ns FROM usage_versions w WHERE w.account = $1 ORDER BY w.scraped_s, w.scraped_ns LIMIT 1) o
+LEFT JOIN LATERAL (SELECT v.scraped_s, v.scraped_ns, v.seq, (m->>'percentUsed')::float8 AS pct
+	FROM usage_versions v CROSS JOIN LATERAL jsonb_array_elements(v.snapshot->'meters') m
+	WHERE v.account = $1 AND m->>'id' = $2 AND (v.scraped_s, v.scraped_ns) >= ($3, $4) AND (v.scraped_s, v.scraped_ns) < ($5, $6)) r ON true
+ORDER BY r.scraped_s, r.scraped_ns, r.seq`
+
+// Series implements store.Store with one database query (the kept
+// versions' readings and the oldest one's time); before the oldest kept
+// version, the rollup's hourly maxima come from memory.
 func (s *Store) Series(ctx context.Context, account, meter string, since, until time.Time) ([]shared.SeriesPoint, error) {
 	account, err := store.NormAccount(account)
 	if err != nil {
@@ -192,10 +363,22 @@ func (s *Store) Series(ctx context.Context, account, meter string, since, until 
 	s.mu.RUnlock()
 	var out []shared.SeriesPoint
 	err = s.read(ctx, "reading a series", func(ctx context.Context) error {
-		var oldS *int64
-		var ons *int32
-		if err := s.pool.QueryRow(ctx, "SELECT min(v.scraped_s), (SELECT w.scraped_ns FROM usage_versions w WHERE w.account = $1 ORDER BY "+
-			"w.scraped_s, w.scraped_ns LIMIT 1) FROM usage_versions v WHERE v.account = $1", account).Scan(&oldS, &ons); err != nil {
+		ss, sns := split(since)
+		us, uns := split(until)
+		rows, err := s.pool.Query(ctx, seriesSQL, account, meter, ss, sns, us, uns)
+		if err != nil {
+			return err
+		}
+		var raw []shared.SeriesPoint
+		var oldS, ps *int64
+		var ons, pns *int32
+		var pct *float64
+		if _, err := pgx.ForEachRow(rows, []any{&oldS, &ons, &ps, &pns, &pct}, func() error {
+			if ps != nil && pct != nil {
+				raw = append(raw, shared.SeriesPoint{At: time.Unix(*ps, int64(*pns)).UTC(), PercentUsed: *pct})
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 		if oldS == nil && r == nil {
@@ -208,25 +391,6 @@ func (s *Store) Series(ctx context.Context, account, meter string, since, until 
 		rawFrom := until
 		if oldS != nil {
 			rawFrom = time.Unix(*oldS, int64(*ons)).UTC()
-		}
-		ss, sns := split(since)
-		us, uns := split(until)
-		rows, err := s.pool.Query(ctx, `SELECT v.scraped_s, v.scraped_ns, (m->>'percentUsed')::float8
-			FROM usage_versions v CROSS JOIN LATERAL jsonb_array_elements(v.snapshot->'meters') m
-			WHERE v.account = $1 AND m->>'id' = $2 AND (v.scraped_s, v.scraped_ns) >= ($3, $4) AND (v.scraped_s, v.scraped_ns) < ($5, $6)
-			ORDER BY `+orderAsc, account, meter, ss, sns, us, uns)
-		if err != nil {
-			return err
-		}
-		var raw []shared.SeriesPoint
-		var ps int64
-		var pns int32
-		var pct float64
-		if _, err := pgx.ForEachRow(rows, []any{&ps, &pns, &pct}, func() error {
-			raw = append(raw, shared.SeriesPoint{At: time.Unix(ps, int64(pns)).UTC(), PercentUsed: pct})
-			return nil
-		}); err != nil {
-			return err
 		}
 		s.mu.RLock()
 		out = r.Series(meter, since, until, rawFrom, raw)

@@ -38,7 +38,7 @@ const (
 	insertSQL = `INSERT INTO usage_versions (id, account, scraped_s, scraped_ns, stored_at, idem_key, body_hash, snapshot)
 	VALUES ($1, $2, $3, $4, $5, NULLIF($6::text, ''), $7, $8)
 	ON CONFLICT (idem_key) DO NOTHING
-	RETURNING seq`
+	RETURNING seq, prev_seq`
 	placeSQL = `SELECT t.n - (SELECT count(*) FROM usage_versions w WHERE w.account = $1
 	                AND (w.scraped_s, w.scraped_ns, w.seq) > ($2, $3, $4)),
 	       t.n, pg_notify('` + ChannelSaved + `', $5)
@@ -72,14 +72,14 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 	ss, sns := split(snap.ScrapedAt)
 
 	var res store.SaveResult
-	var seq int64
+	var seq, prev int64
 	start := time.Now()
 	err = s.readOrWrite(ctx, "saving a snapshot", true, func(ctx context.Context) error {
 		for range 3 { // the keyed row removed between conflict and replay: insert again
 			var num, total int
 			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 				err := tx.QueryRow(ctx, insertSQL, id, snap.Account, ss, sns, storedAt,
-					req.IdempotencyKey, req.BodyHash, raw).Scan(&seq)
+					req.IdempotencyKey, req.BodyHash, raw).Scan(&seq, &prev)
 				if errors.Is(err, pgx.ErrNoRows) {
 					return errKnownKey
 				}
@@ -113,7 +113,7 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 	}
 	if !res.Replayed {
 		s.noteSaved(snap.Account, res.Version)
-		s.applyRollup(snap.Account, seq, snap)
+		s.applyRollup(ctx, snap.Account, seq, &prev, snap)
 		s.signalRetention()
 		s.saved(snap.Account, res.Version.ID, false)
 	}

@@ -46,6 +46,7 @@ func Run(t *testing.T, b Backend) {
 		{"Nearest", testNearest},
 		{"LateSnapshotKeepsLatest", testLateSnapshotKeepsLatest},
 		{"Accounts", testAccounts},
+		{"ReserveAccount", testReserveAccount},
 		{"NanosecondsKept", testNanoseconds},
 		{"ReopenSeesTheSameHistory", testReopen},
 		{"Idempotency", testIdempotency},

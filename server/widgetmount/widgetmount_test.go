@@ -140,6 +140,14 @@ func TestPageAndPWAFiles(t *testing.T) {
 	if want := `goappWasmContentLength = "` + strconv.Itoa(len(raw)) + `"`; !strings.Contains(string(js), want) {
 		t.Errorf("app.js lacks %s (the raw size: the loader counts decompressed bytes)", want)
 	}
+	// app.wasm compiles in the worker, not through go-app's stream on
+	// the page.
+	if want := `goappInstantiateOffThread("/web/app.wasm", go.importObject, instantiateStreaming)`; !strings.Contains(string(js), want) {
+		t.Errorf("app.js lacks %s", want)
+	}
+	if bad := "fetchWithProgress(\""; strings.Contains(string(js), bad) {
+		t.Errorf("app.js still calls %s…)", bad)
+	}
 	for _, p := range []string{"/web/.secret", "/web/missing.png", "/web/../go.mod", "/robots.txt", "/other"} {
 		resp, _ := do(t, f, p, "")
 		if resp.StatusCode != http.StatusNotFound {
@@ -342,5 +350,21 @@ func TestScriptHashes(t *testing.T) {
 				t.Errorf("ScriptHashes = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCompileWasmOffThread(t *testing.T) {
+	goapp := `const wasm = await instantiateStreaming(
+      fetchWithProgress("/web/app.wasm", showProgress),
+      go.importObject
+    );`
+	got, ok := CompileWasmOffThread([]byte(goapp))
+	if !ok || !strings.HasPrefix(string(got), `const wasm = await goappInstantiateOffThread("/web/app.wasm", go.importObject, instantiateStreaming);`) ||
+		!strings.Contains(string(got), "function goappInstantiateOffThread(") {
+		t.Errorf("go-app's loader rewritten to %q, %v", got, ok)
+	}
+	changed := `instantiateStreaming(fetchWasm("/web/app.wasm"), go.importObject)`
+	if got, ok := CompileWasmOffThread([]byte(changed)); ok || string(got) != changed {
+		t.Errorf("an unknown loader became %q, %v; want it unchanged, false", got, ok)
 	}
 }

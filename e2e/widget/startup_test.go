@@ -12,6 +12,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/claude-usage/widget/server/widgetmount"
 )
 
 // startupJS runs app.wasm under Node with a chain of setTimeout(0) ticks
@@ -93,5 +98,31 @@ func TestStartupYields(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("tasks: %q\noutput:\n%s", tasks, out)
+	}
+}
+
+// TestWasmCompilesOnThePageWhenTheWorkerFails: where the compile worker
+// cannot start (here it is pointed at a script that does not exist), the
+// widget still loads, compiled on the page as go-app does.
+func TestWasmCompilesOnThePageWhenTheWorkerFails(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	s.post(time.Minute)
+	tb := newTab(t, s.url())
+	if _, err := chromedp.Call(tb.ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `{ const W = window.Worker; window.Worker = function (url, opts) { return new W(url + ".missing", opts); }; }`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tb.open("/#token=" + readToken)
+	tb.waitMeters(3, firstLoad)
+	if got := tb.eval(`String(performance.getEntriesByName("` + widgetmount.WasmResponseEndMark + `").length)`); got != "0" {
+		t.Errorf("%s marks = %s, want 0: the worker did not start", widgetmount.WasmResponseEndMark, got)
+	}
+	tb.mu.Lock()
+	logged := strings.Join(tb.logs, "\n")
+	tb.mu.Unlock()
+	if !strings.Contains(logged, "compiling app.wasm in a worker failed; compiling it on the page") {
+		t.Errorf("no fallback warning in the console:\n%s", logged)
 	}
 }

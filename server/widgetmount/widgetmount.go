@@ -14,6 +14,7 @@ package widgetmount
 
 import (
 	"crypto/sha256"
+	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -74,11 +75,13 @@ type Widget struct {
 // answers 404 with a message saying how to build it.
 func (h *Widget) Mount(f *fiber.App) {
 	f.Get("/web/app.wasm", h.serveWasm)
+	f.Get(WorkerPath, serveWorker)
 	f.Get("/web/*", h.serveStatic)
 	page := adaptor.HTTPHandler(h.page)
 	if h.appJS != nil {
 		f.Get("/app.js", h.serveAppJS)
 	}
+
 	for _, p := range PagePaths {
 		f.Get(p, page)
 	}
@@ -192,7 +195,14 @@ function goappInstantiateOffThread(url, importObject, instantiateStreaming) {
     return here();
   }
   return new Promise((resolve) => {
-    const w = new Worker("` + WorkerPath + `");
+    let w;
+    try {
+      w = new Worker("` + WorkerPath + `");
+    } catch (err) {
+      console.warn("compiling app.wasm in a worker failed; compiling it on the page:", String(err));
+      resolve(here());
+      return;
+    }
     const fallback = (why) => {
       w.terminate();
       console.warn("compiling app.wasm in a worker failed; compiling it on the page:", why);
@@ -216,12 +226,26 @@ function goappInstantiateOffThread(url, importObject, instantiateStreaming) {
 `
 
 const (
-	// WorkerPath is the worker that compiles app.wasm, under the web dir.
+	// WorkerPath is the worker that compiles app.wasm (wasm-compile.js,
+	// embedded).
 	WorkerPath = "/web/wasm-compile.js"
 	// WasmResponseEndMark is the performance mark at the end of
 	// app.wasm's response, set on the page when the worker compiled it.
 	WasmResponseEndMark = "app.wasm responseEnd"
 )
+
+// workerJS is the worker app.js starts. It lives in the binary with the
+// rewrite that calls it, so a web directory from another build cannot
+// split the two.
+//
+//go:embed wasm-compile.js
+var workerJS []byte
+
+func serveWorker(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.Send(workerJS)
+}
 
 // serveAppJS sends the rewritten loader with go-app's own headers.
 func (h *Widget) serveAppJS(c *fiber.Ctx) error {

@@ -130,7 +130,7 @@ func TestPageAndPWAFiles(t *testing.T) {
 	t.Parallel()
 	dir, raw := writeWeb(t)
 	f := newApp(t, dir)
-	for _, p := range []string{"/", "/app.js", "/wasm_exec.js", "/app-worker.js", "/manifest.webmanifest", "/app.css", "/web/icon-192.png", "/web/widget.css"} {
+	for _, p := range []string{"/", "/app.js", "/wasm_exec.js", "/app-worker.js", "/manifest.webmanifest", "/app.css", "/web/icon-192.png", "/web/widget.css", WorkerPath} {
 		resp, _ := do(t, f, p, "")
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s = %d, want 200", p, resp.StatusCode)
@@ -139,6 +139,10 @@ func TestPageAndPWAFiles(t *testing.T) {
 	_, js := do(t, f, "/app.js", "")
 	if want := `goappWasmContentLength = "` + strconv.Itoa(len(raw)) + `"`; !strings.Contains(string(js), want) {
 		t.Errorf("app.js lacks %s (the raw size: the loader counts decompressed bytes)", want)
+	}
+	// The worker comes from the binary, whatever the web dir holds.
+	if _, w := do(t, f, WorkerPath, ""); !strings.Contains(string(w), "WebAssembly.compileStreaming(") {
+		t.Errorf("GET %s = %q, want the compile worker", WorkerPath, w)
 	}
 	// app.wasm compiles in the worker, not through go-app's stream on
 	// the page.

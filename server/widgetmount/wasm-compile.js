@@ -1,5 +1,6 @@
-// Compiles app.wasm off the page's main thread. app.js (go-app's loader as
-// server/widgetmount rewrites it) starts this worker with the module's URL
+// Compiles app.wasm off the page's main thread. Served by usage-server from
+// its binary at /web/wasm-compile.js. app.js (go-app's loader as
+// widgetmount rewrites it) starts this worker with the module's URL
 // and instantiates the WebAssembly.Module it posts back. Compiled on the
 // page, every chunk of the module is decoded on the main thread: hundreds
 // of milliseconds of blocking time on a phone.

@@ -5,7 +5,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"syscall/js"
 	"time"
@@ -18,10 +17,10 @@ import (
 
 // browserDeps wires the widget to the page it runs in: the server it was
 // loaded from, localStorage, the document's visibility and the console
-// (each log line is one JSON object, printed by wasm_exec.js with
-// console.log).
+// (each log line is one JSON object, printed with console.log in the
+// browser's next task; see consoleWriter).
 func browserDeps() *Deps {
-	logger := NewConsoleLogger(os.Stdout, "widget", time.Now)
+	logger := NewConsoleLogger(newConsoleWriter(js.Global().Get("console").Get("log")), "widget", time.Now)
 	s := ParseSettings(app.Getenv)
 
 	var st Storage

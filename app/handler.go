@@ -38,7 +38,9 @@ func NewHandler(o HandlerOptions) *app.Handler {
 		Lang:            "en",
 		BackgroundColor: BackgroundColor,
 		ThemeColor:      ThemeColor,
-		LoadingLabel:    "Loading the widget… {progress}%",
+		// No percentage: the server hands app.wasm to the browser's
+		// compiler directly (widgetmount.StreamWasmNatively).
+		LoadingLabel: "Loading the widget…",
 		Icon: app.Icon{
 			Default:  "/web/icon-192.png",
 			Large:    "/web/icon-512.png",
@@ -48,8 +50,10 @@ func NewHandler(o HandlerOptions) *app.Handler {
 		Styles: []string{"/web/widget.css"},
 		// Starts the first data request while app.wasm loads (see the
 		// file); async, so it never holds the page up.
-		Scripts:            []string{"/web/prefetch.js async"},
-		CacheableResources: []string{"/web/icon.svg", "/web/icon-maskable.png"},
+		Scripts: []string{"/web/prefetch.js async"},
+		// wasm-compile.js compiles app.wasm off the main thread (see
+		// server/widgetmount); offline, it must come from the cache too.
+		CacheableResources: []string{"/web/icon.svg", "/web/icon-maskable.png", "/web/wasm-compile.js"},
 		Env:                o.Settings.Env(),
 		Version:            o.Version,
 		// Resources resolves /web/... to the same path on this server; the

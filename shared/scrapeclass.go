@@ -1,7 +1,5 @@
 package shared
 
-import "regexp"
-
 // ScrapeClass is the outcome of one scrape as the scraper reports it in
 // ScraperStatus.Category. The classes live here, not in the scraper,
 // because the widget (which must not import the scraper) explains them
@@ -35,7 +33,7 @@ const (
 
 // ScrapeClassPattern is the shape of any category the server accepts in a
 // scraper status: the known classes and ones a newer scraper may add.
-var ScrapeClassPattern = regexp.MustCompile(`^[A-Z][A-Z_]{0,31}$`)
+var ScrapeClassPattern = NewPattern(`^[A-Z][A-Z_]{0,31}$`)
 
 // NextStep is the advice for a failure of this class, shown in the
 // scraper's logs and in the widget. Commands are set in backticks; the

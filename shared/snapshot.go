@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"regexp"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -45,10 +44,10 @@ const (
 
 var (
 	// MeterIDPattern is the shape every meter id must have.
-	MeterIDPattern = regexp.MustCompile(`^[a-z0-9_]{1,48}$`)
+	MeterIDPattern = NewPattern(`^[a-z0-9_]{1,48}$`)
 	// AccountPattern is the shape of an account name; it is safe as a path
 	// segment because it cannot contain a slash or start with a dot.
-	AccountPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]{0,63}$`)
+	AccountPattern = NewPattern(`^[a-z0-9][a-z0-9._@-]{0,63}$`)
 )
 
 // Meter is one usage limit as Claude shows it.

@@ -92,6 +92,10 @@ const resourceTimingJS = `(() => {
     if (e.name.endsWith('/app.wasm') && !out.wasmEnd) out.wasmEnd = e.responseEnd;
     if (e.name.includes('/api/claude/console-usage') && !out.apiStart) { out.apiStart = e.startTime; out.apiEnd = e.responseEnd; }
   }
+  // Compiled in the worker, app.wasm has no entry on the page; the
+  // loader marks its response's end instead (server/widgetmount).
+  const m = performance.getEntriesByName('app.wasm responseEnd')[0];
+  if (!out.wasmEnd && m) out.wasmEnd = m.startTime;
   return out;
 })()`
 

@@ -6,12 +6,14 @@ import (
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
 	widget "github.com/claude-usage/widget/app"
+	"github.com/claude-usage/widget/cmd/widget/internal/inityield"
+	_ "github.com/claude-usage/widget/cmd/widget/internal/inityield/second" // see the package
 )
 
 func main() {
-	// Package init ran in this task; go-app's start and the first render
-	// get one of their own.
-	yieldToBrowser()
+	// The inits after unicode's ran in this task; go-app's start and the
+	// first render get one of their own.
+	inityield.Yield()
 	widget.RegisterRoutes()
 	// Returns at once on the host; in the browser it runs the UI loop.
 	app.RunWhenOnBrowser()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/claude-usage/widget/server/widgetmount"
 )
 
 // The texts are the widget states of the README, spelled out here on purpose:
@@ -88,11 +90,13 @@ func TestDataAppears(t *testing.T) {
 	if got := tb.apiRequests(); got != 1 {
 		t.Errorf("%d requests for usage on the first load, want 1 (the prefetched one)", got)
 	}
+	// app.wasm was fetched and compiled by the worker, which marks the
+	// end of its response on the page's timeline.
 	if got := tb.eval(`(() => {
-		const e = performance.getEntriesByType("resource");
-		const api = e.find(x => x.name.includes("/api/claude/console-usage"));
-		const wasm = e.find(x => x.name.endsWith("/app.wasm"));
-		return api && wasm && api.startTime < wasm.responseEnd ? "before" : "after";
+		const api = performance.getEntriesByType("resource").find(x => x.name.includes("/api/claude/console-usage"));
+		const wasm = performance.getEntriesByName("` + widgetmount.WasmResponseEndMark + `")[0];
+		if (!wasm) return "no mark: app.wasm did not compile in the worker";
+		return api && api.startTime < wasm.startTime ? "before" : "after";
 	})()`); got != "before" {
 		t.Errorf("the data request started %s app.wasm arrived, want before (prefetch)", got)
 	}

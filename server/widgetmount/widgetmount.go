@@ -14,6 +14,7 @@ package widgetmount
 
 import (
 	"crypto/sha256"
+	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -64,6 +65,8 @@ type Widget struct {
 	page    http.Handler // go-app's: the page and the PWA files
 	wasm    fasthttp.RequestHandler
 	scripts []string // sha256 sources of the page's inline scripts
+	appJS   []byte   // go-app's loader, streaming app.wasm natively
+	appJSCT string
 }
 
 // Mount registers the widget's page and asset routes on f. Call it after
@@ -72,8 +75,13 @@ type Widget struct {
 // answers 404 with a message saying how to build it.
 func (h *Widget) Mount(f *fiber.App) {
 	f.Get("/web/app.wasm", h.serveWasm)
+	f.Get(WorkerPath, serveWorker)
 	f.Get("/web/*", h.serveStatic)
 	page := adaptor.HTTPHandler(h.page)
+	if h.appJS != nil {
+		f.Get("/app.js", h.serveAppJS)
+	}
+
 	for _, p := range PagePaths {
 		f.Get(p, page)
 	}
@@ -139,7 +147,121 @@ func New(opts Options) (*Widget, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Widget{dir: dir, page: page, wasm: wasmFS.NewRequestHandler(), scripts: scripts}, nil
+	w := &Widget{dir: dir, page: page, wasm: wasmFS.NewRequestHandler(), scripts: scripts}
+	js, ct, err := render(page, "/app.js")
+	if err != nil {
+		return nil, err
+	}
+	if off, ok := CompileWasmOffThread(js); ok {
+		w.appJS, w.appJSCT = off, ct
+	} else {
+		log.Warn("go-app's loader has changed: app.wasm compiles on the page's main thread")
+	}
+	return w, nil
+}
+
+// goappCompile is go-app's call that streams app.wasm into
+// WebAssembly.instantiateStreaming on the page, through a JavaScript
+// ReadableStream counting bytes for the loading label.
+var goappCompile = regexp.MustCompile(`instantiateStreaming\(\s*fetchWithProgress\(("[^"]+"), showProgress\),\s*go\.importObject\s*\)`)
+
+// CompileWasmOffThread rewrites go-app's loader to compile app.wasm in a
+// dedicated worker (web/wasm-compile.js) and only instantiate it on the
+// page. Streaming compilation on the page decodes every chunk of the
+// 9 MB module on the main thread, and go-app's counting stream relays
+// each chunk through JavaScript with a relayout of the label: in
+// Chromium traces those were the page's largest tasks after Go's own
+// start-up (the "Unattributable" long tasks of Lighthouse's report).
+// Where a worker cannot compile, the page compiles as go-app does. The
+// label loses its percentage; the spinner stays.
+func CompileWasmOffThread(js []byte) ([]byte, bool) {
+	if !goappCompile.Match(js) {
+		return js, false
+	}
+	out := goappCompile.ReplaceAll(js, []byte("goappInstantiateOffThread($1, go.importObject, instantiateStreaming)"))
+	return append(out, offThreadJS...), true
+}
+
+// offThreadJS runs on the page. The worker also reports when app.wasm's
+// response ended, as a performance mark on the page's timeline: the
+// module's Resource Timing entry is the worker's, which the page cannot
+// see, and the widget's tests and bench compare the first data request
+// with it.
+const offThreadJS = `
+// Added by usage-server (widgetmount.CompileWasmOffThread).
+function goappInstantiateOffThread(url, importObject, instantiateStreaming) {
+  const here = () => instantiateStreaming(fetch(url), importObject);
+  if (typeof Worker === "undefined" || !WebAssembly.compileStreaming) {
+    return here();
+  }
+  return new Promise((resolve) => {
+    let w;
+    try {
+      w = new Worker("` + WorkerPath + `");
+    } catch (err) {
+      console.warn("compiling app.wasm in a worker failed; compiling it on the page:", String(err));
+      resolve(here());
+      return;
+    }
+    const fallback = (why) => {
+      w.terminate();
+      console.warn("compiling app.wasm in a worker failed; compiling it on the page:", why);
+      resolve(here());
+    };
+    w.onerror = (e) => fallback(e.message || "the worker did not start");
+    w.onmessage = (e) => {
+      if (!e.data.module) {
+        fallback(e.data.error);
+        return;
+      }
+      w.terminate();
+      if (e.data.responseEnd) {
+        performance.mark("` + WasmResponseEndMark + `", { startTime: e.data.responseEnd - performance.timeOrigin });
+      }
+      resolve(WebAssembly.instantiate(e.data.module, importObject).then((instance) => ({ instance })));
+    };
+    w.postMessage(url);
+  });
+}
+`
+
+const (
+	// WorkerPath is the worker that compiles app.wasm (wasm-compile.js,
+	// embedded).
+	WorkerPath = "/web/wasm-compile.js"
+	// WasmResponseEndMark is the performance mark at the end of
+	// app.wasm's response, set on the page when the worker compiled it.
+	WasmResponseEndMark = "app.wasm responseEnd"
+)
+
+// workerJS is the worker app.js starts. It lives in the binary with the
+// rewrite that calls it, so a web directory from another build cannot
+// split the two.
+//
+//go:embed wasm-compile.js
+var workerJS []byte
+
+func serveWorker(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "text/javascript; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.Send(workerJS)
+}
+
+// serveAppJS sends the rewritten loader with go-app's own headers.
+func (h *Widget) serveAppJS(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, h.appJSCT)
+	return c.Send(h.appJS)
+}
+
+// render answers GET path from go-app's handler, for files it generates
+// once from its settings.
+func render(page http.Handler, path string) ([]byte, string, error) {
+	rec := httptest.NewRecorder()
+	page.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	if rec.Code != http.StatusOK {
+		return nil, "", fmt.Errorf("widgetmount: rendering %s: status %d", path, rec.Code)
+	}
+	return rec.Body.Bytes(), rec.Header().Get("Content-Type"), nil
 }
 
 // hashFile returns the hex sha256 and the size of the file at path.
@@ -234,12 +356,11 @@ var scriptTag = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
 // inlineScriptHashes renders the page once and hashes each inline script
 // as CSP expects: base64 of the sha256 of the exact text between the tags.
 func inlineScriptHashes(page http.Handler) ([]string, error) {
-	rec := httptest.NewRecorder()
-	page.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if rec.Code != http.StatusOK {
-		return nil, fmt.Errorf("widgetmount: rendering the page for its CSP: status %d", rec.Code)
+	html, _, err := render(page, "/")
+	if err != nil {
+		return nil, fmt.Errorf("%w (for the page's CSP)", err)
 	}
-	return ScriptHashes(rec.Body.String()), nil
+	return ScriptHashes(string(html)), nil
 }
 
 // ScriptHashes returns the CSP hash source of every inline script in html

@@ -130,7 +130,7 @@ func TestPageAndPWAFiles(t *testing.T) {
 	t.Parallel()
 	dir, raw := writeWeb(t)
 	f := newApp(t, dir)
-	for _, p := range []string{"/", "/app.js", "/wasm_exec.js", "/app-worker.js", "/manifest.webmanifest", "/app.css", "/web/icon-192.png", "/web/widget.css"} {
+	for _, p := range []string{"/", "/app.js", "/wasm_exec.js", "/app-worker.js", "/manifest.webmanifest", "/app.css", "/web/icon-192.png", "/web/widget.css", WorkerPath} {
 		resp, _ := do(t, f, p, "")
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s = %d, want 200", p, resp.StatusCode)
@@ -139,6 +139,18 @@ func TestPageAndPWAFiles(t *testing.T) {
 	_, js := do(t, f, "/app.js", "")
 	if want := `goappWasmContentLength = "` + strconv.Itoa(len(raw)) + `"`; !strings.Contains(string(js), want) {
 		t.Errorf("app.js lacks %s (the raw size: the loader counts decompressed bytes)", want)
+	}
+	// The worker comes from the binary, whatever the web dir holds.
+	if _, w := do(t, f, WorkerPath, ""); !strings.Contains(string(w), "WebAssembly.compileStreaming(") {
+		t.Errorf("GET %s = %q, want the compile worker", WorkerPath, w)
+	}
+	// app.wasm compiles in the worker, not through go-app's stream on
+	// the page.
+	if want := `goappInstantiateOffThread("/web/app.wasm", go.importObject, instantiateStreaming)`; !strings.Contains(string(js), want) {
+		t.Errorf("app.js lacks %s", want)
+	}
+	if bad := "fetchWithProgress(\""; strings.Contains(string(js), bad) {
+		t.Errorf("app.js still calls %s…)", bad)
 	}
 	for _, p := range []string{"/web/.secret", "/web/missing.png", "/web/../go.mod", "/robots.txt", "/other"} {
 		resp, _ := do(t, f, p, "")
@@ -342,5 +354,21 @@ func TestScriptHashes(t *testing.T) {
 				t.Errorf("ScriptHashes = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCompileWasmOffThread(t *testing.T) {
+	goapp := `const wasm = await instantiateStreaming(
+      fetchWithProgress("/web/app.wasm", showProgress),
+      go.importObject
+    );`
+	got, ok := CompileWasmOffThread([]byte(goapp))
+	if !ok || !strings.HasPrefix(string(got), `const wasm = await goappInstantiateOffThread("/web/app.wasm", go.importObject, instantiateStreaming);`) ||
+		!strings.Contains(string(got), "function goappInstantiateOffThread(") {
+		t.Errorf("go-app's loader rewritten to %q, %v", got, ok)
+	}
+	changed := `instantiateStreaming(fetchWasm("/web/app.wasm"), go.importObject)`
+	if got, ok := CompileWasmOffThread([]byte(changed)); ok || string(got) != changed {
+		t.Errorf("an unknown loader became %q, %v; want it unchanged, false", got, ok)
 	}
 }

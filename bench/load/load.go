@@ -93,6 +93,11 @@ type Series struct {
 	errors   int
 	firstErr string
 	status   map[int]int
+	// Requests sent after the first of their run, and the time from each
+	// run's first to its last: their ratio is the rate the runs kept,
+	// without the gaps between rounds.
+	sentAfter uint64
+	sentSpan  time.Duration
 }
 
 // Run sends one run of requests and adds what it measured to s. Errors on
@@ -139,7 +144,15 @@ func (s *Series) Run(ctx context.Context, o Options) error {
 		pacer = limited{vegeta.ConstantPacer{Freq: o.Rate, Per: time.Second}, uint64(o.Requests)}
 	}
 	results := atk.Attack(targeter(o, target), pacer, o.Duration, "")
+	var first, last time.Time
+	var sent uint64
 	for r := range results {
+		if sent++; first.IsZero() || r.Timestamp.Before(first) {
+			first = r.Timestamp
+		}
+		if r.Timestamp.After(last) {
+			last = r.Timestamp
+		}
 		switch {
 		case r.Code != 0:
 			s.metrics.Add(r)
@@ -152,6 +165,10 @@ func (s *Series) Run(ctx context.Context, o Options) error {
 		}
 	}
 	s.wall += time.Since(start)
+	if sent > 1 {
+		s.sentAfter += sent - 1
+		s.sentSpan += last.Sub(first)
+	}
 	return ctx.Err()
 }
 
@@ -168,7 +185,9 @@ func (s *Series) Result() Result {
 	if r.Requests > 0 {
 		l := s.metrics.Latencies
 		r.P50, r.P90, r.P99, r.Max = l.P50, l.P90, l.P99, l.Max
-		r.SentRate = s.metrics.Rate
+	}
+	if s.sentSpan > 0 {
+		r.SentRate = float64(s.sentAfter) / s.sentSpan.Seconds()
 	}
 	if s.wall > 0 {
 		r.RPS = float64(r.Requests) / s.wall.Seconds()

@@ -122,6 +122,11 @@ func runPGBench(ctx context.Context, env *Env) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	postEntry, postBody, err := capturePost(ctx, pg1, key)
+	if err != nil {
+		return nil, err
+	}
+	entries, bodies = append(entries, postEntry), append(bodies, postBody)
 	bareDir := filepath.Join(env.TmpDir, "pg-bare")
 	if err := writeBareManifest(bareDir, entries, bodies); err != nil {
 		return nil, err
@@ -181,7 +186,7 @@ func runPGBench(ctx context.Context, env *Env) ([]Row, error) {
 			Note:     note,
 		})
 	}
-	postRows, err := pgPostRows(ctx, env, key, sides[0].procs, sides[1].procs, sides[2].procs)
+	postRows, err := pgPostRows(ctx, env, key, bareSide, sides[0].procs, sides[1].procs, sides[2].procs)
 	rows = append(rows, postRows...)
 	if err != nil {
 		return rows, err

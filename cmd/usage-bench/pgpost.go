@@ -3,10 +3,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/xid"
@@ -20,11 +24,16 @@ import (
 // (the budget's row), and the throughput at saturation for reference. The
 // fixed-rate rounds rotate over the sides like the GET rounds, so that a
 // change in machine load hits all of them.
-func pgPostRows(ctx context.Context, env *Env, key string, file, pg1, pg2 []*benchProc) ([]Row, error) {
+func pgPostRows(ctx context.Context, env *Env, key string, bare, file, pg1, pg2 []*benchProc) ([]Row, error) {
+	// The bare fiber handler answers every POST with the bytes of a real
+	// 201 and does nothing else: what a POST costs on this machine at this
+	// rate before any of the server's work (loopback, scheduling, the
+	// generator), in the same rounds.
 	sides := []struct {
 		name  string
 		procs []*benchProc
-	}{{"file store", file}, {"PostgreSQL, 1 replica", pg1}, {"PostgreSQL, 2 replicas", pg2}}
+	}{{"bare", bare}, {"file store", file}, {"PostgreSQL, 1 replica", pg1}, {"PostgreSQL, 2 replicas", pg2}}
+	load0 := loadAverage()
 	series := make([][]load.Series, len(sides))
 	for i, side := range sides {
 		series[i] = make([]load.Series, len(side.procs))
@@ -41,28 +50,39 @@ func pgPostRows(ctx context.Context, env *Env, key string, file, pg1, pg2 []*ben
 			}
 		}
 	}
+	load1 := loadAverage()
+	bareR := pgPostSum(series[0])
 	var rows []Row
 	for i, side := range sides {
+		if i == 0 {
+			continue
+		}
 		r := pgPostSum(series[i])
 		clean := r.errs == 0 && r.requests > 0
 		note := fmt.Sprintf("open loop: %d POSTs/s on a fixed schedule whatever the answers (%d/s per replica), each its own Idempotency-Key; "+
-			"%d POSTs in %d×%s rounds rotated over the sides; p50 %s p90 %s max %s; sent at %.1f/s; p99 is the worst replica's",
-			pgPostRate, pgPostRate/len(side.procs), r.requests, env.Rounds, env.Duration, httpMS(r.p50), httpMS(r.p90), httpMS(r.max), r.sent)
+			"%d POSTs in %d×%s rounds rotated over the sides and bare; p50 %s p90 %s max %s (bare %s, %s, %s); sent at %.1f/s; p99 is the worst replica's; load average %s before, %s after",
+			pgPostRate, pgPostRate/len(side.procs), r.requests, env.Rounds, env.Duration, httpMS(r.p50), httpMS(r.p90), httpMS(r.max),
+			httpMS(bareR.p50), httpMS(bareR.p90), httpMS(bareR.max), r.sent, load0, load1)
 		if !clean {
 			note = fmt.Sprintf("INVALID: %d failed or not 201 (%s); ", r.errs, r.first) + note
 		}
 		if r.sent < 0.95*pgPostRate {
 			note = "BEHIND: the schedule was not kept; " + note
 		}
+		if bareR.errs > 0 || bareR.requests == 0 {
+			note = fmt.Sprintf("bare: %d failed (%s); ", bareR.errs, bareR.first) + note
+		}
 		rows = append(rows, Row{
-			Name:   fmt.Sprintf("POST p99 at %d req/s (%s)", pgPostRate, side.name),
-			Value:  httpMS(r.p99),
-			Budget: fmt.Sprintf("<= %d ms", pgPostBudget.Milliseconds()),
-			Met:    check(clean && r.sent >= 0.95*pgPostRate && r.p99 <= pgPostBudget),
-			Note:   note,
+			Name:     fmt.Sprintf("POST p99 at %d req/s (%s)", pgPostRate, side.name),
+			Value:    httpMS(r.p99),
+			Baseline: "bare " + httpMS(bareR.p99),
+			Ratio:    ratio(float64(r.p99), float64(bareR.p99)),
+			Budget:   fmt.Sprintf("<= %d ms", pgPostBudget.Milliseconds()),
+			Met:      check(clean && r.sent >= 0.95*pgPostRate && r.p99 <= pgPostBudget),
+			Note:     note,
 		})
 	}
-	for _, side := range sides {
+	for _, side := range sides[1:] {
 		d := env.Duration * time.Duration(env.Rounds)
 		p50, p99, n, errs, err := pgPostLoad(ctx, side.procs, key, d)
 		if err != nil {
@@ -139,4 +159,38 @@ func pgPostSum(series []load.Series) pgPostResult {
 		out.sent += r.SentRate
 	}
 	return out
+}
+
+// capturePost POSTs one snapshot to p and returns its 201 for the bare
+// server to repeat.
+func capturePost(ctx context.Context, p *benchProc, key string) (bareEntry, []byte, error) {
+	r := pgPostRequest(0)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url()+shared.PathUsage, bytes.NewReader(r.Body))
+	if err != nil {
+		return bareEntry{}, nil, fmt.Errorf("bench: %w", err)
+	}
+	req.Header = r.Header.Clone()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(shared.HeaderAPIKey, key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return bareEntry{}, nil, fmt.Errorf("bench: POST to %s: %w", p.name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		return bareEntry{}, nil, fmt.Errorf("bench: POST to %s: %s %v: %.300s", p.name, resp.Status, err, body)
+	}
+	return bareEntry{Path: shared.PathUsage, Method: http.MethodPost, Status: http.StatusCreated, File: "pg-post.body",
+		ContentType: resp.Header.Get("Content-Type"), Headers: capturedHeaders(resp.Header)}, body, nil
+}
+
+// loadAverage is the 1-minute load average from /proc/loadavg, "?" when
+// it cannot be read: other work on the machine shows in every latency.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

@@ -1,8 +1,9 @@
 // Package load drives an HTTP server on loopback for benchmarks with
 // vegeta's attacker: a fixed number of workers, each with one request in
-// flight (a closed loop, like clients that wait for their answer), for a
-// time or a number of requests. Latencies go into vegeta's metrics, whose
-// HDR histogram plot WriteHDR writes out.
+// flight (a closed loop, like clients that wait for their answer), or a
+// fixed rate whatever the answers (an open loop, like many independent
+// clients), for a time or a number of requests. Latencies go into vegeta's
+// metrics, whose HDR histogram plot WriteHDR writes out.
 //
 // Only 127.0.0.1 is ever dialled, and every goroutine a run starts has
 // ended when Run returns.
@@ -18,6 +19,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -33,6 +35,23 @@ type Options struct {
 	// Timeout bounds one request (default 10 s): a server that never
 	// answers turns into errors, not a hung run.
 	Timeout time.Duration
+	// Rate > 0 sends that many requests per second on a fixed schedule,
+	// whether or not earlier ones were answered (an open loop), with at
+	// most Conns in flight. A saturated closed loop measures mostly its own
+	// queue; a fixed rate measures what a request costs at that load.
+	// 0: the closed loop.
+	Rate int
+	// Build, when set, makes the n-th request of a run (from 0): its
+	// method, body and headers on top of Header, e.g. a POST with an
+	// Idempotency-Key of its own. Workers call it concurrently.
+	Build func(n uint64) Request
+}
+
+// Request is what Options.Build makes for one request.
+type Request struct {
+	Method string // "" is GET
+	Body   []byte
+	Header http.Header
 }
 
 // Result is what runs measured. Latency is vegeta's: from building the
@@ -43,6 +62,7 @@ type Result struct {
 	RPS          float64       // Requests / Duration
 	P50, P90     time.Duration
 	P99, Max     time.Duration
+	SentRate     float64     // requests sent per second (vegeta's rate: first to last sent)
 	Errors       int         // requests without a response (dial, read, timeout)
 	FirstError   string      // the first of them, for a report; "" when none
 	StatusCounts map[int]int // responses by status code
@@ -73,6 +93,11 @@ type Series struct {
 	errors   int
 	firstErr string
 	status   map[int]int
+	// Requests sent after the first of their run, and the time from each
+	// run's first to its last: their ratio is the rate the runs kept,
+	// without the gaps between rounds.
+	sentAfter uint64
+	sentSpan  time.Duration
 }
 
 // Run sends one run of requests and adds what it measured to s. Errors on
@@ -103,6 +128,8 @@ func (s *Series) Run(ctx context.Context, o Options) error {
 		// A redirect is counted by its status, never followed.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	// Rate or not, Conns workers at most: in an open loop a request is
+	// sent late only when Conns are already in flight.
 	atk := vegeta.NewAttacker(vegeta.Client(client), vegeta.Workers(uint64(o.Conns)),
 		vegeta.MaxWorkers(uint64(o.Conns)), vegeta.MaxBody(0))
 	stop := context.AfterFunc(ctx, func() { atk.Stop() })
@@ -112,8 +139,20 @@ func (s *Series) Run(ctx context.Context, o Options) error {
 		s.status = map[int]int{}
 	}
 	start := time.Now()
-	results := atk.Attack(vegeta.NewStaticTargeter(target), closedLoop(o.Requests), o.Duration, "")
+	var pacer vegeta.Pacer = closedLoop(o.Requests)
+	if o.Rate > 0 {
+		pacer = limited{vegeta.ConstantPacer{Freq: o.Rate, Per: time.Second}, uint64(o.Requests)}
+	}
+	results := atk.Attack(targeter(o, target), pacer, o.Duration, "")
+	var first, last time.Time
+	var sent uint64
 	for r := range results {
+		if sent++; first.IsZero() || r.Timestamp.Before(first) {
+			first = r.Timestamp
+		}
+		if r.Timestamp.After(last) {
+			last = r.Timestamp
+		}
 		switch {
 		case r.Code != 0:
 			s.metrics.Add(r)
@@ -126,6 +165,10 @@ func (s *Series) Run(ctx context.Context, o Options) error {
 		}
 	}
 	s.wall += time.Since(start)
+	if sent > 1 {
+		s.sentAfter += sent - 1
+		s.sentSpan += last.Sub(first)
+	}
 	return ctx.Err()
 }
 
@@ -142,6 +185,9 @@ func (s *Series) Result() Result {
 	if r.Requests > 0 {
 		l := s.metrics.Latencies
 		r.P50, r.P90, r.P99, r.Max = l.P50, l.P90, l.P99, l.Max
+	}
+	if s.sentSpan > 0 {
+		r.SentRate = float64(s.sentAfter) / s.sentSpan.Seconds()
 	}
 	if s.wall > 0 {
 		r.RPS = float64(r.Requests) / s.wall.Seconds()
@@ -177,6 +223,9 @@ func check(o *Options) (vegeta.Target, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
+	}
+	if o.Rate < 0 {
+		return vegeta.Target{}, fmt.Errorf("load: Rate %d: want 0 (closed loop) or requests per second", o.Rate)
 	}
 	return vegeta.Target{Method: http.MethodGet, URL: o.URL, Header: o.Header}, nil
 }
@@ -240,3 +289,41 @@ func (n closedLoop) Pace(_ time.Duration, hits uint64) (time.Duration, bool) {
 }
 
 func (closedLoop) Rate(time.Duration) float64 { return 0 }
+
+// limited is a pacer that stops after n hits (0: no limit).
+type limited struct {
+	vegeta.Pacer
+	n uint64
+}
+
+func (l limited) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
+	if l.n > 0 && hits >= l.n {
+		return 0, true
+	}
+	return l.Pacer.Pace(elapsed, hits)
+}
+
+// targeter is the run's one static target, or with Build a new request
+// each time.
+func targeter(o Options, base vegeta.Target) vegeta.Targeter {
+	if o.Build == nil {
+		return vegeta.NewStaticTargeter(base)
+	}
+	var n atomic.Uint64
+	return func(t *vegeta.Target) error {
+		r := o.Build(n.Add(1) - 1)
+		*t = base
+		if r.Method != "" {
+			t.Method = r.Method
+		}
+		t.Body = r.Body
+		t.Header = base.Header.Clone()
+		if t.Header == nil {
+			t.Header = http.Header{}
+		}
+		for k, v := range r.Header {
+			t.Header[k] = v
+		}
+		return nil
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -330,5 +332,81 @@ func TestSeriesMergesRounds(t *testing.T) {
 	last := strings.Fields(lines[len(lines)-1])
 	if total, err := strconv.Atoi(last[2]); err != nil || total != 400 {
 		t.Errorf("HDR plot's last row %q, want a total count of 400", lines[len(lines)-1])
+	}
+}
+
+func TestRateSpacesRequests(t *testing.T) {
+	// The server answers at once; a closed loop would send the ten
+	// requests back to back. At 50/s the tenth cannot be sent before 9
+	// intervals of 20 ms have passed (a lower bound: sleeping never ends
+	// early).
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Options{URL: srv.URL + "/", Conns: 2, Rate: 50, Requests: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 10 || len(at) != 10 {
+		t.Fatalf("requests %d, server saw %d, want 10", res.Requests, len(at))
+	}
+	if got, want := at[9].Sub(at[0]), 9*20*time.Millisecond-time.Millisecond; got < want {
+		t.Errorf("first to tenth request %v apart, want at least %v at 50/s", got, want)
+	}
+	// The same bound seen by the generator: 9 intervals in at least 180 ms.
+	if res.SentRate <= 0 || res.SentRate > 50.5 {
+		t.Errorf("SentRate %.1f/s, want (0, 50]", res.SentRate)
+	}
+}
+
+func TestBuildMakesEachRequest(t *testing.T) {
+	type seen struct{ method, key, auth, body string }
+	var mu sync.Mutex
+	var got []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, seen{r.Method, r.Header.Get("Idempotency-Key"), r.Header.Get("Authorization"), string(b)})
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer srv.Close()
+	const n = 50
+	for _, rate := range []int{0, 2000} {
+		t.Run(fmt.Sprintf("rate=%d", rate), func(t *testing.T) {
+			got = nil
+			res, err := Run(context.Background(), Options{
+				URL: srv.URL + "/p", Conns: 4, Requests: n, Rate: rate,
+				Header: http.Header{"Authorization": {"Bearer x"}},
+				Build: func(i uint64) Request {
+					return Request{Method: http.MethodPost, Body: []byte(fmt.Sprintf(`{"n":%d}`, i)),
+						Header: http.Header{"Idempotency-Key": {fmt.Sprintf("k%d", i)}}}
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCounts[http.StatusCreated] != n || len(got) != n {
+				t.Fatalf("statuses %s, server saw %d, want %d×201", res.StatusSummary(), len(got), n)
+			}
+			keys, bodies := map[string]bool{}, map[string]bool{}
+			for _, s := range got {
+				if s.method != http.MethodPost || s.auth != "Bearer x" {
+					t.Errorf("request %+v, want a POST with the run's Authorization", s)
+				}
+				if want := `{"n":` + strings.TrimPrefix(s.key, "k") + `}`; s.body != want {
+					t.Errorf("body %q with key %q, want %q", s.body, s.key, want)
+				}
+				keys[s.key], bodies[s.body] = true, true
+			}
+			if len(keys) != n || len(bodies) != n {
+				t.Errorf("%d distinct keys and %d bodies, want %d each", len(keys), len(bodies), n)
+			}
+		})
 	}
 }

@@ -41,6 +41,10 @@ type bareEntry struct {
 	// put the same bytes on the wire and the load generator parses the
 	// same answers: the ratio is then the servers' own work.
 	Headers [][2]string `json:"headers"`
+	// Method and Status: "" and 0 are GET and 200. The pg section's POST
+	// baseline answers every POST with the captured 201.
+	Method string `json:"method,omitempty"`
+	Status int    `json:"status,omitempty"`
 }
 
 func init() { subcommands["bare"] = runBareServer }
@@ -90,28 +94,38 @@ func runBareServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 		query, ctype string
 		headers      [][2]string
 		body         []byte
+		status       int
 	}
-	byPath := map[string][]answer{}
-	var paths []string
+	type route struct{ method, path string }
+	byRoute := map[route][]answer{}
+	var routes []route
 	for _, e := range entries {
 		body, err := os.ReadFile(filepath.Join(*dir, e.File))
 		if err != nil {
 			return fmt.Errorf("bench: bare: %w", err)
 		}
-		if _, ok := byPath[e.Path]; !ok {
-			paths = append(paths, e.Path)
+		r := route{e.Method, e.Path}
+		if r.method == "" {
+			r.method = fiber.MethodGet
 		}
-		byPath[e.Path] = append(byPath[e.Path], answer{e.Query, e.ContentType, e.Headers, body})
+		if _, ok := byRoute[r]; !ok {
+			routes = append(routes, r)
+		}
+		status := e.Status
+		if status == 0 {
+			status = fiber.StatusOK
+		}
+		byRoute[r] = append(byRoute[r], answer{e.Query, e.ContentType, e.Headers, body, status})
 	}
 
 	app := fiber.New()
-	for _, p := range paths {
-		answers := byPath[p]
+	for _, r := range routes {
+		answers := byRoute[r]
 		queries := make([][]byte, len(answers))
 		for i, a := range answers {
 			queries[i] = []byte(a.query)
 		}
-		app.Get(p, func(c *fiber.Ctx) error {
+		app.Add(r.method, r.path, func(c *fiber.Ctx) error {
 			q := c.Request().URI().QueryString()
 			for i, a := range answers {
 				if bytes.Equal(q, queries[i]) {
@@ -119,7 +133,7 @@ func runBareServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 					for _, h := range a.headers {
 						c.Set(h[0], h[1])
 					}
-					return c.Send(a.body)
+					return c.Status(a.status).Send(a.body)
 				}
 			}
 			return c.SendStatus(fiber.StatusNotFound)

@@ -33,8 +33,10 @@ func TestBareServerAnswersTheCapturedBytes(t *testing.T) {
 		{Path: "/api/health", ContentType: "application/json", File: "h.body"},
 		{Path: "/api/claude/console-usage", ContentType: "application/json; charset=utf-8", File: "l.body"},
 		{Path: "/api/claude/console-usage", Query: "timestamp=2026-11-25T10%3A00%3A30Z", ContentType: "application/json", File: "t.body"},
+		{Path: "/api/claude/console-usage", Method: http.MethodPost, Status: http.StatusCreated, ContentType: "application/json", File: "p.body",
+			Headers: [][2]string{{"X-Request-Id", "r1"}}},
 	}
-	bodies := [][]byte{[]byte(`{"status":"ok"}`), []byte(`{"latest":true}`), []byte(`{"nearest":true}`)}
+	bodies := [][]byte{[]byte(`{"status":"ok"}`), []byte(`{"latest":true}`), []byte(`{"nearest":true}`), []byte(`{"success":true}`)}
 	if err := writeBareManifest(dir, entries, bodies); err != nil {
 		t.Fatal(err)
 	}
@@ -54,14 +56,24 @@ func TestBareServerAnswersTheCapturedBytes(t *testing.T) {
 		if e.Query != "" {
 			target += "?" + e.Query
 		}
-		resp, err := http.Get("http://" + addr + target)
+		method, status := http.MethodGet, http.StatusOK
+		if e.Method != "" {
+			method, status = e.Method, e.Status
+		}
+		req, _ := http.NewRequest(method, "http://"+addr+target, strings.NewReader(`{"any":"body"}`))
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || string(body) != string(bodies[i]) || resp.Header.Get("Content-Type") != e.ContentType {
-			t.Errorf("%s: %d %q %q", target, resp.StatusCode, body, resp.Header.Get("Content-Type"))
+		if resp.StatusCode != status || string(body) != string(bodies[i]) || resp.Header.Get("Content-Type") != e.ContentType {
+			t.Errorf("%s %s: %d %q %q, want %d %q", method, target, resp.StatusCode, body, resp.Header.Get("Content-Type"), status, bodies[i])
+		}
+		for _, h := range e.Headers {
+			if got := resp.Header.Get(h[0]); got != h[1] {
+				t.Errorf("%s %s: %s %q, want %q", method, target, h[0], got, h[1])
+			}
 		}
 	}
 	if resp, err := http.Get("http://" + addr + "/api/claude/console-usage?timestamp=other"); err != nil || resp.StatusCode != 404 {

@@ -5,7 +5,7 @@
 // ratio and the budget. It is Linux-only (it reads /proc). It reports; it never fails a build
 // because a budget was missed (tests never assert on wall-clock speed).
 //
-//	usage-bench [-sections http,rss,wasm,widget,scraper,store] [flags]
+//	usage-bench [-sections store,http,pg,streams,rss,wasm,widget,live,scraper] [flags]
 //
 // Each section lives in its own file and registers itself in init.
 package main

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -192,9 +193,31 @@ func (e *Engine) EvaluateAccount(ctx context.Context, account string) {
 		e.log.Warn("alert evaluation could not read the latest snapshot", "account", account, "error", err.Error())
 		return
 	}
-	if e.evaluate(ctx, v.Snapshot) {
+	before, ok := e.fingerprint(v.Snapshot.Account)
+	if !e.evaluate(ctx, v.Snapshot) {
+		return
+	}
+	if after, okAfter := e.fingerprint(v.Snapshot.Account); !ok || !okAfter || !bytes.Equal(before, after) {
 		e.save(ctx)
 	}
+}
+
+// fingerprint is the account's state as saved, without Last. Most
+// snapshots change nothing else, and writing the state for them is one
+// more durable write per POST that a restart does not need: evaluating
+// that snapshot again changes nothing either, and claims keep any alert
+// from being sent twice. Last is written with the next change.
+// ok is false when there is none to compare (a new account, or one that
+// does not encode): then the state is written.
+func (e *Engine) fingerprint(account string) (b []byte, ok bool) {
+	as := e.state.Accounts[account]
+	if as == nil {
+		return nil, false
+	}
+	c := *as
+	c.Last = time.Time{}
+	b, err := json.Marshal(c)
+	return b, err == nil
 }
 
 // evaluate applies one snapshot; false when it is not newer than the last

@@ -30,19 +30,25 @@ type notice struct {
 }
 
 // insertSQL stores a version unless its idempotency key exists;
-// placeSQL then reads its number and the total in the same transaction,
-// which holds the account's counter row (locked by the insert's trigger)
-// until it commits, so no other save of the account changes them
-// meanwhile. The NOTIFY is sent at the commit.
+// placeSQL then reads its number and the total. Both go in one batch: one
+// round trip and one implicit transaction, which commits at the batch's
+// end. The insert's trigger locks the account's counter row until then,
+// so no other save of the account changes the figures meanwhile, and the
+// lock is never held while the database waits for this process (a
+// BEGIN … COMMIT of four round trips held it across three, and every
+// save of the account queued behind them). placeSQL finds the row by its
+// id, so a conflicting insert, which stored none, gives no row and sends
+// no NOTIFY. The NOTIFY is sent at the commit.
 const (
 	insertSQL = `INSERT INTO usage_versions (id, account, scraped_s, scraped_ns, stored_at, idem_key, body_hash, snapshot)
 	VALUES ($1, $2, $3, $4, $5, NULLIF($6::text, ''), $7, $8)
 	ON CONFLICT (idem_key) DO NOTHING
 	RETURNING seq, prev_seq`
 	placeSQL = `SELECT t.n - (SELECT count(*) FROM usage_versions w WHERE w.account = $1
-	                AND (w.scraped_s, w.scraped_ns, w.seq) > ($2, $3, $4)),
+	                AND (w.scraped_s, w.scraped_ns, w.seq) > ($2, $3, v.seq)),
 	       t.n, pg_notify('` + ChannelSaved + `', $5)
-	FROM (SELECT versions AS n FROM usage_accounts WHERE account = $1) t`
+	FROM usage_versions v, (SELECT versions AS n FROM usage_accounts WHERE account = $1) t
+	WHERE v.id = $4`
 )
 
 // errKnownKey ends a save's transaction whose key exists: it replays.
@@ -77,17 +83,22 @@ func (s *Store) Save(ctx context.Context, req store.SaveRequest) (store.SaveResu
 	err = s.readOrWrite(ctx, "saving a snapshot", true, func(ctx context.Context) error {
 		for range 3 { // the keyed row removed between conflict and replay: insert again
 			var num, total int
-			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-				err := tx.QueryRow(ctx, insertSQL, id, snap.Account, ss, sns, storedAt,
-					req.IdempotencyKey, req.BodyHash, raw).Scan(&seq, &prev)
-				if errors.Is(err, pgx.ErrNoRows) {
-					return errKnownKey
-				}
-				if err != nil {
-					return err
-				}
-				return tx.QueryRow(ctx, placeSQL, snap.Account, ss, sns, seq, string(payload)).Scan(&num, &total, nil)
-			})
+			b := &pgx.Batch{}
+			b.Queue(insertSQL, id, snap.Account, ss, sns, storedAt, req.IdempotencyKey, req.BodyHash, raw)
+			b.Queue(placeSQL, snap.Account, ss, sns, id, string(payload))
+			br := s.pool.SendBatch(ctx, b)
+			err := br.QueryRow().Scan(&seq, &prev)
+			known := errors.Is(err, pgx.ErrNoRows)
+			if err == nil {
+				err = br.QueryRow().Scan(&num, &total, nil)
+			}
+			// Close reports what failed in the statements not read.
+			if cerr := br.Close(); cerr != nil && (err == nil || known) {
+				err, known = cerr, false
+			}
+			if known {
+				err = errKnownKey
+			}
 			if err == nil {
 				res = store.SaveResult{Version: store.Version{ID: id, Number: num, Total: total, StoredAt: storedAt,
 					Snapshot: store.CloneSnapshot(snap)}}

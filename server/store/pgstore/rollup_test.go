@@ -42,18 +42,15 @@ func rawSave(ctx context.Context, conn *pgx.Conn, sn shared.Snapshot, key, hash 
 		if err != nil {
 			return err
 		}
-		// The seq comes first whatever else the insert returns.
-		vals, err := pgx.CollectOneRow(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
-		if err != nil {
+		if _, err := pgx.CollectOneRow(rows, func(r pgx.CollectableRow) ([]any, error) { return r.Values() }); err != nil {
 			return err
 		}
-		seq := vals[0].(int64)
 		if !notify {
 			return nil
 		}
 		payload, _ := json.Marshal(notice{Account: sn.Account, ID: id, Origin: "a-replica-that-stopped"})
 		var n, total int
-		return tx.QueryRow(ctx, placeSQL, sn.Account, ss, sns, seq, string(payload)).Scan(&n, &total, nil)
+		return tx.QueryRow(ctx, placeSQL, sn.Account, ss, sns, id, string(payload)).Scan(&n, &total, nil)
 	})
 }
 

@@ -32,9 +32,22 @@ BEGIN
         SELECT last_seq INTO NEW.prev_seq FROM usage_accounts WHERE account = NEW.account FOR UPDATE;
     END IF;
     NEW.seq := nextval('usage_versions_seq_seq');
-    UPDATE usage_accounts SET last_seq = NEW.seq WHERE account = NEW.account;
     RETURN NEW;
 END $$;
 
 CREATE TRIGGER usage_order_version BEFORE INSERT ON usage_versions
 FOR EACH ROW EXECUTE FUNCTION usage_order_version();
+
+-- last_seq moves only when the row is stored: a BEFORE trigger also runs
+-- for a row that ON CONFLICT (idem_key) DO NOTHING then drops (a replay),
+-- and the save's statements commit together even then (one implicit
+-- transaction per batch), so advancing it there would name a version that
+-- does not exist as the next one's predecessor.
+CREATE FUNCTION usage_order_version_stored() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE usage_accounts SET last_seq = NEW.seq WHERE account = NEW.account;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER usage_order_version_stored AFTER INSERT ON usage_versions
+FOR EACH ROW EXECUTE FUNCTION usage_order_version_stored();

@@ -173,3 +173,14 @@ func (p browserPage) OnVisibilityChange(f func(visible bool)) (stop func()) {
 		fn.Release()
 	}
 }
+
+// afterTask runs f in a later browser task (a setTimeout callback).
+func afterTask(f func()) {
+	var cb js.Func
+	cb = js.FuncOf(func(js.Value, []js.Value) any {
+		cb.Release()
+		f()
+		return nil
+	})
+	js.Global().Call("setTimeout", cb, 0)
+}

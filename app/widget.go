@@ -111,6 +111,12 @@ func NewWidget(d *Deps) *Widget { return &Widget{deps: d} }
 func (w *Widget) OnMount(ctx app.Context) {
 	if w.deps == nil {
 		w.deps = browserDeps()
+		// In the browser go-app's start and the shell's first render are
+		// one long task; the widget's own start (token, cache, the first
+		// fetch and its render, timers) takes the next one, so the page
+		// can paint and take input in between.
+		afterTask(func() { ctx.Dispatch(func(ctx app.Context) { w.start(ctx) }) })
+		return
 	}
 	w.start(ctx)
 }

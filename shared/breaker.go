@@ -63,6 +63,10 @@ type Breaker struct {
 	failures int
 	openedAt time.Time
 	probing  bool
+	// pending are transitions not yet given to OnTransition, in the order
+	// they happened; emitting is set while one goroutine delivers them.
+	pending  []Transition
+	emitting bool
 }
 
 // Defaults: open after 3 consecutive failures, for 60 s.
@@ -211,6 +215,9 @@ func (b *Breaker) advance() *Transition {
 func (b *Breaker) setState(to State) *Transition {
 	now := b.cfg.Now()
 	t := &Transition{Name: b.cfg.Name, From: b.state, To: to, Failures: b.failures, At: now}
+	if b.cfg.OnTransition != nil {
+		b.pending = append(b.pending, *t)
+	}
 	b.state = to
 	if to == StateOpen {
 		b.openedAt = now
@@ -221,8 +228,31 @@ func (b *Breaker) setState(to State) *Transition {
 	return t
 }
 
+// emit delivers the pending transitions, t's among them, outside the lock
+// and in the order they happened. Two goroutines that each moved the
+// breaker would otherwise race to report, and a log could say
+// HALF_OPEN->OPEN before OPEN->HALF_OPEN. Whoever finds another goroutine
+// delivering leaves its transition to that one, which loops until none is
+// left; a callback that moves the breaker itself queues its transition
+// the same way instead of deadlocking.
 func (b *Breaker) emit(t *Transition) {
-	if t != nil && b.cfg.OnTransition != nil {
-		b.cfg.OnTransition(*t)
+	if t == nil || b.cfg.OnTransition == nil {
+		return
 	}
+	b.mu.Lock()
+	if b.emitting {
+		b.mu.Unlock()
+		return
+	}
+	b.emitting = true
+	for len(b.pending) > 0 {
+		next := b.pending[0]
+		b.pending = b.pending[1:]
+		b.mu.Unlock()
+		b.cfg.OnTransition(next)
+		b.mu.Lock()
+	}
+	b.pending = nil
+	b.emitting = false
+	b.mu.Unlock()
 }

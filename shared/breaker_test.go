@@ -240,3 +240,68 @@ func TestBreakerCustomConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestBreakerReportsTransitionsInOrder: one goroutine moves the breaker to
+// HALF_OPEN and is still inside OnTransition when another's failed probe
+// moves it back to OPEN. The second report waits for the first, so a log
+// never reads HALF_OPEN->OPEN before OPEN->HALF_OPEN.
+func TestBreakerReportsTransitionsInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var path []string
+		inside, release := make(chan struct{}), make(chan struct{})
+		b := NewBreaker(BreakerConfig{Name: "test", OnTransition: func(tr Transition) {
+			if tr.To == StateHalfOpen {
+				close(inside)
+				<-release
+			}
+			mu.Lock()
+			path = append(path, tr.From.String()+">"+tr.To.String())
+			mu.Unlock()
+		}})
+		for range 3 {
+			_ = b.Execute(fail)
+		}
+		time.Sleep(60 * time.Second)
+		reader := make(chan struct{})
+		go func() { b.State(); close(reader) }()
+		<-inside
+		// The probe is let through and fails while the report of
+		// OPEN->HALF_OPEN is still being delivered.
+		if err := b.Execute(fail); !errors.Is(err, errFail) {
+			t.Fatalf("probe err = %v", err)
+		}
+		close(release)
+		<-reader
+		want := []string{"CLOSED>OPEN", "OPEN>HALF_OPEN", "HALF_OPEN>OPEN"}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(path) != len(want) || path[0] != want[0] || path[1] != want[1] || path[2] != want[2] {
+			t.Errorf("transitions = %v, want %v", path, want)
+		}
+	})
+}
+
+// TestBreakerCallbackMayMoveIt: a callback that moves the breaker itself
+// neither deadlocks nor loses or reorders a transition.
+func TestBreakerCallbackMayMoveIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var path []string
+		var b *Breaker
+		b = NewBreaker(BreakerConfig{Name: "test", OnTransition: func(tr Transition) {
+			path = append(path, tr.From.String()+">"+tr.To.String())
+			if tr.To == StateOpen && len(path) == 1 {
+				b.Bypass()(true) // closes it from inside the report of opening
+			}
+		}})
+		for range 3 {
+			_ = b.Execute(fail)
+		}
+		if got, want := b.State(), StateClosed; got != want {
+			t.Errorf("state = %s, want %s", got, want)
+		}
+		if want := []string{"CLOSED>OPEN", "OPEN>CLOSED"}; len(path) != 2 || path[0] != want[0] || path[1] != want[1] {
+			t.Errorf("transitions = %v, want %v", path, want)
+		}
+	})
+}

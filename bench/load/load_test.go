@@ -337,14 +337,16 @@ func TestSeriesMergesRounds(t *testing.T) {
 
 func TestRateSpacesRequests(t *testing.T) {
 	// The server answers at once; a closed loop would send the ten
-	// requests back to back. At 50/s the tenth cannot be sent before 9
-	// intervals of 20 ms have passed (a lower bound: sleeping never ends
-	// early).
+	// requests back to back in a few milliseconds. At 50/s the tenth
+	// cannot be sent before 9 intervals of 20 ms have passed (a lower
+	// bound: sleeping never ends early). The server's arrival times are
+	// not the measure: a first request that waits for the scheduler lands
+	// late and shrinks the span it sees.
 	var mu sync.Mutex
-	var at []time.Time
+	var n int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		at = append(at, time.Now())
+		n++
 		mu.Unlock()
 	}))
 	defer srv.Close()
@@ -352,15 +354,18 @@ func TestRateSpacesRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Requests != 10 || len(at) != 10 {
-		t.Fatalf("requests %d, server saw %d, want 10", res.Requests, len(at))
+	if res.Requests != 10 || n != 10 {
+		t.Fatalf("requests %d, server saw %d, want 10", res.Requests, n)
 	}
-	if got, want := at[9].Sub(at[0]), 9*20*time.Millisecond-time.Millisecond; got < want {
-		t.Errorf("first to tenth request %v apart, want at least %v at 50/s", got, want)
+	// The pacer releases the tenth request 9 intervals after the attack
+	// began, so the run lasts at least 180 ms. (SentRate is no bound: it
+	// spans vegeta's send stamps, and a first request that waited for a
+	// worker shortens that span while the pacer catches up.)
+	if got, want := res.Duration, 9*20*time.Millisecond; got < want {
+		t.Errorf("ten requests at 50/s took %v, want at least %v", got, want)
 	}
-	// The same bound seen by the generator: 9 intervals in at least 180 ms.
-	if res.SentRate <= 0 || res.SentRate > 50.5 {
-		t.Errorf("SentRate %.1f/s, want (0, 50]", res.SentRate)
+	if res.SentRate <= 0 {
+		t.Errorf("SentRate %.1f/s, want > 0", res.SentRate)
 	}
 }
 

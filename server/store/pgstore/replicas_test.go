@@ -189,6 +189,44 @@ func TestLatestFollowsTheOtherReplica(t *testing.T) {
 	}
 }
 
+// TestCountNotBehindLatest: when Latest reads the database and finds
+// versions removed whose notice has not arrived (here none is sent, as a
+// row changed by something else would), Count and Accounts include the
+// removal once Latest returns, up to the account's last version.
+func TestCountNotBehindLatest(t *testing.T) {
+	t.Parallel()
+	db, dsn := freshDSN(t)
+	var got savedLog
+	a := openTest(t, dsn, func(o *Options) { o.OnSaved = got.add })
+	b := openTest(t, dsn, nil)
+	waitListening(t, dsn, 2)
+	ctx := context.Background()
+	first := save(t, a, "default", t0, 1)
+	second := save(t, b, "default", t0.Add(time.Hour), 2)
+	// A's figures count both and its latest in memory is dropped.
+	eventually(t, 2*time.Second, "A hears of B's save", func() bool { return got.has("default", second.Version.ID) })
+
+	pg.Exec(t, db, "DELETE FROM usage_versions WHERE id = $1", first.Version.ID)
+	v, err := a.Latest(ctx, "default")
+	if err != nil || v.ID != second.Version.ID || v.Total != 1 {
+		t.Fatalf("Latest = %s of %d, %v; want %s of 1", v.ID, v.Total, err, second.Version.ID)
+	}
+	if got, want := a.Count("default"), 1; got != want {
+		t.Errorf("Count after Latest = %d, want %d", got, want)
+	}
+
+	pg.Exec(t, db, "DELETE FROM usage_versions WHERE id = $1", second.Version.ID)
+	if _, err := a.Latest(ctx, "default"); codeOf(err) != shared.CodeNoData {
+		t.Fatalf("Latest with no version left: %v, want NO_DATA", err)
+	}
+	if got, want := a.Count("default"), 0; got != want {
+		t.Errorf("Count after NO_DATA = %d, want %d", got, want)
+	}
+	if got := a.Accounts(); len(got) != 0 {
+		t.Errorf("Accounts after NO_DATA = %v, want none", got)
+	}
+}
+
 // TestSubscribe: a subscriber hears of this instance's saves and of the
 // other replica's, not of replays, and nothing after cancel.
 func TestSubscribe(t *testing.T) {

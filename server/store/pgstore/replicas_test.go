@@ -227,6 +227,40 @@ func TestCountNotBehindLatest(t *testing.T) {
 	}
 }
 
+// TestRetainAfterAnotherRun: a run just before Retain's (another
+// replica's, or this instance's own in the background) removed what there
+// was to remove, and its notice or reload has not come yet; Retain finds
+// nothing left, and Count leaves the removed version out when it returns.
+func TestRetainAfterAnotherRun(t *testing.T) {
+	t.Parallel()
+	db, dsn := freshDSN(t)
+	runs := make(chan struct{}, 16)
+	s := openTest(t, dsn, func(o *Options) {
+		o.RetentionVersions, o.RetentionDays = 2, 1
+		o.onRetention = func() { runs <- struct{}{} }
+	})
+	<-runs // Open's run; the next waits RetainGap
+	now := time.Now()
+	oldest := save(t, s, "default", now.Add(-5*24*time.Hour), 1)
+	save(t, s, "default", now.Add(-4*24*time.Hour), 2)
+	save(t, s, "default", now.Add(-3*24*time.Hour), 3)
+	// What the other run removes, without a notice reaching s.
+	pg.Exec(t, db, "DELETE FROM usage_versions WHERE id = $1", oldest.Version.ID)
+	removed, err := s.Retain(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 0 {
+		t.Errorf("Retain removed %v, want nothing left to remove", removed)
+	}
+	if got, want := s.Count("default"), 2; got != want {
+		t.Errorf("Count after Retain = %d, want %d", got, want)
+	}
+	if st := s.Status(); len(st.Accounts) != 1 || st.Accounts[0].Count != 2 {
+		t.Errorf("Status().Accounts = %+v, want 2 versions", st.Accounts)
+	}
+}
+
 // TestSubscribe: a subscriber hears of this instance's saves and of the
 // other replica's, not of replays, and nothing after cancel.
 func TestSubscribe(t *testing.T) {

@@ -170,12 +170,21 @@ func TestLatestFollowsTheOtherReplica(t *testing.T) {
 	t.Parallel()
 	_, dsn := freshDSN(t)
 	var got savedLog
-	a := openTest(t, dsn, func(o *Options) { o.OnSaved = got.add })
+	aRan := make(chan struct{}, 1)
+	a := openTest(t, dsn, func(o *Options) {
+		o.OnSaved = got.add
+		// A runs retention once, at Open: B's run after its save skips
+		// while another replica's run holds the lock (the next save runs
+		// it), and there is no next save here.
+		o.retainGap = time.Hour
+		o.onRetention = func() { aRan <- struct{}{} }
+	})
 	ctx := context.Background()
 	first := save(t, a, "default", t0, 1)
 	if v, err := a.Latest(ctx, "default"); err != nil || v.ID != first.Version.ID {
 		t.Fatalf("Latest = %s, %v", v.ID, err)
 	}
+	<-aRan
 	// B keeps 1 version: its retention removes first after its save.
 	b := openTest(t, dsn, func(o *Options) { o.RetentionVersions, o.RetentionDays = 1, 1; o.retainGap = time.Nanosecond })
 	waitListening(t, dsn, 2)

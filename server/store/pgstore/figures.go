@@ -111,6 +111,8 @@ func (s *Store) currentGen() uint64 {
 
 // refreshAccount reloads one account's figures.
 func (s *Store) refreshAccount(ctx context.Context, account string) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	gen := s.currentGen()
 	fig, err := s.loadFigures(ctx, account)
 	if err != nil {
@@ -128,11 +130,6 @@ func (s *Store) refreshAll(ctx context.Context) error {
 }
 
 func (s *Store) refreshAllChanged(ctx context.Context) ([]string, error) {
-	gen := s.currentGen()
-	fig, err := s.loadFigures(ctx, "")
-	if err != nil {
-		return nil, err
-	}
 	var corrupt int
 	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM usage_corrupt_versions").Scan(&corrupt); err != nil {
 		return nil, err
@@ -140,11 +137,17 @@ func (s *Store) refreshAllChanged(ctx context.Context) ([]string, error) {
 	if err := s.loadScrapers(ctx, ""); err != nil {
 		return nil, err
 	}
-	changed := s.apply(fig, gen, "")
 	s.mu.Lock()
 	s.corrupt = corrupt
 	s.mu.Unlock()
-	return changed, nil
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	gen := s.currentGen()
+	fig, err := s.loadFigures(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return s.apply(fig, gen, ""), nil
 }
 
 // loadScrapers reads the scraper reports (of one account, or all). A

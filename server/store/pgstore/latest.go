@@ -2,8 +2,10 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 
 	"github.com/claude-usage/widget/server/store"
+	"github.com/claude-usage/widget/shared"
 )
 
 // Each instance keeps every account's latest version as it last read or
@@ -13,7 +15,9 @@ import (
 // periodic reload that finds other figures. Between another replica's
 // commit and its NOTIFY (milliseconds) this instance still answers the
 // previous latest, as a reader that asked a moment earlier would have
-// seen it.
+// seen it. A read that goes to the database and finds other figures there
+// reloads them before it returns: Count and Accounts never lag behind a
+// latest version this instance answered.
 
 // cachedLatest returns the account's cached latest version (a copy) and
 // the generation a fill must match.
@@ -56,8 +60,37 @@ func (s *Store) readLatest(ctx context.Context, account string) (store.Version, 
 		return v, nil
 	}
 	v, err := s.queryLatest(ctx, account)
-	if err == nil {
-		s.fillLatest(account, v, gen)
+	if err != nil {
+		var se *shared.Error
+		if errors.As(err, &se) && se.Code == shared.CodeNoData && s.Count(account) > 0 {
+			s.reloadAccount(ctx, account)
+		}
+		return v, err
 	}
-	return v, err
+	if s.figuresDiffer(account, v) {
+		// Usually another replica's save or retention whose notice is on
+		// its way. Not kept: the next read, with the figures caught up,
+		// keeps its answer.
+		s.reloadAccount(ctx, account)
+		return v, nil
+	}
+	s.fillLatest(account, v, gen)
+	return v, nil
+}
+
+// figuresDiffer says whether v, read from the database, is not the latest
+// version and total the account's figures hold.
+func (s *Store) figuresDiffer(account string, v store.Version) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f := s.accounts[account]
+	return f.count != v.Total || f.latestID != v.ID
+}
+
+// reloadAccount reloads the account's figures for readLatest; after a
+// failure the notice and the periodic reload still catch them up.
+func (s *Store) reloadAccount(ctx context.Context, account string) {
+	if err := s.refreshAccount(ctx, account); err != nil && s.ctx.Err() == nil {
+		s.log.Debug("could not reload an account's figures after reading its latest version", "account", account, "error", err.Error())
+	}
 }

@@ -62,6 +62,11 @@ type Store struct {
 	check   *store.WriteCheck
 	breaker *shared.Breaker
 
+	// reloadMu orders the figure reloads: each reads the database and
+	// applies what it read while holding it, so a reload that read
+	// earlier (before another replica's commit) never overwrites one that
+	// read later, and the figures only move forward.
+	reloadMu sync.Mutex
 	mu       sync.RWMutex // guards the figures below
 	accounts map[string]accountFigures
 	scrapers map[string]shared.ScraperStatus

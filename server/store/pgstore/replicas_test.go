@@ -170,12 +170,21 @@ func TestLatestFollowsTheOtherReplica(t *testing.T) {
 	t.Parallel()
 	_, dsn := freshDSN(t)
 	var got savedLog
-	a := openTest(t, dsn, func(o *Options) { o.OnSaved = got.add })
+	aRan := make(chan struct{}, 1)
+	a := openTest(t, dsn, func(o *Options) {
+		o.OnSaved = got.add
+		// A runs retention once, at Open: B's run after its save skips
+		// while another replica's run holds the lock (the next save runs
+		// it), and there is no next save here.
+		o.retainGap = time.Hour
+		o.onRetention = func() { aRan <- struct{}{} }
+	})
 	ctx := context.Background()
 	first := save(t, a, "default", t0, 1)
 	if v, err := a.Latest(ctx, "default"); err != nil || v.ID != first.Version.ID {
 		t.Fatalf("Latest = %s, %v", v.ID, err)
 	}
+	<-aRan
 	// B keeps 1 version: its retention removes first after its save.
 	b := openTest(t, dsn, func(o *Options) { o.RetentionVersions, o.RetentionDays = 1, 1; o.retainGap = time.Nanosecond })
 	waitListening(t, dsn, 2)
@@ -186,6 +195,78 @@ func TestLatestFollowsTheOtherReplica(t *testing.T) {
 	})
 	if got, want := a.Count("default"), 1; got != want {
 		t.Errorf("A's Count = %d, want %d", got, want)
+	}
+}
+
+// TestCountNotBehindLatest: when Latest reads the database and finds
+// versions removed whose notice has not arrived (here none is sent, as a
+// row changed by something else would), Count and Accounts include the
+// removal once Latest returns, up to the account's last version.
+func TestCountNotBehindLatest(t *testing.T) {
+	t.Parallel()
+	db, dsn := freshDSN(t)
+	var got savedLog
+	a := openTest(t, dsn, func(o *Options) { o.OnSaved = got.add })
+	b := openTest(t, dsn, nil)
+	waitListening(t, dsn, 2)
+	ctx := context.Background()
+	first := save(t, a, "default", t0, 1)
+	second := save(t, b, "default", t0.Add(time.Hour), 2)
+	// A's figures count both and its latest in memory is dropped.
+	eventually(t, 2*time.Second, "A hears of B's save", func() bool { return got.has("default", second.Version.ID) })
+
+	pg.Exec(t, db, "DELETE FROM usage_versions WHERE id = $1", first.Version.ID)
+	v, err := a.Latest(ctx, "default")
+	if err != nil || v.ID != second.Version.ID || v.Total != 1 {
+		t.Fatalf("Latest = %s of %d, %v; want %s of 1", v.ID, v.Total, err, second.Version.ID)
+	}
+	if got, want := a.Count("default"), 1; got != want {
+		t.Errorf("Count after Latest = %d, want %d", got, want)
+	}
+
+	pg.Exec(t, db, "DELETE FROM usage_versions WHERE id = $1", second.Version.ID)
+	if _, err := a.Latest(ctx, "default"); codeOf(err) != shared.CodeNoData {
+		t.Fatalf("Latest with no version left: %v, want NO_DATA", err)
+	}
+	if got, want := a.Count("default"), 0; got != want {
+		t.Errorf("Count after NO_DATA = %d, want %d", got, want)
+	}
+	if got := a.Accounts(); len(got) != 0 {
+		t.Errorf("Accounts after NO_DATA = %v, want none", got)
+	}
+}
+
+// TestRetainAfterAnotherRun: a run just before Retain's (another
+// replica's, or this instance's own in the background) removed what there
+// was to remove, and its notice or reload has not come yet; Retain finds
+// nothing left, and Count leaves the removed version out when it returns.
+func TestRetainAfterAnotherRun(t *testing.T) {
+	t.Parallel()
+	db, dsn := freshDSN(t)
+	runs := make(chan struct{}, 16)
+	s := openTest(t, dsn, func(o *Options) {
+		o.RetentionVersions, o.RetentionDays = 2, 1
+		o.onRetention = func() { runs <- struct{}{} }
+	})
+	<-runs // Open's run; the next waits RetainGap
+	now := time.Now()
+	oldest := save(t, s, "default", now.Add(-5*24*time.Hour), 1)
+	save(t, s, "default", now.Add(-4*24*time.Hour), 2)
+	save(t, s, "default", now.Add(-3*24*time.Hour), 3)
+	// What the other run removes, without a notice reaching s.
+	pg.Exec(t, db, "DELETE FROM usage_versions WHERE id = $1", oldest.Version.ID)
+	removed, err := s.Retain(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 0 {
+		t.Errorf("Retain removed %v, want nothing left to remove", removed)
+	}
+	if got, want := s.Count("default"), 2; got != want {
+		t.Errorf("Count after Retain = %d, want %d", got, want)
+	}
+	if st := s.Status(); len(st.Accounts) != 1 || st.Accounts[0].Count != 2 {
+		t.Errorf("Status().Accounts = %+v, want 2 versions", st.Accounts)
 	}
 }
 

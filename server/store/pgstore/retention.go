@@ -60,7 +60,8 @@ func (s *Store) retentionLoop() {
 
 // Retain runs retention now and returns the versions removed per account.
 // It waits for a run another replica holds, then runs itself, so that what
-// was stored before the call has been considered when it returns.
+// was stored before the call has been considered when it returns, and
+// Count then leaves out every version removed by then (by any run).
 func (s *Store) Retain(ctx context.Context) (map[string]int, error) { return s.retain(ctx, true) }
 
 // retain runs retention one replica at a time (a transaction advisory
@@ -109,9 +110,22 @@ func (s *Store) retain(ctx context.Context, wait bool) (map[string]int, error) {
 	if err != nil {
 		return nil, s.storageError("running retention", true, err)
 	}
+	if wait {
+		// The run that held the lock before ours (this instance's own
+		// background run, or another replica's) reloads its accounts only
+		// after its commit, or announces them by a notice still on its
+		// way, and ours then finds nothing left to remove. Reloading every
+		// account here makes Count include each removal committed before
+		// Retain returns.
+		if err := s.refreshAll(ctx); err != nil {
+			return removed, s.storageError("reloading the figures after retention", false, err)
+		}
+	}
 	for a, n := range removed {
-		if err := s.refreshAccount(ctx, a); err != nil {
-			s.log.Warn("retention could not reload an account's figures", "account", a, "error", err.Error())
+		if !wait {
+			if err := s.refreshAccount(ctx, a); err != nil {
+				s.log.Warn("retention could not reload an account's figures", "account", a, "error", err.Error())
+			}
 		}
 		s.log.Info("retention removed old versions", "account", a, "removed", n,
 			"keepVersions", s.opts.RetentionVersions, "keepDays", s.opts.RetentionDays)

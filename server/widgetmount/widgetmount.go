@@ -218,7 +218,10 @@ function goappInstantiateOffThread(url, importObject, instantiateStreaming) {
       if (e.data.responseEnd) {
         performance.mark("` + WasmResponseEndMark + `", { startTime: e.data.responseEnd - performance.timeOrigin });
       }
-      resolve(WebAssembly.instantiate(e.data.module, importObject).then((instance) => ({ instance })));
+      // go.run starts in a task of its own, not in the one that
+      // instantiated the module.
+      resolve(WebAssembly.instantiate(e.data.module, importObject).then(
+        (instance) => new Promise((next) => setTimeout(() => next({ instance }), 0))));
     };
     w.postMessage(url);
   });

@@ -3,7 +3,6 @@
 package app
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -15,8 +14,6 @@ type HandlerOptions struct {
 	// Version names the build; it must change when app.wasm changes so
 	// that the service worker replaces its cache.
 	Version string
-	// WasmRawSize is the size of the uncompressed app.wasm, 0 when unknown.
-	WasmRawSize int64
 }
 
 // Theme colours, also in web/widget.css.
@@ -60,12 +57,6 @@ func NewHandler(o HandlerOptions) *app.Handler {
 		// server serves /web/ itself (app.wasm precompressed), so go-app
 		// does not need to be a file server.
 		Resources: localWeb{},
-	}
-	if o.WasmRawSize > 0 {
-		// go-app's loader counts the bytes it reads from the response
-		// body, which the browser has already decompressed: the progress
-		// must divide by the raw size, not by the br/gzip Content-Length.
-		h.WasmContentLength = strconv.FormatInt(o.WasmRawSize, 10)
 	}
 	return h
 }

@@ -15,9 +15,8 @@ import (
 func TestHandlerServesLocalPWA(t *testing.T) {
 	t.Parallel()
 	h := NewHandler(HandlerOptions{
-		Settings:    Settings{Refresh: 2 * time.Second, RetryDelay: 300 * time.Millisecond, BreakerThreshold: 3, BreakerCooldown: 5 * time.Second},
-		Version:     "test-1",
-		WasmRawSize: 8_000_000,
+		Settings: Settings{Refresh: 2 * time.Second, RetryDelay: 300 * time.Millisecond, BreakerThreshold: 3, BreakerCooldown: 5 * time.Second},
+		Version:  "test-1",
 	})
 	get := func(path string) (int, string, http.Header) {
 		rec := httptest.NewRecorder()
@@ -37,7 +36,7 @@ func TestHandlerServesLocalPWA(t *testing.T) {
 	}
 
 	_, js, _ := get("/app.js")
-	for _, want := range []string{`"WIDGET_REFRESH":"2s"`, `"WIDGET_RETRY_DELAY":"300ms"`, `"WIDGET_BREAKER_COOLDOWN":"5s"`, `goappWasmContentLength = "8000000"`} {
+	for _, want := range []string{`"WIDGET_REFRESH":"2s"`, `"WIDGET_RETRY_DELAY":"300ms"`, `"WIDGET_BREAKER_COOLDOWN":"5s"`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("app.js lacks %q", want)
 		}

@@ -111,7 +111,7 @@ func New(opts Options) (*Widget, error) {
 	if version == "" {
 		version = "dev"
 	}
-	sum, rawSize, err := hashFile(filepath.Join(dir, "app.wasm"))
+	sum, err := hashFile(filepath.Join(dir, "app.wasm"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		log.Warn("app.wasm is not built: the widget page will not start; run `make wasm`", "webDir", dir)
@@ -130,8 +130,6 @@ func New(opts Options) (*Widget, error) {
 			BreakerCooldown:  opts.BreakerCooldown,
 		},
 		Version: version,
-		// go-app's loader counts decompressed bytes for its progress bar.
-		WasmRawSize: rawSize,
 	})
 	wasmFS := &fasthttp.FS{
 		Root:                   dir,
@@ -267,22 +265,21 @@ func render(page http.Handler, path string) ([]byte, string, error) {
 	return rec.Body.Bytes(), rec.Header().Get("Content-Type"), nil
 }
 
-// hashFile returns the hex sha256 and the size of the file at path.
-func hashFile(path string) (string, int64, error) {
+// hashFile returns the hex sha256 of the file at path.
+func hashFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return "", 0, err
+			return "", err
 		}
-		return "", 0, fmt.Errorf("widgetmount: reading app.wasm: %w", err)
+		return "", fmt.Errorf("widgetmount: reading app.wasm: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("widgetmount: reading app.wasm: %w", err)
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("widgetmount: reading app.wasm: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // serveWasm sends app.wasm through fasthttp's file server, which picks

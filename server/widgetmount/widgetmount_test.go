@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +127,7 @@ func TestWasmByAcceptEncoding(t *testing.T) {
 
 func TestPageAndPWAFiles(t *testing.T) {
 	t.Parallel()
-	dir, raw := writeWeb(t)
+	dir, _ := writeWeb(t)
 	f := newApp(t, dir)
 	for _, p := range []string{"/", "/app.js", "/wasm_exec.js", "/app-worker.js", "/manifest.webmanifest", "/app.css", "/web/icon-192.png", "/web/widget.css", WorkerPath} {
 		resp, _ := do(t, f, p, "")
@@ -137,9 +136,6 @@ func TestPageAndPWAFiles(t *testing.T) {
 		}
 	}
 	_, js := do(t, f, "/app.js", "")
-	if want := `goappWasmContentLength = "` + strconv.Itoa(len(raw)) + `"`; !strings.Contains(string(js), want) {
-		t.Errorf("app.js lacks %s (the raw size: the loader counts decompressed bytes)", want)
-	}
 	// The worker comes from the binary, whatever the web dir holds.
 	if _, w := do(t, f, WorkerPath, ""); !strings.Contains(string(w), "WebAssembly.compileStreaming(") {
 		t.Errorf("GET %s = %q, want the compile worker", WorkerPath, w)

@@ -78,29 +78,11 @@ func runLive(ctx context.Context, env *Env) ([]Row, error) {
 	if _, err := benchChromiumPath(); err != nil {
 		return nil, err
 	}
-	bin, err := usageServerBin(env)
-	if err != nil {
-		return nil, err
-	}
-	data := filepath.Join(env.TmpDir, "live-data")
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	key, token := benchSecret(), benchSecret()
-	srv, err := startBenchProc(ctx, env, "live", bin,
-		[]string{"--addr", "127.0.0.1:0", "--data-dir", data, "--web-dir", env.WebDir, "--rate-limit", "0", "--widget-refresh", liveRefresh},
-		[]string{"USAGE_API_KEY=" + key, "USAGE_READ_TOKEN=" + token})
+	srv, key, token, err := startSessionServer(ctx, env, "live", "--widget-refresh", liveRefresh)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
-	// Data first: a store without any is not healthy.
-	if _, err := postSession(ctx, srv, key, 10); err != nil {
-		return nil, err
-	}
-	if _, err := srv.waitHealthy(ctx); err != nil {
-		return nil, err
-	}
 
 	browser, stopBrowser, err := startBenchChromium(ctx, env.TmpDir)
 	if err != nil {
@@ -189,6 +171,37 @@ func liveWait(ctx context.Context, tab context.Context, expr, want string, timeo
 
 // postSession stores a snapshot scraped now whose session meter is at pct
 // and returns its version id.
+// startSessionServer starts usage-server name with fresh keys, a data dir
+// of its own and extra flags, and stores one session snapshot before it
+// waits for health (a store without data is not healthy). The caller
+// stops it.
+func startSessionServer(ctx context.Context, env *Env, name string, extra ...string) (srv *benchProc, key, token string, err error) {
+	bin, err := usageServerBin(env)
+	if err != nil {
+		return nil, "", "", err
+	}
+	data := filepath.Join(env.TmpDir, name+"-data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, "", "", fmt.Errorf("bench: %w", err)
+	}
+	key, token = benchSecret(), benchSecret()
+	srv, err = startBenchProc(ctx, env, name, bin,
+		append([]string{"--addr", "127.0.0.1:0", "--data-dir", data, "--web-dir", env.WebDir, "--rate-limit", "0"}, extra...),
+		[]string{"USAGE_API_KEY=" + key, "USAGE_READ_TOKEN=" + token})
+	if err != nil {
+		return nil, "", "", err
+	}
+	if _, err := postSession(ctx, srv, key, 10); err != nil {
+		srv.stop()
+		return nil, "", "", err
+	}
+	if _, err := srv.waitHealthy(ctx); err != nil {
+		srv.stop()
+		return nil, "", "", err
+	}
+	return srv, key, token, nil
+}
+
 func postSession(ctx context.Context, p *benchProc, key string, pct float64) (string, error) {
 	now := time.Now().UTC()
 	resets := now.Add(2 * time.Hour)

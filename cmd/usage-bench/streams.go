@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -36,29 +34,11 @@ const (
 )
 
 func runStreams(ctx context.Context, env *Env) ([]Row, error) {
-	bin, err := usageServerBin(env)
-	if err != nil {
-		return nil, err
-	}
-	data := filepath.Join(env.TmpDir, "streams-data")
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	key, token := benchSecret(), benchSecret()
-	srv, err := startBenchProc(ctx, env, "streams", bin,
-		[]string{"--addr", "127.0.0.1:0", "--data-dir", data, "--web-dir", env.WebDir, "--rate-limit", "0",
-			"--max-streams", fmt.Sprint(streamCount)},
-		[]string{"USAGE_API_KEY=" + key, "USAGE_READ_TOKEN=" + token})
+	srv, key, token, err := startSessionServer(ctx, env, "streams", "--max-streams", fmt.Sprint(streamCount))
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
-	if _, err := postSession(ctx, srv, key, 10); err != nil {
-		return nil, err
-	}
-	if _, err := srv.waitHealthy(ctx); err != nil {
-		return nil, err
-	}
 	// The server's POST and stream paths warmed up (one stream, a few
 	// POSTs), then closed, so that "none open" is the same process after
 	// the same code ran, not a fresh one.

@@ -65,8 +65,12 @@ func Queue(dir string, snap shared.Snapshot, now time.Time, log *slog.Logger) (Q
 	stamp := filepath.Join(stateDir, StampFile)
 	if raw, err := os.ReadFile(stamp); err == nil {
 		last, perr := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(raw)))
-		// A stamp in the future (the clock was set back) does not block.
-		if perr == nil && !last.After(now) && now.Sub(last) < MinGap {
+		// Within MinGap either way throttles: an invocation that read
+		// the clock a moment before the one that just queued sees that
+		// stamp slightly in its future (12 concurrent statuslines queued
+		// two snapshots). Only a stamp further ahead means the clock was
+		// set back, and that does not block.
+		if d := now.Sub(last); perr == nil && d < MinGap && d > -MinGap {
 			return QueuedRecent, nil
 		}
 	}

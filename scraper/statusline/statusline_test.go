@@ -134,6 +134,9 @@ func TestQueueThrottle(t *testing.T) {
 		{59 * time.Second, QueuedRecent, 1},
 		{60 * time.Second, QueuedNew, 2},
 		{61 * time.Second, QueuedRecent, 2},
+		// A concurrent invocation that read the clock just before the
+		// one that queued at +60 s.
+		{60*time.Second - time.Millisecond, QueuedRecent, 2},
 		{-time.Hour, QueuedNew, 3}, // the clock went back: not blocked for an hour
 	}
 	for _, s := range steps {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/shared"
 )
@@ -25,14 +27,29 @@ CROSS JOIN LATERAL (SELECT v.scraped_s, v.scraped_ns, v.id FROM usage_versions v
 // "", and notes the accounts whose rollup lacks versions (a notice missed,
 // a writer that sends none): the rollup loop catches them up.
 func (s *Store) loadFigures(ctx context.Context, account string) (map[string]accountFigures, error) {
-	var arg any
-	if account != "" {
-		arg = account
-	}
-	rows, err := s.pool.Query(ctx, figuresSQL, arg)
+	rows, err := s.pool.Query(ctx, figuresSQL, accountArg(account))
 	if err != nil {
 		return nil, err
 	}
+	out, lasts, err := scanFigures(rows)
+	if err != nil {
+		return nil, err
+	}
+	s.noteLastSeqs(lasts)
+	return out, nil
+}
+
+// accountArg is figuresSQL's argument: NULL for every account.
+func accountArg(account string) any {
+	if account == "" {
+		return nil
+	}
+	return account
+}
+
+// scanFigures reads figuresSQL's rows, and each account's newest seq.
+func scanFigures(rows pgx.Rows) (map[string]accountFigures, map[string]int64, error) {
+	defer rows.Close()
 	out := map[string]accountFigures{}
 	var a, id string
 	var n int
@@ -41,17 +58,15 @@ func (s *Store) loadFigures(ctx context.Context, account string) (map[string]acc
 	lasts := map[string]int64{}
 	for rows.Next() {
 		if err := rows.Scan(&a, &n, &ls, &lns, &id, &last); err != nil {
-			rows.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		out[a] = accountFigures{count: n, latest: time.Unix(ls, int64(lns)).UTC(), latestID: id}
 		lasts[a] = last
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.noteLastSeqs(lasts)
-	return out, nil
+	return out, lasts, nil
 }
 
 // noteLastSeqs marks behind each account whose newest seq is above its
@@ -154,11 +169,7 @@ func (s *Store) refreshAllChanged(ctx context.Context) ([]string, error) {
 // report that does not decode is logged and left out, as the file store
 // does with an unreadable report file.
 func (s *Store) loadScrapers(ctx context.Context, account string) error {
-	var arg any
-	if account != "" {
-		arg = account
-	}
-	rows, err := s.pool.Query(ctx, "SELECT account, status FROM usage_scraper_status WHERE $1::text IS NULL OR account = $1", arg)
+	rows, err := s.pool.Query(ctx, "SELECT account, status FROM usage_scraper_status WHERE $1::text IS NULL OR account = $1", accountArg(account))
 	if err != nil {
 		return err
 	}
@@ -198,7 +209,7 @@ func (s *Store) loadScrapers(ctx context.Context, account string) error {
 }
 
 func (s *Store) refreshLoop() {
-	t := time.NewTicker(RefreshEvery)
+	t := time.NewTicker(s.opts.refreshEvery)
 	defer t.Stop()
 	for {
 		select {

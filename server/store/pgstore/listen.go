@@ -99,16 +99,17 @@ func (s *Store) listen(first bool) (listened bool, err error) {
 		}
 		cctx, cancel := context.WithTimeout(s.ctx, RefreshEvery)
 		switch n.Channel {
-		case ChannelSaved, ChannelRetained:
+		case ChannelSaved:
 			s.dropLatestLocked(nt.Account)
-			err = s.refreshAccount(cctx, nt.Account)
-			if n.Channel == ChannelRetained {
-				break
-			}
-			if nt.ID != "" && err == nil {
-				err = s.applyRemote(cctx, nt.ID)
+			if nt.ID != "" {
+				err = s.applySaved(cctx, nt.Account, nt.ID)
+			} else {
+				err = s.refreshAccount(cctx, nt.Account)
 			}
 			s.saved(nt.Account, nt.ID, true)
+		case ChannelRetained:
+			s.dropLatestLocked(nt.Account)
+			err = s.refreshAccount(cctx, nt.Account)
 		case ChannelScraper:
 			err = s.loadScrapers(cctx, nt.Account)
 		}

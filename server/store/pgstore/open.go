@@ -40,10 +40,13 @@ type Options struct {
 	// defaultMaxConns).
 	MaxConns int32
 	// Tests only: recoverEvery replaces store.RecoveryEvery, retainGap
-	// RetainGap; onRetention is called after each background retention
-	// run.
+	// RetainGap, refreshEvery RefreshEvery, rollupDelay
+	// rollupPersistDelay; onRetention is called after each background
+	// retention run.
 	recoverEvery time.Duration
 	retainGap    time.Duration
+	refreshEvery time.Duration
+	rollupDelay  time.Duration
 	onRetention  func()
 }
 
@@ -142,6 +145,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.retainGap <= 0 {
 		opts.retainGap = RetainGap
+	}
+	if opts.refreshEvery <= 0 {
+		opts.refreshEvery = RefreshEvery
+	}
+	if opts.rollupDelay <= 0 {
+		opts.rollupDelay = rollupPersistDelay
 	}
 	cfg, err := pgxpool.ParseConfig(opts.DSN)
 	if err != nil {

@@ -263,25 +263,6 @@ func (s *Store) catchUpBehind(ctx context.Context) {
 	}
 }
 
-// applyRemote adds another replica's version, read by id.
-func (s *Store) applyRemote(ctx context.Context, id string) error {
-	var r row
-	var prev *int64
-	err := s.pool.QueryRow(ctx, "SELECT "+cols+", v.prev_seq FROM usage_versions v WHERE v.id = $1", id).Scan(r.dest(&prev)...)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // removed meanwhile
-	}
-	if err != nil {
-		return err
-	}
-	snap, err := r.decode()
-	if err != nil {
-		return nil
-	}
-	s.applyRollup(ctx, r.account, r.seq, prev, snap)
-	return nil
-}
-
 func (s *Store) rollupLoop() {
 	for {
 		select {
@@ -292,7 +273,7 @@ func (s *Store) rollupLoop() {
 			return
 		case <-s.rollKick:
 		}
-		t := time.NewTimer(rollupPersistDelay)
+		t := time.NewTimer(s.opts.rollupDelay)
 		select {
 		case <-s.ctx.Done():
 			t.Stop()

@@ -73,7 +73,9 @@ func TestSaveNeverWaitsForTheClientInATransaction(t *testing.T) {
 
 // pgProxy forwards connections to PostgreSQL and counts, from the server's
 // messages, the ReadyForQuery ones and those of them that say the server
-// is inside a transaction block.
+// is inside a transaction block. The pool's ping of a connection idle for
+// a second (an empty query) is not counted: it is the pool's round trip,
+// not the store's.
 type pgProxy struct {
 	dsn         string
 	ready, inTx atomic.Int64
@@ -136,6 +138,7 @@ func startPGProxy(t *testing.T, dsn string) *pgProxy {
 // there is no SSL answer before them).
 func (px *pgProxy) watch(r io.Reader) {
 	var head [5]byte
+	var last byte
 	for {
 		if _, err := io.ReadFull(r, head[:]); err != nil {
 			return
@@ -148,7 +151,9 @@ func (px *pgProxy) watch(r io.Reader) {
 		if _, err := io.ReadFull(r, body); err != nil {
 			return
 		}
-		if head[0] == 'Z' && n == 1 {
+		ping := last == 'I' // EmptyQueryResponse
+		last = head[0]
+		if head[0] == 'Z' && n == 1 && !ping {
 			px.ready.Add(1)
 			if body[0] == 'T' {
 				px.inTx.Add(1)

@@ -1,0 +1,95 @@
+package pgstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/claude-usage/widget/server/store"
+)
+
+// TestAnotherReplicasSaveCostsOneRoundTrip: behind a balancer every save
+// one replica makes costs the other its notice. That is one round trip
+// (the account's figures and the announced version in one batch), and
+// the reads the notice wakes (each open stream's event, the alert
+// engine's evaluation) then find the new version cached: no round trip.
+// Replica b talks to the database through a proxy that counts its round
+// trips; its loops that run on a timer are held off for the test.
+func TestAnotherReplicasSaveCostsOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	_, dsn := freshDSN(t)
+	px := startPGProxy(t, dsn)
+	a := openTest(t, dsn, nil)
+	retained := make(chan struct{}, 1)
+	b := openTest(t, px.dsn, func(o *Options) {
+		o.retainGap, o.refreshEvery, o.rollupDelay = time.Hour, time.Hour, time.Hour
+		o.onRetention = func() {
+			select {
+			case retained <- struct{}{}:
+			default:
+			}
+		}
+	})
+	select {
+	case <-retained: // the run at Open; the next one is an hour away
+	case <-time.After(time.Minute):
+		t.Fatal("no retention run after Open")
+	}
+	type seen struct {
+		v                   store.Version
+		err                 error
+		before, latestTrips int64
+	}
+	got := make(chan seen, 1)
+	cancel := b.Subscribe(func(account string) {
+		// As the alert engine and a stream do, after the notice.
+		before := px.ready.Load()
+		v, err := b.Latest(context.Background(), account)
+		got <- seen{v, err, before, px.ready.Load() - before}
+	})
+	defer cancel()
+	waitListening(t, dsn, 2)
+
+	// The first saves prepare b's statements on its connections and
+	// start its rollup of the account.
+	const warm, n = 3, 6
+	var prev int64 = -1
+	var lastID string
+	for i := range warm + n {
+		res := save(t, a, "acct", t0.Add(time.Duration(i)*time.Minute), float64(i))
+		lastID = res.Version.ID
+		var s seen
+		select {
+		case s = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("save %d: b was not told within 10 s", i)
+		}
+		if s.err != nil {
+			t.Fatalf("save %d: b's Latest: %v", i, s.err)
+		}
+		if s.v.ID != res.Version.ID || s.v.Number != i+1 || s.v.Total != i+1 || !s.v.StoredAt.Equal(res.Version.StoredAt) ||
+			s.v.Snapshot.Meters[0].PercentUsed != float64(i) {
+			t.Fatalf("save %d: b's Latest = %s, %d of %d, stored %s, %v%%; want %s, %d of %d, stored %s",
+				i, s.v.ID, s.v.Number, s.v.Total, s.v.StoredAt, s.v.Snapshot.Meters[0].PercentUsed,
+				res.Version.ID, i+1, i+1, res.Version.StoredAt)
+		}
+		if i >= warm {
+			if got, want := s.before-prev, int64(1); got != want {
+				t.Errorf("save %d: b took %d round trips for the notice, want %d", i, got, want)
+			}
+			if s.latestTrips != 0 {
+				t.Errorf("save %d: b's Latest after the notice took %d round trips, want none", i, s.latestTrips)
+			}
+		}
+		prev = s.before + s.latestTrips
+	}
+	if got, want := b.Count("acct"), warm+n; got != want {
+		t.Errorf("b's Count = %d, want %d", got, want)
+	}
+	b.mu.RLock()
+	through := b.rollups["acct"].ThroughSeq()
+	b.mu.RUnlock()
+	if want := mustSeq(t, a, lastID); int64(through) != want {
+		t.Errorf("b's rollup is through seq %d, want %d (the last save's): the notices did not reach it", through, want)
+	}
+}

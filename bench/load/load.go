@@ -27,7 +27,13 @@ import (
 
 // Options describes one run.
 type Options struct {
-	URL      string        // http://127.0.0.1:port/path?query
+	URL string // http://127.0.0.1:port/path?query
+	// URLs, instead of URL: the n-th request of a run goes to
+	// URLs[n % len(URLs)], as a round-robin balancer in front of several
+	// replicas sends one stream of requests. (A run per replica at a
+	// share of the rate is not that: their schedules start together, and
+	// the replicas get their requests in simultaneous bursts.)
+	URLs     []string
 	Header   http.Header   // extra request headers, e.g. Authorization
 	Conns    int           // workers, one connection each (default 16)
 	Duration time.Duration // how long to send; 0: until Requests or ctx ends
@@ -209,14 +215,24 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return s.Result(), err
 }
 
-// check fills o's defaults and returns the one target of the run.
+// check fills o's defaults and returns the run's first target.
 func check(o *Options) (vegeta.Target, error) {
-	u, err := url.Parse(o.URL)
-	if err != nil {
-		return vegeta.Target{}, fmt.Errorf("load: URL: %w", err)
+	switch {
+	case o.URL != "" && len(o.URLs) > 0:
+		return vegeta.Target{}, errors.New("load: set URL or URLs, not both")
+	case o.URL != "":
+		o.URLs = []string{o.URL}
+	case len(o.URLs) == 0:
+		return vegeta.Target{}, errors.New("load: no URL")
 	}
-	if u.Scheme != "http" || u.Hostname() != loopback {
-		return vegeta.Target{}, fmt.Errorf("load: URL %q: only http://%s:port/… is allowed", o.URL, loopback)
+	for _, raw := range o.URLs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return vegeta.Target{}, fmt.Errorf("load: URL: %w", err)
+		}
+		if u.Scheme != "http" || u.Hostname() != loopback {
+			return vegeta.Target{}, fmt.Errorf("load: URL %q: only http://%s:port/… is allowed", raw, loopback)
+		}
 	}
 	if o.Conns <= 0 {
 		o.Conns = 16
@@ -227,7 +243,7 @@ func check(o *Options) (vegeta.Target, error) {
 	if o.Rate < 0 {
 		return vegeta.Target{}, fmt.Errorf("load: Rate %d: want 0 (closed loop) or requests per second", o.Rate)
 	}
-	return vegeta.Target{Method: http.MethodGet, URL: o.URL, Header: o.Header}, nil
+	return vegeta.Target{Method: http.MethodGet, URL: o.URLs[0], Header: o.Header}, nil
 }
 
 const loopback = "127.0.0.1"
@@ -303,16 +319,21 @@ func (l limited) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) 
 	return l.Pacer.Pace(elapsed, hits)
 }
 
-// targeter is the run's one static target, or with Build a new request
-// each time.
+// targeter is the run's one static target, or a new request each time
+// with Build or several URLs.
 func targeter(o Options, base vegeta.Target) vegeta.Targeter {
-	if o.Build == nil {
+	if o.Build == nil && len(o.URLs) == 1 {
 		return vegeta.NewStaticTargeter(base)
 	}
 	var n atomic.Uint64
 	return func(t *vegeta.Target) error {
-		r := o.Build(n.Add(1) - 1)
+		i := n.Add(1) - 1
 		*t = base
+		t.URL = o.URLs[i%uint64(len(o.URLs))]
+		if o.Build == nil {
+			return nil
+		}
+		r := o.Build(i)
 		if r.Method != "" {
 			t.Method = r.Method
 		}

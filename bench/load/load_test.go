@@ -415,3 +415,57 @@ func TestBuildMakesEachRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestURLsTakeTurns: with several URLs one schedule feeds them all in
+// turn, as a round-robin balancer does: the n-th request goes to the n %
+// len-th server, with Build's request, and the rate is the run's.
+func TestURLsTakeTurns(t *testing.T) {
+	const servers, n = 3, 30
+	var mu sync.Mutex
+	got := make([][]string, servers) // each server's request keys in arrival order
+	urls := make([]string, servers)
+	for i := range servers {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got[i] = append(got[i], r.Header.Get("Idempotency-Key"))
+			mu.Unlock()
+			w.WriteHeader(http.StatusCreated)
+		}))
+		defer srv.Close()
+		urls[i] = srv.URL + "/p"
+	}
+	for _, rate := range []int{0, 2000} {
+		t.Run(fmt.Sprintf("rate=%d", rate), func(t *testing.T) {
+			for i := range got {
+				got[i] = nil
+			}
+			res, err := Run(context.Background(), Options{
+				URLs: urls, Conns: 1, Requests: n, Rate: rate,
+				Build: func(i uint64) Request {
+					return Request{Method: http.MethodPost, Header: http.Header{"Idempotency-Key": {fmt.Sprint(i)}}}
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCounts[http.StatusCreated] != n {
+				t.Fatalf("statuses %s, want %d×201", res.StatusSummary(), n)
+			}
+			for i, keys := range got {
+				var want []string
+				for k := i; k < n; k += servers {
+					want = append(want, fmt.Sprint(k))
+				}
+				if fmt.Sprint(keys) != fmt.Sprint(want) {
+					t.Errorf("server %d got requests %v, want %v", i, keys, want)
+				}
+			}
+		})
+	}
+	if _, err := Run(context.Background(), Options{URL: urls[0], URLs: urls, Requests: 1}); err == nil {
+		t.Error("a run with both URL and URLs = nil error")
+	}
+	if _, err := Run(context.Background(), Options{URLs: []string{urls[0], "http://192.0.2.1:80/"}, Requests: 1}); err == nil {
+		t.Error("a run with a URL off loopback among URLs = nil error")
+	}
+}

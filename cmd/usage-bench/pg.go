@@ -3,9 +3,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/rs/xid"
 
 	"github.com/claude-usage/widget/bench/load"
 	"github.com/claude-usage/widget/internal/testutil"
@@ -247,53 +244,6 @@ func pgSum(series []load.Series) pgGetResult {
 		out.errs += r.Errors + r.NonOK()
 	}
 	return out
-}
-
-// pgPostLoad POSTs new snapshots for d, pgPostConns at a time, spread over
-// procs, and returns the latencies of the 201s.
-func pgPostLoad(ctx context.Context, procs []*benchProc, key string, d time.Duration) (p50, p99 time.Duration, n, failed int, err error) {
-	client := &http.Client{Timeout: 10 * time.Second}
-	var mu sync.Mutex
-	var lat []time.Duration
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for w := range pgPostConns {
-		wg.Go(func() {
-			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				p := procs[(w+i)%len(procs)]
-				body, _ := json.Marshal(seedSnapshot(time.Now().UTC().Add(-time.Second), i))
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url()+shared.PathUsage, bytes.NewReader(body))
-				if err != nil {
-					return
-				}
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set(shared.HeaderAPIKey, key)
-				req.Header.Set(shared.HeaderIdempotencyKey, xid.New().String())
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				took := time.Since(t0)
-				ok := err == nil && resp.StatusCode == http.StatusCreated
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				}
-				mu.Lock()
-				if ok {
-					lat = append(lat, took)
-				} else {
-					failed++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if len(lat) == 0 {
-		return 0, 0, 0, failed, fmt.Errorf("bench: no POST succeeded (%d failed)", failed)
-	}
-	slices.Sort(lat)
-	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
-	return q(0.50), q(0.99), len(lat), failed, nil
 }
 
 // copyTree copies the regular files under src to dst.

@@ -23,7 +23,10 @@ import (
 // and two on one database: the latency at a fixed rate well above real use
 // (the budget's row), and the throughput at saturation for reference. The
 // fixed-rate rounds rotate over the sides like the GET rounds, so that a
-// change in machine load hits all of them.
+// change in machine load hits all of them. Through two replicas the POSTs
+// are one schedule sent to each replica in turn, as the round-robin
+// balancer in front of them sends them; the percentiles are those of
+// every POST, as the scrapers behind the balancer see them.
 func pgPostRows(ctx context.Context, env *Env, key string, bare, file, pg1, pg2 []*benchProc) ([]Row, error) {
 	// The bare fiber handler answers every POST with the bytes of a real
 	// 201 and does nothing else: what a POST costs on this machine at this
@@ -34,34 +37,38 @@ func pgPostRows(ctx context.Context, env *Env, key string, bare, file, pg1, pg2 
 		procs []*benchProc
 	}{{"bare", bare}, {"file store", file}, {"PostgreSQL, 1 replica", pg1}, {"PostgreSQL, 2 replicas", pg2}}
 	load0 := loadAverage()
-	series := make([][]load.Series, len(sides))
-	for i, side := range sides {
-		series[i] = make([]load.Series, len(side.procs))
+	series := make([]load.Series, len(sides))
+	for _, side := range sides {
 		// Warm-up: connections, the server's first POSTs.
-		if err := pgPostRound(ctx, side.procs, make([]load.Series, len(side.procs)), key, time.Second); err != nil {
+		var warm load.Series
+		if err := pgPostRound(ctx, side.procs, &warm, key, time.Second); err != nil {
 			return nil, err
 		}
 	}
 	for round := range env.Rounds {
 		for k := range sides {
 			i := (k + round) % len(sides)
-			if err := pgPostRound(ctx, sides[i].procs, series[i], key, env.Duration); err != nil {
+			if err := pgPostRound(ctx, sides[i].procs, &series[i], key, env.Duration); err != nil {
 				return nil, err
 			}
 		}
 	}
 	load1 := loadAverage()
-	bareR := pgPostSum(series[0])
+	bareR := pgPostSum(series[0].Result())
 	var rows []Row
 	for i, side := range sides {
 		if i == 0 {
 			continue
 		}
-		r := pgPostSum(series[i])
+		r := pgPostSum(series[i].Result())
 		clean := r.errs == 0 && r.requests > 0
-		note := fmt.Sprintf("open loop: %d POSTs/s on a fixed schedule whatever the answers (%d/s per replica), each its own Idempotency-Key; "+
-			"%d POSTs in %d×%s rounds rotated over the sides and bare; p50 %s p90 %s max %s (bare %s, %s, %s); sent at %.1f/s; p99 is the worst replica's; load average %s before, %s after",
-			pgPostRate, pgPostRate/len(side.procs), r.requests, env.Rounds, env.Duration, httpMS(r.p50), httpMS(r.p90), httpMS(r.max),
+		spread := ""
+		if len(side.procs) > 1 {
+			spread = fmt.Sprintf(", sent to the %d replicas in turn", len(side.procs))
+		}
+		note := fmt.Sprintf("open loop: %d POSTs/s on a fixed schedule whatever the answers%s, each its own Idempotency-Key; "+
+			"%d POSTs in %d×%s rounds rotated over the sides and bare; p50 %s p90 %s max %s (bare %s, %s, %s); sent at %.1f/s; load average %s before, %s after",
+			pgPostRate, spread, r.requests, env.Rounds, env.Duration, httpMS(r.p50), httpMS(r.p90), httpMS(r.max),
 			httpMS(bareR.p50), httpMS(bareR.p90), httpMS(bareR.max), r.sent, load0, load1)
 		if !clean {
 			note = fmt.Sprintf("INVALID: %d failed or not 201 (%s); ", r.errs, r.first) + note
@@ -84,45 +91,46 @@ func pgPostRows(ctx context.Context, env *Env, key string, bare, file, pg1, pg2 
 	}
 	for _, side := range sides[1:] {
 		d := env.Duration * time.Duration(env.Rounds)
-		p50, p99, n, errs, err := pgPostLoad(ctx, side.procs, key, d)
+		res, err := load.Run(ctx, pgPostOptions(side.procs, key, pgPostConns, d, 0))
 		if err != nil {
-			return rows, err
+			return rows, fmt.Errorf("bench: %w", err)
 		}
+		r := pgPostSum(res)
 		note := fmt.Sprintf("closed loop at saturation: %d POSTs at a time for %s, each its own Idempotency-Key; "+
 			"client, server and PostgreSQL share 2 cores, so the latency is mostly queueing: p50 %s p99 %s",
-			pgPostConns, d, httpMS(p50), httpMS(p99))
-		if errs > 0 {
-			note = fmt.Sprintf("INVALID: %d failed; ", errs) + note
+			pgPostConns, d, httpMS(r.p50), httpMS(r.p99))
+		if r.errs > 0 || r.requests == 0 {
+			note = fmt.Sprintf("INVALID: %d failed (%s); ", r.errs, r.first) + note
 		}
 		rows = append(rows, Row{
 			Name:  "POST saturation throughput (" + side.name + ")",
-			Value: fmt.Sprintf("%.0f req/s", float64(n)/d.Seconds()),
+			Value: fmt.Sprintf("%.0f req/s", res.RPS),
 			Note:  note,
 		})
 	}
 	return rows, nil
 }
 
-// pgPostRound POSTs new snapshots at pgPostRate in total for d, split
-// evenly over procs, adding to series (one per proc).
-func pgPostRound(ctx context.Context, procs []*benchProc, series []load.Series, key string, d time.Duration) error {
-	errs := make(chan error, len(procs))
+// pgPostRound POSTs new snapshots at pgPostRate for d, to procs in turn,
+// adding to series.
+func pgPostRound(ctx context.Context, procs []*benchProc, series *load.Series, key string, d time.Duration) error {
+	if err := series.Run(ctx, pgPostOptions(procs, key, pgPostInFlight, d, pgPostRate)); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// pgPostOptions are a run of new snapshots POSTed to procs in turn.
+func pgPostOptions(procs []*benchProc, key string, conns int, d time.Duration, rate int) load.Options {
+	urls := make([]string, len(procs))
 	for i, p := range procs {
-		go func() {
-			errs <- series[i].Run(ctx, load.Options{
-				URL: p.url() + shared.PathUsage, Conns: pgPostInFlight, Duration: d, Rate: pgPostRate / len(procs),
-				Header: http.Header{"Content-Type": {"application/json"}, shared.HeaderAPIKey: {key}},
-				Build:  pgPostRequest,
-			})
-		}()
+		urls[i] = p.url() + shared.PathUsage
 	}
-	var first error
-	for range procs {
-		if err := <-errs; err != nil && first == nil {
-			first = fmt.Errorf("bench: %w", err)
-		}
+	return load.Options{
+		URLs: urls, Conns: conns, Duration: d, Rate: rate,
+		Header: http.Header{"Content-Type": {"application/json"}, shared.HeaderAPIKey: {key}},
+		Build:  pgPostRequest,
 	}
-	return first
 }
 
 // pgPostRequest is one new snapshot, scraped a second ago, with a key of
@@ -137,26 +145,15 @@ type pgPostResult struct {
 	requests, errs     int
 	first              string
 	p50, p90, p99, max time.Duration
-	sent               float64 // POSTs sent per second, summed over the replicas
+	sent               float64 // POSTs sent per second
 }
 
-// pgPostSum adds up a side's replicas: rates add, percentiles are the
-// worst replica's, and anything but a 201 is a failure.
-func pgPostSum(series []load.Series) pgPostResult {
-	var out pgPostResult
-	for i := range series {
-		r := series[i].Result()
-		out.requests += r.Requests
-		out.errs += r.Errors + r.Requests - r.StatusCounts[http.StatusCreated]
-		if out.first == "" {
-			out.first = r.FirstError
-			if r.Requests != r.StatusCounts[http.StatusCreated] {
-				out.first = "statuses " + r.StatusSummary()
-			}
-		}
-		out.p50, out.p90 = max(out.p50, r.P50), max(out.p90, r.P90)
-		out.p99, out.max = max(out.p99, r.P99), max(out.max, r.Max)
-		out.sent += r.SentRate
+// pgPostSum reads a side's result: anything but a 201 is a failure.
+func pgPostSum(r load.Result) pgPostResult {
+	out := pgPostResult{requests: r.Requests, errs: r.Errors + r.Requests - r.StatusCounts[http.StatusCreated],
+		first: r.FirstError, p50: r.P50, p90: r.P90, p99: r.P99, max: r.Max, sent: r.SentRate}
+	if r.Requests != r.StatusCounts[http.StatusCreated] {
+		out.first = "statuses " + r.StatusSummary()
 	}
 	return out
 }

@@ -108,8 +108,14 @@ func (s *Store) apply(fig map[string]accountFigures, gen uint64, account string)
 		if ok && old.gen > gen {
 			continue
 		}
-		if !ok || old.latestID != f.latestID || old.count != f.count {
+		switch {
+		case !ok || old.latestID != f.latestID:
 			s.dropLatest(a)
+			changed = append(changed, a)
+		case old.count != f.count:
+			// Another replica stored a version older than the latest (or
+			// retention removed some): the latest stays, with the count.
+			s.recountLatest(a, f.count)
 			changed = append(changed, a)
 		}
 		f.gen = old.gen

@@ -10,14 +10,16 @@ import (
 
 // Each instance keeps every account's latest version as it last read or
 // stored it, so that GET latest (the widget's poll and every stream event)
-// costs no round trip. It is dropped whenever the account changes: a save
-// here, a NOTIFY from another replica (a save or a retention run), or a
-// periodic reload that finds other figures. Between another replica's
-// commit and its NOTIFY (milliseconds) this instance still answers the
-// previous latest, as a reader that asked a moment earlier would have
-// seen it. A read that goes to the database and finds other figures there
-// reloads them before it returns: Count and Accounts never lag behind a
-// latest version this instance answered.
+// costs no round trip. It is replaced whenever another version becomes the
+// account's latest (a save here, or another replica's, whose notice brings
+// the version along) and dropped when the figures change in a way it
+// cannot follow (a retention run, a periodic reload that finds another
+// latest); a version older than the latest only changes its number and
+// total. Between another replica's commit and its NOTIFY (milliseconds)
+// this instance still answers the previous latest, as a reader that asked
+// a moment earlier would have seen it. A read that goes to the database
+// and finds other figures there reloads them before it returns: Count and
+// Accounts never lag behind a latest version this instance answered.
 
 // cachedLatest returns the account's cached latest version (a copy) and
 // the generation a fill must match.
@@ -45,6 +47,17 @@ func (s *Store) fillLatest(account string, v store.Version, gen uint64) {
 func (s *Store) dropLatest(account string) {
 	delete(s.latest, account)
 	s.latestGen[account]++
+}
+
+// recountLatest gives the account's cached latest version, still the
+// latest, the account's new count (the latest's number is the count); a
+// fill read before is refused, as after dropLatest. The caller holds s.mu.
+func (s *Store) recountLatest(account string, count int) {
+	s.latestGen[account]++
+	if v, ok := s.latest[account]; ok {
+		v.Number, v.Total = count, count
+		s.latest[account] = v
+	}
 }
 
 func (s *Store) dropLatestLocked(account string) {

@@ -100,11 +100,17 @@ func (s *Store) listen(first bool) (listened bool, err error) {
 		cctx, cancel := context.WithTimeout(s.ctx, RefreshEvery)
 		switch n.Channel {
 		case ChannelSaved:
-			s.dropLatestLocked(nt.Account)
+			// applySaved replaces the cached latest version when the
+			// figures say another is the latest now; until it knows, the
+			// cache answers as a read a moment earlier would have.
 			if nt.ID != "" {
 				err = s.applySaved(cctx, nt.Account, nt.ID)
 			} else {
+				s.dropLatestLocked(nt.Account)
 				err = s.refreshAccount(cctx, nt.Account)
+			}
+			if err != nil {
+				s.dropLatestLocked(nt.Account)
 			}
 			s.saved(nt.Account, nt.ID, true)
 		case ChannelRetained:

@@ -83,7 +83,25 @@ func TestAnotherReplicasSaveCostsOneRoundTrip(t *testing.T) {
 		}
 		prev = s.before + s.latestTrips
 	}
-	if got, want := b.Count("acct"), warm+n; got != want {
+	// A version scraped before the latest (a scraper's outbox draining
+	// late): the latest stays, its number and the total grow, and b still
+	// answers from memory.
+	latest := cachedLatestOf(t, b, "acct")
+	lastID = save(t, a, "acct", t0.Add(-time.Hour), 50).Version.ID
+	var late seen
+	select {
+	case late = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("late save: b was not told within 10 s")
+	}
+	if late.err != nil || late.v.ID != latest.ID || late.v.Number != warm+n+1 || late.v.Total != warm+n+1 {
+		t.Errorf("after a late save b's Latest = %s, %d of %d, %v; want %s, %d of %d",
+			late.v.ID, late.v.Number, late.v.Total, late.err, latest.ID, warm+n+1, warm+n+1)
+	}
+	if late.before-prev != 1 || late.latestTrips != 0 {
+		t.Errorf("late save: b took %d round trips for the notice and %d for Latest, want 1 and none", late.before-prev, late.latestTrips)
+	}
+	if got, want := b.Count("acct"), warm+n+1; got != want {
 		t.Errorf("b's Count = %d, want %d", got, want)
 	}
 	b.mu.RLock()
@@ -92,4 +110,16 @@ func TestAnotherReplicasSaveCostsOneRoundTrip(t *testing.T) {
 	if want := mustSeq(t, a, lastID); int64(through) != want {
 		t.Errorf("b's rollup is through seq %d, want %d (the last save's): the notices did not reach it", through, want)
 	}
+}
+
+// cachedLatestOf is the account's latest version as s holds it in memory.
+func cachedLatestOf(t *testing.T, s *Store, account string) store.Version {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.latest[account]
+	if !ok {
+		t.Fatalf("no latest version of %s in memory", account)
+	}
+	return v
 }

@@ -75,10 +75,12 @@ type Store struct {
 	scrapers map[string]shared.ScraperStatus
 	corrupt  int
 	gen      uint64 // bumped by each change this instance makes to the figures
-	// rollups, rollDirty and rollBehind are rollup.go's.
+	// rollups, rollDirty and rollBehind are rollup.go's, rollHeld
+	// rollhold.go's.
 	rollups    map[string]*store.Rollup
 	rollDirty  map[string]bool
 	rollBehind map[string]int64
+	rollHeld   map[string][]rollHeld
 	// latest and latestGen are latest.go's cache.
 	latest    map[string]store.Version
 	latestGen map[string]uint64

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -122,4 +123,88 @@ func cachedLatestOf(t *testing.T, s *Store, account string) store.Version {
 		t.Fatalf("no latest version of %s in memory", account)
 	}
 	return v
+}
+
+// TestSaveAheadOfANoticeCostsNoCatchUp: behind a balancer a replica often
+// stores a version whose predecessor the other replica stored a moment
+// before, its notice still on the way. The save costs its one round trip
+// and no catch-up query: the version waits in memory and goes into the
+// rollup, in seq order, when the notice brings its predecessor. Here b's
+// listener is held in a subscriber while a's second notice waits.
+func TestSaveAheadOfANoticeCostsNoCatchUp(t *testing.T) {
+	t.Parallel()
+	_, dsn := freshDSN(t)
+	px := startPGProxy(t, dsn)
+	ctx := context.Background()
+	a := openTest(t, dsn, nil)
+	retained := make(chan struct{}, 1)
+	heard := make(chan string, 4)
+	release := make(chan struct{})
+	hold := true
+	b := openTest(t, px.dsn, func(o *Options) {
+		o.retainGap, o.refreshEvery, o.rollupDelay = time.Hour, time.Hour, time.Hour
+		o.onRetention = func() {
+			select {
+			case retained <- struct{}{}:
+			default:
+			}
+		}
+		o.OnSaved = func(_, id string) { // on b's listener goroutine
+			heard <- id
+			if hold {
+				hold = false
+				<-release // b's listener waits here: a's next notice queues
+			}
+		}
+	})
+	select {
+	case <-retained:
+	case <-time.After(time.Minute):
+		t.Fatal("no retention run after Open")
+	}
+	waitListening(t, dsn, 2)
+	through := func() int64 {
+		b.mu.RLock()
+		defer b.mu.RUnlock()
+		return int64(b.rollups["acct"].ThroughSeq())
+	}
+	first := save(t, a, "acct", t0, 10)
+	if id := <-heard; id != first.Version.ID {
+		t.Fatalf("b heard of %s, want %s", id, first.Version.ID)
+	}
+	second := save(t, a, "acct", t0.Add(time.Minute), 20)
+	before := px.ready.Load()
+	third := save(t, b, "acct", t0.Add(2*time.Minute), 30)
+	if got := px.ready.Load() - before; got != 1 {
+		t.Errorf("b's save ahead of the notice took %d round trips, want 1", got)
+	}
+	if got, want := through(), mustSeq(t, a, first.Version.ID); got != want {
+		t.Errorf("b's rollup is through seq %d before the notice, want %d (the first save's)", got, want)
+	}
+	before = px.ready.Load()
+	close(release)
+	if id := <-heard; id != second.Version.ID {
+		t.Fatalf("b heard of %s, want %s", id, second.Version.ID)
+	}
+	want := mustSeq(t, a, third.Version.ID)
+	eventually(t, 5*time.Second, "b's rollup through its own save", func() bool { return through() == want })
+	if got := px.ready.Load() - before; got != 1 {
+		t.Errorf("the notice that filled the gap took %d round trips, want 1 (no catch-up)", got)
+	}
+	eventually(t, 5*time.Second, "a's rollup through b's save", func() bool {
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		return int64(a.rollups["acct"].ThroughSeq()) == want
+	})
+	wa, err := a.Windows(ctx, "acct", "session", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, err := b.Windows(ctx, "acct", "session", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(wa) != fmt.Sprint(wb) || len(wb) == 0 {
+		t.Errorf("b's windows %v, a's %v: want the same, with all three saves", wb, wa)
+	}
 }

@@ -20,11 +20,16 @@ const rollupPersistDelay = time.Second
 // is drawn under its account's row lock, so an account's versions commit
 // in seq order (whichever replica stores them), and each records its
 // predecessor (prev_seq). A version is applied when its predecessor is W;
-// one whose predecessor this instance has not applied (a notice still on
-// its way or missed while the listener reconnected, a save of its own
-// that finished first, a row written by something that sends no notice)
-// makes the account catch up from the database instead: the stored rollup
-// when it is further along, then the versions above W in seq order. So a
+// one whose predecessor this instance has not applied is held in memory
+// until the predecessor comes: with two replicas behind a balancer that
+// is the usual case for a save whose predecessor the other replica
+// stored a moment before (its notice still on its way), and a query per
+// such save cost every third POST two round trips. If the predecessor
+// does not come within rollupPersistDelay (a notice missed while the
+// listener reconnected, a row written by something that sends no notice)
+// the rollup loop catches the account up from the database: the stored
+// rollup when it is further along, then the versions above W in seq
+// order. So a
 // rollup written to usage_rollups is always complete through its
 // through_seq, and the catch-up after a restart (the versions above it)
 // misses nothing. The bound is structural, not a time window: no save can
@@ -143,8 +148,9 @@ func (s *Store) applyInOrder(account string, r *store.Rollup, vs []rollVersion) 
 
 // applyRollup adds a version this instance stored or heard of to its
 // account's rollup: at once when its predecessor prev is the rollup's
-// through seq, else by catching up (prev nil: not known, a row written
-// before migration 0006).
+// through seq; held until the predecessor comes when it is not (rollhold.go);
+// by catching up when prev is nil (not known: a row written before
+// migration 0006).
 func (s *Store) applyRollup(ctx context.Context, account string, seq int64, prev *int64, snap shared.Snapshot) {
 	s.mu.Lock()
 	r := s.rollups[account]
@@ -157,7 +163,7 @@ func (s *Store) applyRollup(ctx context.Context, account string, seq int64, prev
 		s.mu.Unlock()
 		return // applied already, by a catch-up
 	}
-	if prev == nil || *prev != w {
+	if prev == nil {
 		s.mu.Unlock()
 		if err := s.catchUp(ctx, account, seq); err != nil {
 			s.markBehind(account, seq)
@@ -166,7 +172,14 @@ func (s *Store) applyRollup(ctx context.Context, account string, seq int64, prev
 		s.kickRollup()
 		return
 	}
+	if *prev != w {
+		s.hold(account, rollHeld{seq: seq, prev: *prev, snap: snap})
+		s.mu.Unlock()
+		s.markBehind(account, seq)
+		return
+	}
 	s.applyInOrder(account, r, []rollVersion{{seq: seq, snap: snap, ok: true}})
+	s.applyHeld(account, r)
 	s.mu.Unlock()
 	s.kickRollup()
 }
@@ -222,6 +235,7 @@ func (s *Store) catchUp(ctx context.Context, account string, last int64) error {
 		r.SetThroughSeq(uint64(last))
 		s.rollDirty[account] = true
 	}
+	s.applyHeld(account, r)
 	return nil
 }
 

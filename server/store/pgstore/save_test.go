@@ -73,12 +73,15 @@ func TestSaveNeverWaitsForTheClientInATransaction(t *testing.T) {
 
 // pgProxy forwards connections to PostgreSQL and counts, from the server's
 // messages, the ReadyForQuery ones and those of them that say the server
-// is inside a transaction block. The pool's ping of a connection idle for
-// a second (an empty query) is not counted: it is the pool's round trip,
-// not the store's.
+// is inside a transaction block. Two kinds are not the store's and are
+// counted apart: the pool's ping of a connection idle for a second (an
+// empty query), and pgx preparing a statement the first time a
+// connection runs it (its answer describes the parameters), which
+// depends on which connection the pool hands out.
 type pgProxy struct {
-	dsn         string
-	ready, inTx atomic.Int64
+	dsn             string
+	ready, inTx     atomic.Int64
+	pings, prepares atomic.Int64
 }
 
 func startPGProxy(t *testing.T, dsn string) *pgProxy {
@@ -138,7 +141,7 @@ func startPGProxy(t *testing.T, dsn string) *pgProxy {
 // there is no SSL answer before them).
 func (px *pgProxy) watch(r io.Reader) {
 	var head [5]byte
-	var last byte
+	var ping, prepare bool // in the round trip so far
 	for {
 		if _, err := io.ReadFull(r, head[:]); err != nil {
 			return
@@ -151,13 +154,26 @@ func (px *pgProxy) watch(r io.Reader) {
 		if _, err := io.ReadFull(r, body); err != nil {
 			return
 		}
-		ping := last == 'I' // EmptyQueryResponse
-		last = head[0]
-		if head[0] == 'Z' && n == 1 && !ping {
-			px.ready.Add(1)
-			if body[0] == 'T' {
-				px.inTx.Add(1)
-			}
+		switch head[0] {
+		case 'I': // EmptyQueryResponse
+			ping = true
+		case 't': // ParameterDescription
+			prepare = true
 		}
+		if head[0] != 'Z' || n != 1 {
+			continue
+		}
+		switch {
+		case ping:
+			px.pings.Add(1)
+		case prepare:
+			px.prepares.Add(1)
+		default:
+			px.ready.Add(1)
+		}
+		if body[0] == 'T' {
+			px.inTx.Add(1)
+		}
+		ping, prepare = false, false
 	}
 }

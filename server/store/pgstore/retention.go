@@ -9,14 +9,16 @@ import (
 )
 
 // retainSQL removes, per account, the versions that are neither among the
-// newest $1 nor scraped at or after ($2, $3); accounts with at most $1
-// versions are not even looked at.
+// newest $1 nor scraped at or after ($2, $3), and that the account's
+// stored rollup covers; accounts with at most $1 versions are not even
+// looked at.
 const retainSQL = `
 DELETE FROM usage_versions v
 USING (SELECT seq, row_number() OVER (PARTITION BY account ORDER BY scraped_s DESC, scraped_ns DESC, seq DESC) AS rn
        FROM usage_versions
        WHERE account IN (SELECT account FROM usage_accounts WHERE versions > $1)) r
 WHERE v.seq = r.seq AND r.rn > $1 AND (v.scraped_s, v.scraped_ns) < ($2, $3)
+  AND v.seq <= (SELECT u.through_seq FROM usage_rollups u WHERE u.account = v.account)
 RETURNING v.account`
 
 // RetainGap is the least time between two retention runs of an instance:
@@ -70,6 +72,13 @@ func (s *Store) Retain(ctx context.Context) (map[string]int, error) { return s.r
 // takes row locks on the removed rows only, so saves and reads go on
 // meanwhile.
 func (s *Store) retain(ctx context.Context, wait bool) (map[string]int, error) {
+	// Only versions a stored rollup covers are removed (retainSQL), so
+	// history never loses one, whatever order notices and runs come in.
+	// This instance's rollups go first, with the versions it knows they
+	// lack (one held for its predecessor, one no notice brought): what
+	// it has seen is then removable at once.
+	s.catchUpBehind(ctx)
+	s.persistRollups(ctx)
 	cutoff := time.Now().Add(-time.Duration(s.opts.RetentionDays) * 24 * time.Hour)
 	cs, cns := split(cutoff)
 	removed := map[string]int{}

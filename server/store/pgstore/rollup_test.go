@@ -125,7 +125,10 @@ func TestRollupCompleteWhenSavesCommitOutOfOrder(t *testing.T) {
 	}
 	waiting := func(advisory bool) bool {
 		var n int
-		_ = control.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE NOT granted AND (locktype = 'advisory') = $1", advisory).Scan(&n)
+		// This database's sessions only: tests in other databases of the
+		// cluster wait for locks too (a store's migration lock at Open).
+		_ = control.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+			WHERE NOT l.granted AND a.datname = current_database() AND (l.locktype = 'advisory') = $1`, advisory).Scan(&n)
 		return n > 0
 	}
 
@@ -232,6 +235,69 @@ func TestRollupCatchesUpWhatNoNoticeBrought(t *testing.T) {
 			}
 			b := openTest(t, dsn, retainOneDay)
 			checkOldWindow(t, "after a restart", b, start, 90, tc.samples)
+		})
+	}
+}
+
+// TestRetentionKeepsWhatNoRollupHas: retention removes only versions a
+// stored rollup covers. Two versions no replica has heard of (their
+// writer sends no notice): an old one at 90 %, then a recent one, so the
+// old one is neither among the newest nor within the kept day. b's
+// Retain, whose rollup lacks both, leaves the old one; once a's rollup
+// took them in (its next save finds its predecessor missing and catches
+// up) the next run removes it, and its 90 % stays in the window.
+func TestRetentionKeepsWhatNoRollupHas(t *testing.T) {
+	t.Parallel()
+	_, dsn := freshDSN(t)
+	ctx := context.Background()
+	_, snapAt := oldWindow()
+	a := openTest(t, dsn, retainOneDay)
+	b := openTest(t, dsn, retainOneDay)
+	waitListening(t, dsn, 2)
+	if _, err := a.Save(ctx, store.SaveRequest{Snapshot: snapAt(0, 20)}); err != nil {
+		t.Fatal(err)
+	}
+	raw := connect(t, dsn)
+	if err := rawSave(ctx, raw, snapAt(5, 90), "", "", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := rawSave(ctx, raw, storetest.Snap("default", time.Now().Add(-2*time.Minute).UTC(), 5), "", "", false); err != nil {
+		t.Fatal(err)
+	}
+	exists := func() bool {
+		var n int
+		if err := raw.QueryRow(ctx, "SELECT count(*) FROM usage_versions WHERE scraped_s = $1",
+			snapAt(5, 90).ScrapedAt.Unix()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	if _, err := b.Retain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !exists() {
+		t.Fatal("retention removed a version no rollup has: its 90 % is lost to history")
+	}
+	last := save(t, a, "default", time.Now().Add(-time.Minute).UTC(), 6)
+	eventually(t, 5*time.Second, "the version in a's window", func() bool {
+		ws, err := a.Windows(ctx, "default", "session", 0)
+		return err == nil && len(ws) == 1 && ws[0].PeakPercent == 90
+	})
+	eventually(t, 5*time.Second, "a's rollup stored with it", func() bool {
+		_, through, err := a.StoredRollup(ctx, "default")
+		return err == nil && through >= mustSeq(t, a, last.Version.ID)
+	})
+	if _, err := b.Retain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exists() {
+		t.Error("the version is still stored after a stored rollup took it in")
+	}
+	eventually(t, 5*time.Second, "the two recent versions left on a", func() bool { return a.Count("default") == 2 })
+	for name, s := range map[string]*Store{"a": a, "b": b} {
+		eventually(t, 5*time.Second, name+"'s window with the 90 %", func() bool {
+			ws, err := s.Windows(ctx, "default", "session", 0)
+			return err == nil && len(ws) == 1 && ws[0].PeakPercent == 90
 		})
 	}
 }

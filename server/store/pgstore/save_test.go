@@ -128,7 +128,7 @@ func startPGProxy(t *testing.T, dsn string) *pgProxy {
 				_ = up.Close()
 			})
 			wg.Go(func() {
-				px.watch(io.TeeReader(up, c))
+				px.relay(up, c)
 				_ = c.Close()
 			})
 		}
@@ -136,22 +136,25 @@ func startPGProxy(t *testing.T, dsn string) *pgProxy {
 	return px
 }
 
-// watch reads the server's side of one connection: every message is a
-// type byte and a length that counts itself (the DSN disables TLS, so
-// there is no SSL answer before them).
-func (px *pgProxy) watch(r io.Reader) {
+// relay passes the server's side of one connection on, message by
+// message, counting each before the client can see it (so that a count
+// read after a call returns includes the call's round trips): every
+// message is a type byte and a length that counts itself (the DSN
+// disables TLS, so there is no SSL answer before them).
+func (px *pgProxy) relay(up io.Reader, c io.Writer) {
 	var head [5]byte
 	var ping, prepare bool // in the round trip so far
 	for {
-		if _, err := io.ReadFull(r, head[:]); err != nil {
+		if _, err := io.ReadFull(up, head[:]); err != nil {
 			return
 		}
 		n := int(binary.BigEndian.Uint32(head[1:])) - 4
 		if n < 0 {
 			return
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
+		msg := make([]byte, 5+n)
+		copy(msg, head[:])
+		if _, err := io.ReadFull(up, msg[5:]); err != nil {
 			return
 		}
 		switch head[0] {
@@ -159,21 +162,24 @@ func (px *pgProxy) watch(r io.Reader) {
 			ping = true
 		case 't': // ParameterDescription
 			prepare = true
+		case 'Z':
+			if n == 1 {
+				switch {
+				case ping:
+					px.pings.Add(1)
+				case prepare:
+					px.prepares.Add(1)
+				default:
+					px.ready.Add(1)
+				}
+				if msg[5] == 'T' {
+					px.inTx.Add(1)
+				}
+			}
+			ping, prepare = false, false
 		}
-		if head[0] != 'Z' || n != 1 {
-			continue
+		if _, err := c.Write(msg); err != nil {
+			return
 		}
-		switch {
-		case ping:
-			px.pings.Add(1)
-		case prepare:
-			px.prepares.Add(1)
-		default:
-			px.ready.Add(1)
-		}
-		if body[0] == 'T' {
-			px.inTx.Add(1)
-		}
-		ping, prepare = false, false
 	}
 }

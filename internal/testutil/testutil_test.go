@@ -40,7 +40,9 @@ func TestProcessLinesAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := StartProcess(t, sh, []string{"-c", "echo ready; trap 'echo bye; exit 0' TERM; while :; do sleep 0.05; done"}, ProcessOptions{})
+	// The trap first: a SIGTERM between "ready" and the trap would end the
+	// shell by default, without "bye" (seen once in CI).
+	p := StartProcess(t, sh, []string{"-c", "trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.05; done"}, ProcessOptions{})
 	if err := p.WaitLine("ready", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -21,21 +21,7 @@ func TestAnotherReplicasSaveCostsOneRoundTrip(t *testing.T) {
 	_, dsn := freshDSN(t)
 	px := startPGProxy(t, dsn)
 	a := openTest(t, dsn, nil)
-	retained := make(chan struct{}, 1)
-	b := openTest(t, px.dsn, func(o *Options) {
-		o.retainGap, o.refreshEvery, o.rollupDelay = time.Hour, time.Hour, time.Hour
-		o.onRetention = func() {
-			select {
-			case retained <- struct{}{}:
-			default:
-			}
-		}
-	})
-	select {
-	case <-retained: // the run at Open; the next one is an hour away
-	case <-time.After(time.Minute):
-		t.Fatal("no retention run after Open")
-	}
+	b := openQuiet(t, px.dsn, nil)
 	type seen struct {
 		v                   store.Version
 		err                 error
@@ -137,31 +123,16 @@ func TestSaveAheadOfANoticeCostsNoCatchUp(t *testing.T) {
 	px := startPGProxy(t, dsn)
 	ctx := context.Background()
 	a := openTest(t, dsn, nil)
-	retained := make(chan struct{}, 1)
 	heard := make(chan string, 4)
 	release := make(chan struct{})
 	hold := true
-	b := openTest(t, px.dsn, func(o *Options) {
-		o.retainGap, o.refreshEvery, o.rollupDelay = time.Hour, time.Hour, time.Hour
-		o.onRetention = func() {
-			select {
-			case retained <- struct{}{}:
-			default:
-			}
-		}
-		o.OnSaved = func(_, id string) { // on b's listener goroutine
-			heard <- id
-			if hold {
-				hold = false
-				<-release // b's listener waits here: a's next notice queues
-			}
+	b := openQuiet(t, px.dsn, func(_, id string) { // on b's listener goroutine
+		heard <- id
+		if hold {
+			hold = false
+			<-release // b's listener waits here: a's next notice queues
 		}
 	})
-	select {
-	case <-retained:
-	case <-time.After(time.Minute):
-		t.Fatal("no retention run after Open")
-	}
 	waitListening(t, dsn, 2)
 	through := func() int64 {
 		b.mu.RLock()
@@ -207,4 +178,29 @@ func TestSaveAheadOfANoticeCostsNoCatchUp(t *testing.T) {
 	if fmt.Sprint(wa) != fmt.Sprint(wb) || len(wb) == 0 {
 		t.Errorf("b's windows %v, a's %v: want the same, with all three saves", wb, wa)
 	}
+}
+
+// openQuiet opens a store whose loops that run on a timer (retention,
+// the periodic reload, the rollup's write) are held off for an hour once
+// the retention run at Open is done, so that what it sends the database
+// is what the test makes it do; onSaved is Options.OnSaved.
+func openQuiet(t *testing.T, dsn string, onSaved func(account, id string)) *Store {
+	t.Helper()
+	retained := make(chan struct{}, 1)
+	s := openTest(t, dsn, func(o *Options) {
+		o.retainGap, o.refreshEvery, o.rollupDelay = time.Hour, time.Hour, time.Hour
+		o.onRetention = func() {
+			select {
+			case retained <- struct{}{}:
+			default:
+			}
+		}
+		o.OnSaved = onSaved
+	})
+	select {
+	case <-retained:
+	case <-time.After(time.Minute):
+		t.Fatal("no retention run after Open")
+	}
+	return s
 }

@@ -103,13 +103,10 @@ func (s *Store) listen(first bool) (listened bool, err error) {
 			// applySaved replaces the cached latest version when the
 			// figures say another is the latest now; until it knows, the
 			// cache answers as a read a moment earlier would have.
-			if nt.ID != "" {
-				err = s.applySaved(cctx, nt.Account, nt.ID)
-			} else {
+			if nt.ID == "" {
 				s.dropLatestLocked(nt.Account)
 				err = s.refreshAccount(cctx, nt.Account)
-			}
-			if err != nil {
+			} else if err = s.applySaved(cctx, nt.Account, nt.ID); err != nil {
 				s.dropLatestLocked(nt.Account)
 			}
 			s.saved(nt.Account, nt.ID, true)

@@ -1,6 +1,8 @@
 package pgstore
 
 import (
+	"slices"
+
 	"github.com/claude-usage/widget/server/store"
 	"github.com/claude-usage/widget/shared"
 )
@@ -37,26 +39,18 @@ func (s *Store) hold(account string, v rollHeld) {
 // through seq, in order, and forgets those it has. The caller holds s.mu.
 func (s *Store) applyHeld(account string, r *store.Rollup) {
 	held := s.rollHeld[account]
-	for len(held) > 0 {
-		w := int64(r.ThroughSeq())
-		next := -1
-		kept := held[:0]
-		for i, h := range held {
-			switch {
-			case h.seq <= w:
-			case h.prev == w && next < 0:
-				next = len(kept)
-				kept = append(kept, held[i])
-			default:
-				kept = append(kept, h)
-			}
+	for i := 0; i < len(held); {
+		h, w := held[i], int64(r.ThroughSeq())
+		switch {
+		case h.seq <= w:
+			held = slices.Delete(held, i, i+1)
+		case h.prev == w:
+			s.applyInOrder(account, r, []rollVersion{{seq: h.seq, snap: h.snap, ok: true}})
+			held = slices.Delete(held, i, i+1)
+			i = 0 // its successor may be held before it
+		default:
+			i++
 		}
-		held = kept
-		if next < 0 {
-			break
-		}
-		s.applyInOrder(account, r, []rollVersion{{seq: held[next].seq, snap: held[next].snap, ok: true}})
-		held = append(held[:next], held[next+1:]...)
 	}
 	if len(held) == 0 {
 		delete(s.rollHeld, account)

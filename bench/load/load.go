@@ -319,21 +319,23 @@ func (l limited) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) 
 	return l.Pacer.Pace(elapsed, hits)
 }
 
-// targeter is the run's one static target, or a new request each time
-// with Build or several URLs.
+// targeter is vegeta's static targeter over the run's URLs in turn, or
+// with Build a new request each time, to the URLs in turn too.
 func targeter(o Options, base vegeta.Target) vegeta.Targeter {
-	if o.Build == nil && len(o.URLs) == 1 {
-		return vegeta.NewStaticTargeter(base)
+	if o.Build == nil {
+		targets := make([]vegeta.Target, len(o.URLs))
+		for i, u := range o.URLs {
+			targets[i] = base
+			targets[i].URL = u
+		}
+		return vegeta.NewStaticTargeter(targets...)
 	}
 	var n atomic.Uint64
 	return func(t *vegeta.Target) error {
 		i := n.Add(1) - 1
+		r := o.Build(i)
 		*t = base
 		t.URL = o.URLs[i%uint64(len(o.URLs))]
-		if o.Build == nil {
-			return nil
-		}
-		r := o.Build(i)
 		if r.Method != "" {
 			t.Method = r.Method
 		}

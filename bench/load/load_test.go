@@ -417,8 +417,9 @@ func TestBuildMakesEachRequest(t *testing.T) {
 }
 
 // TestURLsTakeTurns: with several URLs one schedule feeds them all in
-// turn, as a round-robin balancer does: the n-th request goes to the n %
-// len-th server, with Build's request, and the rate is the run's.
+// turn, as a round-robin balancer does: each server gets every len-th
+// request (Build's n-th to the n % len-th), at the run's rate, with or
+// without Build.
 func TestURLsTakeTurns(t *testing.T) {
 	const servers, n = 3, 30
 	var mu sync.Mutex
@@ -434,16 +435,21 @@ func TestURLsTakeTurns(t *testing.T) {
 		defer srv.Close()
 		urls[i] = srv.URL + "/p"
 	}
-	for _, rate := range []int{0, 2000} {
-		t.Run(fmt.Sprintf("rate=%d", rate), func(t *testing.T) {
+	build := func(i uint64) Request {
+		return Request{Method: http.MethodPost, Header: http.Header{"Idempotency-Key": {fmt.Sprint(i)}}}
+	}
+	for _, c := range []struct {
+		name  string
+		rate  int
+		build func(uint64) Request
+	}{{"rate=0", 0, build}, {"rate=2000", 2000, build}, {"static", 0, nil}} {
+		t.Run(c.name, func(t *testing.T) {
 			for i := range got {
 				got[i] = nil
 			}
 			res, err := Run(context.Background(), Options{
-				URLs: urls, Conns: 1, Requests: n, Rate: rate,
-				Build: func(i uint64) Request {
-					return Request{Method: http.MethodPost, Header: http.Header{"Idempotency-Key": {fmt.Sprint(i)}}}
-				},
+				URLs: urls, Conns: 1, Requests: n, Rate: c.rate, Build: c.build,
+				Header: http.Header{"Idempotency-Key": {"static"}},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -454,7 +460,11 @@ func TestURLsTakeTurns(t *testing.T) {
 			for i, keys := range got {
 				var want []string
 				for k := i; k < n; k += servers {
-					want = append(want, fmt.Sprint(k))
+					if c.build == nil {
+						want = append(want, "static")
+					} else {
+						want = append(want, fmt.Sprint(k))
+					}
 				}
 				if fmt.Sprint(keys) != fmt.Sprint(want) {
 					t.Errorf("server %d got requests %v, want %v", i, keys, want)
